@@ -1,0 +1,76 @@
+# Shared definitions: config validation (before any job), wildcard constraints, path helpers.
+import json
+import re
+
+from snakemake.exceptions import WorkflowError
+
+from langadapt import config as lc
+from langadapt.errors import ConfigError
+
+try:
+    lc.prepare_config(config, source=" + ".join(map(str, workflow.configfiles)) or "config")
+except ConfigError as exc:
+    raise WorkflowError(f"invalid configuration: {exc}") from None
+
+LANGS = config["languages"]
+RECIPES = list(config["recipes"])
+EVAL_RECIPES = lc.eval_recipes(config)
+TASKS = list(config["evaluation"]["tasks"])
+SEEDS = config["evaluation"]["seeds"]
+RES = config["resources"]
+
+
+def _alt(names):
+    return "|".join(re.escape(n) for n in names) if names else "(?!)"
+
+
+wildcard_constraints:
+    lang=_alt(LANGS),
+    recipe=_alt(RECIPES),
+    base=_alt(list(config["base_models"])),
+    tok=_alt(list(config["tokenizers"])),
+    task=_alt(TASKS),
+    seed=r"\d+",
+
+
+def corpus_path(lang):
+    return f"results/data/corpora/{lang}.parquet"
+
+
+def corpora(langs=None):
+    """Corpus files of some languages (all by default), as a list for `input:`."""
+    return [corpus_path(lang) for lang in (langs or LANGS)]
+
+
+def base_model_texts(wildcards):
+    """A base model trimmed to the corpora's vocabulary depends on every corpus."""
+    return corpora() if config["base_models"][wildcards.base].get("trim_vocab") else []
+
+
+def as_json(obj):
+    """Canonical JSON for params: equal settings give equal strings, so nothing reruns spuriously."""
+    return lc.canonical(obj)
+
+
+def stage_langs(section, name):
+    return config[section][name].get("languages") or LANGS
+
+
+EVAL_FILES = [
+    f"results/eval/{recipe}/{task}/seed{seed}.csv"
+    for recipe in EVAL_RECIPES
+    for task in TASKS
+    for seed in SEEDS
+]
+TRAIN_RUNS = [lc.stage_dir(r, s) for r, s in lc.recipe_stage_pairs(config) if s in ("pretrain", "realign")]
+ALL_TARGETS = [
+    "results/tables/results.csv",
+    "results/plots/results.png",
+    "results/data/filter_report.csv",
+    "results/data/sampling.csv",
+    *[f"results/tokenizers/{tok}" for tok in config["tokenizers"]],
+]
+if TRAIN_RUNS:
+    ALL_TARGETS.append("results/plots/loss_curves.png")
+if config["hypernetwork"].get("enabled"):
+    ALL_TARGETS.append(f"results/hypernet/{config['hypernetwork']['base']}")

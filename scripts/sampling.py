@@ -1,0 +1,10 @@
+"""Language sampling probabilities with temperature alpha."""
+
+from pathlib import Path
+
+from langadapt.data.sampling import write_sampling_table
+from langadapt.runtime import job
+
+job(snakemake)  # noqa: F821
+paths = dict(zip(snakemake.params.langs, map(Path, snakemake.input), strict=True))  # noqa: F821
+write_sampling_table(paths, float(snakemake.params.alpha), Path(snakemake.output[0]))  # noqa: F821

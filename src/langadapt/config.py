@@ -1,0 +1,254 @@
+"""Workflow configuration: schema validation with defaults, semantic checks, recipes and hashes.
+
+The Snakefile calls :func:`prepare_config` before any job is scheduled, so that an unknown key, a wrong
+type, an unknown language code or a dangling reference fails at once with a message naming it.
+Recipes (named model variants) are resolved here into chains of stages; each stage's canonical spec is
+what rules put in ``params`` so that editing a recipe reruns exactly what depends on it.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import subprocess
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from langadapt.errors import ConfigError
+from langadapt.languages import parse_lang
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SCHEMA_PATH = REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml"
+STAGES = ("init", "pretrain", "realign")
+
+
+# ---------------------------------------------------------------------------------------------- schema
+def _with_defaults(validator_class: type) -> type:
+    """A jsonschema validator that also fills in `default` values (nested objects included)."""
+    validate_props = validator_class.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):  # noqa: ANN001
+        if isinstance(instance, dict):
+            for prop, sub in properties.items():
+                if isinstance(sub, dict) and "default" in sub and prop not in instance:
+                    instance[prop] = copy.deepcopy(sub["default"])
+        yield from validate_props(validator, properties, instance, schema)
+
+    return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
+
+
+@lru_cache(maxsize=4)
+def _load_schema(path: str) -> dict:
+    with open(path, encoding="utf-8") as fh:
+        return yaml.safe_load(fh)
+
+
+def _path_of(error: jsonschema.ValidationError) -> str:
+    return ".".join(str(p) for p in error.absolute_path) or "(top level)"
+
+
+def validate_schema(config: dict, schema_path: Path = SCHEMA_PATH, source: str = "config") -> dict:
+    """Validate `config` in place against the JSON schema, filling defaults; raise one clear error."""
+    schema = _load_schema(str(schema_path))
+    validator = _with_defaults(jsonschema.Draft202012Validator)(schema)
+    errors = sorted(validator.iter_errors(config), key=lambda e: (len(list(e.absolute_path)), str(e.message)))
+    if errors:
+        err = errors[0]
+        # oneOf/anyOf errors are easier to read through their most specific sub-error
+        best = jsonschema.exceptions.best_match([err]) if err.context else err
+        raise ConfigError(f"{source}: {_path_of(best)}: {best.message}")
+    return config
+
+
+# ------------------------------------------------------------------------------------------- semantics
+def check_semantics(config: dict, source: str = "config") -> None:
+    """Cross-field checks the schema cannot express: language codes, references between sections."""
+    langs = config["languages"]
+    for i, code in enumerate(langs):
+        parse_lang(code, where=f"{source}: languages[{i}]")
+    known = set(langs)
+    parse_lang(config["pivot"], where=f"{source}: pivot")
+    if config["pivot"] not in known:
+        raise ConfigError(f"{source}: pivot {config['pivot']!r} is not in languages")
+
+    sources = config["data"]["sources"]
+    for lang in sources:
+        parse_lang(lang, where=f"{source}: data.sources")
+        if lang not in known:
+            raise ConfigError(f"{source}: data.sources.{lang}: language is not in languages")
+    missing = [lang for lang in langs if lang not in sources]
+    if missing:
+        raise ConfigError(f"{source}: data.sources has no source for {', '.join(missing)}")
+
+    def check_langs(section: str, name: str, values: list[str] | None) -> None:
+        for i, code in enumerate(values or []):
+            parse_lang(code, where=f"{source}: {section}.{name}.languages[{i}]")
+            if code not in known:
+                raise ConfigError(f"{source}: {section}.{name}.languages: {code!r} is not in languages")
+
+    for section in ("tokenizers", "pretraining", "realignment"):
+        for name, spec in config.get(section, {}).items():
+            check_langs(section, name, spec.get("languages"))
+    hyper = config.get("hypernetwork", {})
+    if hyper.get("enabled"):
+        if hyper.get("base") not in config["base_models"]:
+            raise ConfigError(f"{source}: hypernetwork.base {hyper.get('base')!r} is not in base_models")
+        check_langs("hypernetwork", "word_vectors", hyper.get("languages"))
+
+    recipes = config["recipes"]
+    refs = {"base": "base_models", "tokenizer": "tokenizers", "pretrain": "pretraining", "realign": "realignment"}
+    for name, recipe in recipes.items():
+        where = f"{source}: recipes.{name}"
+        for key, section in refs.items():
+            if key in recipe and recipe[key] not in config.get(section, {}):
+                raise ConfigError(f"{where}.{key}: {recipe[key]!r} is not defined in {section}")
+        if "from" in recipe and recipe["from"] not in recipes:
+            raise ConfigError(f"{where}.from: unknown recipe {recipe['from']!r}")
+        if ("tokenizer" in recipe) != ("init" in recipe):
+            raise ConfigError(f"{where}: 'tokenizer' and 'init' go together (a new vocabulary needs an init)")
+        _chain(config, name)  # raises on cycles
+    wanted = config["evaluation"].get("recipes")
+    for name in wanted or []:
+        if name not in recipes:
+            raise ConfigError(f"{source}: evaluation.recipes: unknown recipe {name!r}")
+
+
+def prepare_config(config: dict, schema_path: Path = SCHEMA_PATH, source: str = "config") -> dict:
+    """Validate (schema + semantics) and fill defaults in place; returns the same dict."""
+    validate_schema(config, schema_path, source)
+    check_semantics(config, source)
+    return config
+
+
+def load_config(path: Path | str) -> dict:
+    """Read a YAML config file and prepare it (errors name the file)."""
+    path = Path(path)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            config = yaml.safe_load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(config, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    return prepare_config(config, source=str(path))
+
+
+# --------------------------------------------------------------------------------------------- recipes
+def _chain(config: dict, recipe: str, seen: tuple[str, ...] = ()) -> list[tuple[str, str]]:
+    """The recipes a recipe builds on, root first, as (recipe, stage) pairs of its own stages."""
+    if recipe in seen:
+        raise ConfigError(f"recipes: cycle through 'from': {' -> '.join((*seen, recipe))}")
+    spec = config["recipes"][recipe]
+    parent = _chain(config, spec["from"], (*seen, recipe)) if "from" in spec else []
+    return parent + [(recipe, stage) for stage in own_stages(config, recipe)]
+
+
+def own_stages(config: dict, recipe: str) -> list[str]:
+    """Stages this recipe adds on top of its base model or parent recipe, in DAG order."""
+    spec = config["recipes"][recipe]
+    stages = []
+    if "tokenizer" in spec:
+        stages.append("init")
+    if "pretrain" in spec:
+        stages.append("pretrain")
+    if "realign" in spec:
+        stages.append("realign")
+    return stages
+
+
+def root_base(config: dict, recipe: str) -> str:
+    spec = config["recipes"][recipe]
+    return spec["base"] if "base" in spec else root_base(config, spec["from"])
+
+
+def base_model_dir(base: str) -> str:
+    return f"results/base/{base}"
+
+
+def stage_dir(recipe: str, stage: str) -> str:
+    return f"results/models/{recipe}/{stage}"
+
+
+def final_model_dir(config: dict, recipe: str) -> str:
+    """Directory of a recipe's finished model (its last stage, or its parent's / base model)."""
+    chain = _chain(config, recipe)
+    if chain:
+        return stage_dir(*chain[-1])
+    return base_model_dir(root_base(config, recipe))
+
+
+def stage_input_dir(config: dict, recipe: str, stage: str) -> str:
+    """The model directory a stage starts from."""
+    stages = own_stages(config, recipe)
+    if stage not in stages:
+        raise ConfigError(f"recipe {recipe!r} has no stage {stage!r}")
+    i = stages.index(stage)
+    if i > 0:
+        return stage_dir(recipe, stages[i - 1])
+    spec = config["recipes"][recipe]
+    if "from" in spec:
+        return final_model_dir(config, spec["from"])
+    return base_model_dir(spec["base"])
+
+
+def recipe_stage_pairs(config: dict) -> list[tuple[str, str]]:
+    return [(r, s) for r in config["recipes"] for s in own_stages(config, r)]
+
+
+def stage_spec(config: dict, recipe: str, stage: str) -> dict:
+    """Canonical settings of one stage (what its rule's params carry)."""
+    spec = config["recipes"][recipe]
+    if stage == "init":
+        tok = spec["tokenizer"]
+        return {"tokenizer": tok, "tokenizer_spec": config["tokenizers"][tok], "init": spec["init"]}
+    if stage == "pretrain":
+        return {"name": spec["pretrain"], **config["pretraining"][spec["pretrain"]]}
+    if stage == "realign":
+        return {"name": spec["realign"], **config["realignment"][spec["realign"]]}
+    raise ConfigError(f"unknown stage {stage!r}")
+
+
+def recipe_spec(config: dict, recipe: str) -> dict:
+    """Full canonical spec of a recipe: base model and every stage down the chain."""
+    base = root_base(config, recipe)
+    return {
+        "base": {"name": base, **config["base_models"][base]},
+        "stages": [{"recipe": r, "stage": s, **stage_spec(config, r, s)} for r, s in _chain(config, recipe)],
+    }
+
+
+def eval_recipes(config: dict) -> list[str]:
+    wanted = config["evaluation"].get("recipes")
+    return list(wanted) if wanted else list(config["recipes"])
+
+
+# ---------------------------------------------------------------------------------------- provenance
+def canonical(obj: Any) -> str:
+    """Canonical JSON (sorted keys, no whitespace): equal settings give equal strings."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def config_hash(obj: Any) -> str:
+    return hashlib.sha256(canonical(obj).encode("utf-8")).hexdigest()[:12]
+
+
+@lru_cache(maxsize=1)
+def code_version() -> str:
+    """`git describe` of the repository (with -dirty), or the package version outside git."""
+    from langadapt import __version__
+
+    try:
+        out = subprocess.run(
+            ["git", "describe", "--always", "--dirty", "--tags"],
+            cwd=REPO_ROOT, capture_output=True, text=True, timeout=10, check=True,
+        )
+        return f"{__version__}+{out.stdout.strip()}"
+    except (OSError, subprocess.SubprocessError):
+        return __version__

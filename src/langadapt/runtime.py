@@ -1,0 +1,86 @@
+"""Glue for the workflow's thin scripts: logging to the rule's log file, threads, provenance.
+
+Scripts do ``from langadapt.runtime import job``; ``job(snakemake)`` configures logging (file + stderr),
+limits torch/BLAS threads to the rule's ``threads`` and returns a :class:`Job` with the parsed params.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import sys
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from langadapt.config import code_version, config_hash
+
+_PACKAGES = ("torch", "transformers", "tokenizers", "sentencepiece", "pyarrow", "numpy", "snakemake")
+
+
+def package_versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for name in _PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+@dataclass
+class Job:
+    """What a script needs from the `snakemake` object, in plain Python types."""
+
+    snakemake: Any
+    log: logging.Logger
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def param_json(self, name: str) -> Any:
+        """A param that the rule passed as canonical JSON."""
+        return json.loads(getattr(self.snakemake.params, name))
+
+    def provenance(self, spec: Any, **extra: Any) -> dict[str, Any]:
+        return {
+            "rule": self.snakemake.rule,
+            "wildcards": dict(self.snakemake.wildcards.items()),
+            "spec": spec,
+            "config_hash": config_hash(spec),
+            "code_version": code_version(),
+            "packages": package_versions(),
+            **extra,
+        }
+
+
+def setup_logging(log_path: str | os.PathLike | None, name: str = "langadapt") -> logging.Logger:
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if log_path:
+        Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.FileHandler(log_path, mode="w", encoding="utf-8"))
+    logging.basicConfig(
+        level=logging.INFO, handlers=handlers, force=True,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    return logging.getLogger(name)
+
+
+def set_threads(n: int) -> None:
+    os.environ.setdefault("OMP_NUM_THREADS", str(n))
+    try:
+        import torch
+
+        torch.set_num_threads(max(1, n))
+    except ImportError:  # pragma: no cover - torch is a hard dependency
+        pass
+
+
+def job(snakemake: Any) -> Job:
+    log_file = snakemake.log[0] if len(snakemake.log) else None
+    log = setup_logging(log_file, f"langadapt.{snakemake.rule}")
+    set_threads(int(snakemake.threads))
+    log.info("rule %s, wildcards %s, threads %s", snakemake.rule, dict(snakemake.wildcards.items()),
+             snakemake.threads)
+    return Job(snakemake=snakemake, log=log)
