@@ -2,13 +2,23 @@
 import json
 import re
 
+import snakemake.utils
+
 from snakemake.exceptions import WorkflowError
 
 from langadapt import config as lc
 from langadapt.errors import ConfigError
 
+# config.yaml is the default; a --configfile replaces it (instead of being merged into it), while
+# --config KEY=VALUE overrides still apply on top of whichever file is used.
+CONFIG_SOURCE = " + ".join(map(str, workflow.configfiles)) or "config.yaml"
 try:
-    lc.prepare_config(config, source=" + ".join(map(str, workflow.configfiles)) or "config")
+    if not workflow.configfiles:
+        _overrides = dict(config)
+        config.clear()
+        config.update(lc.read_yaml("config.yaml"))
+        snakemake.utils.update_config(config, _overrides)
+    lc.prepare_config(config, source=CONFIG_SOURCE)
 except ConfigError as exc:
     raise WorkflowError(f"invalid configuration: {exc}") from None
 

@@ -125,8 +125,8 @@ def prepare_config(config: dict, schema_path: Path = SCHEMA_PATH, source: str = 
     return config
 
 
-def load_config(path: Path | str) -> dict:
-    """Read a YAML config file and prepare it (errors name the file)."""
+def read_yaml(path: Path | str) -> dict:
+    """Read a YAML config file into a dict (errors name the file)."""
     path = Path(path)
     try:
         with open(path, encoding="utf-8") as fh:
@@ -137,7 +137,12 @@ def load_config(path: Path | str) -> dict:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(config, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
-    return prepare_config(config, source=str(path))
+    return config
+
+
+def load_config(path: Path | str) -> dict:
+    """Read a YAML config file and prepare it (errors name the file)."""
+    return prepare_config(read_yaml(path), source=str(path))
 
 
 # --------------------------------------------------------------------------------------------- recipes

@@ -1,0 +1,28 @@
+"""Shared fixtures: repository paths and a copy of the workflow in a temporary directory."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+WORKFLOW_PARTS = ("workflow", "rules", "scripts", "envs", "configs", "config.yaml", "profiles")
+
+
+def copy_workflow(dest: Path) -> Path:
+    """Copy what Snakemake needs (not results/) so that a test run writes only under `dest`."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for part in WORKFLOW_PARTS:
+        src = REPO / part
+        if src.is_dir():
+            shutil.copytree(src, dest / part)
+        elif src.exists():
+            shutil.copy2(src, dest / part)
+    return dest
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    return copy_workflow(tmp_path / "wf")

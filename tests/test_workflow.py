@@ -1,0 +1,65 @@
+"""The workflow as users run it: dry runs of every config, config errors before any job, lint."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import REPO
+
+SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
+CONFIGS = ["config.yaml", *sorted(f"configs/{p.name}" for p in (REPO / "configs").glob("*.yaml"))]
+
+
+def snakemake(workdir: Path, *args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [SNAKEMAKE, "--cores", "2", *args], cwd=workdir, capture_output=True, text=True, timeout=timeout
+    )
+
+
+@pytest.mark.parametrize("configfile", CONFIGS)
+def test_dry_run_every_config(workdir, configfile):
+    proc = snakemake(workdir, "-n", "--configfile", configfile)
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    out = proc.stdout + proc.stderr
+    for rule in ("corpus", "base_model", "evaluate", "tables"):
+        assert rule in out
+    assert not (workdir / "results").exists()
+
+
+def test_lint_is_clean(workdir):
+    proc = subprocess.run([SNAKEMAKE, "--lint"], cwd=workdir, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Congratulations" in proc.stdout + proc.stderr
+
+
+def _write_config(workdir: Path, mutate) -> str:
+    raw = yaml.safe_load((workdir / "configs" / "smoke.yaml").read_text())
+    mutate(raw)
+    path = workdir / "configs" / "bad.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return "configs/bad.yaml"
+
+
+@pytest.mark.parametrize(
+    ("mutate", "fragments"),
+    [
+        (lambda c: c["data"].update(filterz={}), ["data", "filterz"]),
+        (lambda c: c["pretraining"]["mlm_tiny"].update(objective=3), ["pretraining.mlm_tiny.objective"]),
+        (lambda c: c["languages"].append("qqq_Latn"), ["qqq_Latn", "ISO 639-3"]),
+    ],
+    ids=["unknown-key", "wrong-type", "unknown-language"],
+)
+def test_bad_config_fails_before_any_job(workdir, mutate, fragments):
+    configfile = _write_config(workdir, mutate)
+    proc = snakemake(workdir, "--configfile", configfile)
+    assert proc.returncode != 0
+    out = proc.stdout + proc.stderr
+    assert "invalid configuration" in out
+    for fragment in fragments:
+        assert fragment in out
+    assert not (workdir / "results").exists(), "a bad config must not leave partial output"
