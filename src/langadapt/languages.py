@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 
 import pycountry
 import unicodedataplus
@@ -56,7 +56,7 @@ def known_scripts() -> frozenset[str]:
     return frozenset(_unicode_script_codes().values()) | frozenset(_COMPOSITE_SCRIPTS) | NEUTRAL_SCRIPTS
 
 
-@lru_cache(maxsize=None)
+@cache
 def _iso639_3(code: str) -> bool:
     return pycountry.languages.get(alpha_3=code) is not None
 

@@ -1,0 +1,213 @@
+"""SR-B style sentence retrieval on the verse-aligned Bible corpora (task kind ``retrieval_bible``).
+
+Protocol (LangSAMP, Appendix A "Sentence Retrieval", following Glot500's
+``evaluation/retrieval/evaluate_retrieval_bible.py``): no fine-tuning; every sentence is encoded by
+mean-pooling the hidden states of one layer (the 8th); for each English query the candidates of the
+other language are ranked by cosine similarity; the score is top-k accuracy (top-10 is the SR-B
+metric of LangSAMP Table 2).
+
+* Queries are pivot-language (English) verses of the ``split`` split (``test``), candidates are the
+  same verse ids in language L; only verse ids present in both corpora are used.
+* At most ``max_sentences`` (500, LangSAMP App. A) verses per language. ``sample: even`` (default)
+  takes evenly spaced verse ids from the sorted common ids, so every recipe and seed is scored on
+  the same verses (retrieval involves no training, so the seed changes nothing);
+  ``sample: seeded`` draws a uniform sample with the job seed instead.
+* ``layer`` indexes ``hidden_states`` with ``hidden_states[0]`` = embedding output, so ``layer: 8``
+  is the output of the 8th transformer layer (Glot500 drops the embeddings and takes index 7: the
+  same tensor). Layers above it are not even loaded.
+* Mean pooling is over real tokens only: padding is excluded by the attention mask and, by default,
+  the special tokens (``<s>``/``</s>``, ``[CLS]``/``[SEP]``) too (``pool_special_tokens: false``),
+  so that the sentence vector depends on the sentence's own tokens only. Glot500's script pools
+  over the specials as well unless ``--pool_skip_special_token`` is given; set
+  ``pool_special_tokens: true`` to match that.
+* Inference is batched, length-sorted (little padding), ``max_length`` 128 tokens (truncation),
+  under ``torch.inference_mode``. Pivot embeddings are computed once per job.
+* Ties in similarity count as a random tie-break in expectation (see ``metrics.topk_accuracy``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from langadapt.errors import ConfigError, DataError
+from langadapt.evaluation.metrics import topk_accuracy
+from langadapt.evaluation.tasks import TASKS, Task, TaskData, check_layer, load_pretrained, pick_device
+
+log = logging.getLogger(__name__)
+
+
+def select_ids(ids: np.ndarray, n: int, sample: str, seed: int) -> np.ndarray:
+    """At most `n` of the sorted verse `ids`: evenly spaced (``"even"``) or a seeded random sample."""
+    ids = np.sort(np.asarray(ids, dtype=np.int64))
+    if len(ids) <= n:
+        return ids
+    if sample == "even":
+        # spacing (len-1)/(n-1) > 1, so the rounded positions are distinct
+        pos = np.round(np.linspace(0, len(ids) - 1, n)).astype(np.int64)
+    elif sample == "seeded":
+        pos = np.sort(np.random.default_rng(seed).choice(len(ids), size=n, replace=False))
+    else:
+        raise ConfigError(f"retrieval_bible.sample must be 'even' or 'seeded', got {sample!r}")
+    return ids[pos]
+
+
+def load_encoder(model_dir: Path, layer: int, device: Any) -> tuple[Any, Any]:
+    """Tokenizer and encoder of `model_dir` (an MLM checkpoint works) keeping only layers 1..`layer`."""
+    from transformers import AutoModel, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = load_pretrained(AutoModel, model_dir, (r"(^|\.)pooler\.",), num_hidden_layers=layer)
+    model.to(device).eval()
+    return tokenizer, model
+
+
+def encode_mean(
+    model: Any,
+    tokenizer: Any,
+    texts: Sequence[str],
+    layer: int,
+    *,
+    max_length: int = 128,
+    batch_size: int = 64,
+    pool_special_tokens: bool = False,
+    desc: str = "encode",
+) -> np.ndarray:
+    """Mean-pooled ``hidden_states[layer]`` of each text, float32 ``[len(texts), hidden]``.
+
+    Texts are tokenized without padding, sorted by length and padded per batch; the pooling mask is
+    the attention mask, minus special tokens unless `pool_special_tokens`. A text with no token left
+    in the mask (e.g. empty) gets the zero vector.
+    """
+    import torch
+    from tqdm.auto import tqdm
+
+    enc = tokenizer(list(texts), truncation=True, max_length=max_length, return_special_tokens_mask=True)
+    ids, special = enc["input_ids"], enc["special_tokens_mask"]
+    order = np.argsort([-len(x) for x in ids], kind="stable")  # longest first: memory errors show early
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    device = next(model.parameters()).device
+    out = np.zeros((len(ids), model.config.hidden_size), dtype=np.float32)
+    starts = range(0, len(ids), batch_size)
+    with torch.inference_mode():
+        for start in tqdm(starts, desc=desc, unit="batch", mininterval=5.0, leave=False):
+            idx = order[start : start + batch_size]
+            width = max(len(ids[i]) for i in idx)
+            input_ids = torch.full((len(idx), width), pad_id, dtype=torch.long)
+            attention = torch.zeros((len(idx), width), dtype=torch.long)
+            pool = torch.zeros((len(idx), width), dtype=torch.float32)
+            for row, i in enumerate(idx):
+                n = len(ids[i])
+                input_ids[row, :n] = torch.tensor(ids[i])
+                attention[row, :n] = 1
+                keep = (
+                    torch.ones(n)
+                    if pool_special_tokens
+                    else 1.0 - torch.tensor(special[i], dtype=torch.float32)
+                )
+                pool[row, :n] = keep
+            hidden = model(
+                input_ids=input_ids.to(device), attention_mask=attention.to(device), output_hidden_states=True
+            ).hidden_states[layer]
+            pool = pool.to(device).unsqueeze(-1)
+            summed = (hidden.float() * pool).sum(dim=1)
+            vec = summed / pool.sum(dim=1).clamp(min=1.0)
+            out[idx] = vec.cpu().numpy()
+    return out
+
+
+def cosine_matrix(queries: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+    """Cosine similarity ``[n_q, n_c]`` (zero vectors have similarity 0 with everything)."""
+    q = queries / np.maximum(np.linalg.norm(queries, axis=1, keepdims=True), 1e-12)
+    c = candidates / np.maximum(np.linalg.norm(candidates, axis=1, keepdims=True), 1e-12)
+    return q.astype(np.float64) @ c.astype(np.float64).T
+
+
+@TASKS.register("retrieval_bible")
+class BibleRetrieval(Task):
+    """SR-B style retrieval: English test verses as queries, the same verses in L as candidates."""
+
+    kind = "retrieval_bible"
+    defaults = {
+        "layer": 8,  # LangSAMP App. A: mean of the contextual token embeddings at the 8th layer
+        "max_sentences": 500,  # LangSAMP App. A: up to 500 English-aligned sentences for SR-B
+        "k": [1, 10],  # LangSAMP Table 2: SR-B metric is top-10 accuracy (top-1 reported as well)
+        "split": "test",  # never the training split of continued pretraining / fine-tuning
+        "sample": "even",  # "even" (seed-independent) or "seeded" (job seed), see module docstring
+        "pool_special_tokens": False,  # Glot500 default pools specials too (see module docstring)
+        "max_length": 128,  # tokens per verse (truncation)
+        "batch_size": 64,  # inference batch size (no effect on results)
+        "device": "auto",  # "auto" = cuda if available, else cpu
+    }
+
+    def validate(self) -> None:
+        p = self.params
+        self._positive("max_sentences", "max_length", "batch_size")
+        if isinstance(p["layer"], bool) or p["layer"] < 0:
+            raise ConfigError(f"retrieval_bible.layer must be >= 0, got {p['layer']!r}")
+        if not p["k"] or any(isinstance(k, bool) or not isinstance(k, int) or k < 1 for k in p["k"]):
+            raise ConfigError(f"retrieval_bible.k must be a non-empty list of integers >= 1, got {p['k']!r}")
+        if p["split"] not in ("train", "dev", "test"):
+            raise ConfigError(f"retrieval_bible.split must be train, dev or test, got {p['split']!r}")
+        if p["sample"] not in ("even", "seeded"):
+            raise ConfigError(f"retrieval_bible.sample must be 'even' or 'seeded', got {p['sample']!r}")
+
+    def run(self, model_dir: Path, data: TaskData, seed: int) -> list[dict[str, Any]]:
+        p = self.params
+        check_layer(model_dir, p["layer"])
+        if not data.targets:
+            raise ConfigError(f"retrieval_bible needs at least one language besides the pivot {data.pivot}")
+        pivot = data.corpus(data.pivot)
+        pivot = pivot[pivot["split"] == p["split"]].set_index("verse_id")["text"]
+        chosen: dict[str, np.ndarray] = {}
+        for lang in data.targets:  # all selections first: input errors surface before any inference
+            df = data.corpus(lang)
+            common = np.intersect1d(df.loc[df["split"] == p["split"], "verse_id"].to_numpy(), pivot.index)
+            if len(common) == 0:
+                raise DataError(
+                    f"no {p['split']} verse of {data.corpus_paths[lang]} is also in the pivot corpus "
+                    f"{data.corpus_paths[data.pivot]}"
+                )
+            chosen[lang] = select_ids(common, p["max_sentences"], p["sample"], seed)
+            if len(chosen[lang]) < p["max_sentences"]:
+                log.warning(
+                    "retrieval_bible: only %d %s verses shared by %s and %s",
+                    len(chosen[lang]),
+                    p["split"],
+                    data.pivot,
+                    lang,
+                )
+
+        tokenizer, model = load_encoder(model_dir, p["layer"], pick_device(p["device"]))
+        kw = {
+            "max_length": p["max_length"],
+            "batch_size": p["batch_size"],
+            "pool_special_tokens": p["pool_special_tokens"],
+        }
+        pivot_ids = np.unique(np.concatenate(list(chosen.values())))
+        pivot_vecs = encode_mean(
+            model, tokenizer, pivot.loc[pivot_ids].tolist(), p["layer"], desc=f"encode {data.pivot}", **kw
+        )
+        row_of = {int(v): i for i, v in enumerate(pivot_ids)}
+
+        rows: list[dict[str, Any]] = []
+        for lang in data.targets:
+            ids = chosen[lang]
+            texts = data.corpus(lang).set_index("verse_id").loc[ids, "text"].tolist()
+            vecs = encode_mean(model, tokenizer, texts, p["layer"], desc=f"encode {lang}", **kw)
+            queries = pivot_vecs[[row_of[int(v)] for v in ids]]
+            scores = topk_accuracy(cosine_matrix(queries, vecs), np.arange(len(ids)), p["k"])
+            for k in p["k"]:
+                rows.append({"language": lang, "metric": f"top{k}", "value": scores[k]})
+            log.info(
+                "retrieval_bible %s -> %s: %d verses, %s",
+                data.pivot,
+                lang,
+                len(ids),
+                ", ".join(f"top{k}={scores[k]:.3f}" for k in p["k"]),
+            )
+        return rows

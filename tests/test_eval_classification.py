@@ -1,0 +1,172 @@
+"""bible_genre (Taxi1500 stand-in): genres, data selection, end-to-end fine-tuning on a tiny model."""
+
+import random
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from langadapt.errors import ConfigError, DataError
+from langadapt.evaluation import build_task, evaluate
+from langadapt.evaluation.classification import book_genre
+from langadapt.evaluation.tasks import TaskData
+
+WORDS = [f"w{i}" for i in range(60)]
+SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+BOOKS = [1, 3, 6, 10, 18, 20, 23, 30, 40, 43, 45, 66]  # two books of each genre
+
+
+def make_model_dir(path, n_layers=2, seed=0, arch="bert"):
+    """A tiny random BertForMaskedLM (or XLMRobertaForMaskedLM) + word-level fast tokenizer in `path`."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+    from transformers import (
+        BertConfig,
+        BertForMaskedLM,
+        PreTrainedTokenizerFast,
+        XLMRobertaConfig,
+        XLMRobertaForMaskedLM,
+    )
+
+    vocab = {tok: i for i, tok in enumerate(SPECIALS + WORDS)}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", special_tokens=[("[CLS]", vocab["[CLS]"]), ("[SEP]", vocab["[SEP]"])]
+    )
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+    )
+    torch.manual_seed(seed)
+    config_cls, model_cls = (
+        (BertConfig, BertForMaskedLM) if arch == "bert" else (XLMRobertaConfig, XLMRobertaForMaskedLM)
+    )
+    cfg = config_cls(
+        vocab_size=len(vocab),
+        hidden_size=32,
+        num_hidden_layers=n_layers,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=66,
+        pad_token_id=0,
+    )
+    model_cls(cfg).save_pretrained(path)
+    fast.save_pretrained(path)
+    return path
+
+
+def make_corpora(tmp_path, per_book=12):
+    """Three languages; genre g verses use words w{10g}..w{10g+9} so the task is learnable."""
+    rng = random.Random(0)
+    rows = []
+    for book in BOOKS:
+        g = int(book_genre([book])[0])
+        for v in range(1, per_book + 1):
+            split = ("train", "train", "dev", "test")[v % 4]
+            words = [f"w{10 * g + rng.randrange(10)}" for _ in range(rng.randint(3, 8))]
+            rows.append((book * 1_000_000 + 1_000 + v, book, " ".join(words), split))
+    eng = pd.DataFrame(rows, columns=["verse_id", "book", "text", "split"]).astype({"book": "int16"})
+    paths = {}
+    for lang, df in {
+        "eng_Latn": eng,
+        "deu_Latn": eng.sample(frac=1.0, random_state=1),
+        "nya_Latn": eng.iloc[::2],
+    }.items():
+        paths[lang] = tmp_path / f"{lang}.parquet"
+        df.to_parquet(paths[lang], index=False)
+    return paths
+
+
+CFG = {
+    "kind": "bible_genre",
+    "train_per_class": 4,
+    "dev_per_class": 2,
+    "test_per_class": 3,
+    "epochs": 3,
+    "max_steps": 4,
+    "eval_every": 2,
+    "lr": 1e-3,
+}
+
+
+def test_book_genre():
+    assert book_genre([1, 5, 6, 17, 18, 22, 23, 39, 40, 44, 45, 66, 0, 67]).tolist() == [
+        0,
+        0,
+        1,
+        1,
+        2,
+        2,
+        3,
+        3,
+        4,
+        4,
+        5,
+        5,
+        -1,
+        -1,
+    ]
+
+
+def test_selection_same_test_ids(tmp_path):
+    paths = make_corpora(tmp_path)
+    task = build_task(CFG)
+    train, dev, tests = task.select_data(TaskData(paths, "eng_Latn"))
+    assert train["label"].value_counts().to_dict() == {g: 4 for g in range(6)}
+    assert (train["split"] == "train").all() and (dev["split"] == "dev").all()
+    assert len(dev) == 12
+    assert tests["eng_Latn"]["verse_id"].tolist() == tests["deu_Latn"]["verse_id"].tolist()
+    assert tests["eng_Latn"]["label"].value_counts().to_dict() == {g: 3 for g in range(6)}
+    assert all((t["split"] == "test").all() for t in tests.values())
+
+
+def test_end_to_end_reproducible(tmp_path):
+    paths = make_corpora(tmp_path)
+    model_dir = make_model_dir(tmp_path / "model")
+    out = tmp_path / "eval" / "seed3.csv"
+    df = evaluate(model_dir, "genre", CFG, paths, None, "eng_Latn", 3, "base", "h", "v", out)
+    assert set(df["language"]) == {"eng_Latn", "deu_Latn", "nya_Latn"}
+    assert set(df["metric"]) == {"macro_f1", "accuracy"}
+    assert np.isfinite(df["value"]).all() and df["value"].between(0, 1).all()
+    assert pd.read_csv(out).shape == (6, 8)
+    again = evaluate(
+        model_dir, "genre", CFG, paths, None, "eng_Latn", 3, "base", "h", "v", tmp_path / "b.csv"
+    )
+    assert again["value"].tolist() == pytest.approx(df["value"].tolist(), abs=1e-9)
+
+
+def test_xlmr_checkpoint(tmp_path):
+    paths = make_corpora(tmp_path)
+    model_dir = make_model_dir(tmp_path / "model", arch="xlmr")
+    df = evaluate(
+        model_dir,
+        "genre",
+        {**CFG, "max_steps": 2, "eval_every": None},
+        paths,
+        None,
+        "eng_Latn",
+        0,
+        "base",
+        "h",
+        "v",
+        tmp_path / "o.csv",
+    )
+    assert len(df) == 6 and df["value"].between(0, 1).all()
+
+
+def test_errors(tmp_path):
+    with pytest.raises(ConfigError, match="'learning_rate'"):
+        build_task({"kind": "bible_genre", "learning_rate": 1e-5})
+    with pytest.raises(ConfigError, match="max_steps"):
+        build_task({"kind": "bible_genre", "max_steps": 0})
+    paths = make_corpora(tmp_path)
+    no_dev = pd.read_parquet(paths["eng_Latn"])
+    no_dev = no_dev[no_dev["split"] != "dev"]
+    no_dev.to_parquet(paths["eng_Latn"], index=False)
+    with pytest.raises(DataError, match="dev split of .*eng_Latn.parquet"):
+        build_task(CFG).select_data(TaskData(paths, "eng_Latn"))

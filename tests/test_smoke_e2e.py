@@ -1,0 +1,112 @@
+"""End-to-end: the smoke config runs the whole DAG; tables hold a finite number per language and task.
+
+One workflow run per test session (module-scoped), in a temporary copy of the workflow.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import copy_workflow
+
+SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
+pytestmark = pytest.mark.slow
+
+
+def run(workdir: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [SNAKEMAKE, "--cores", "2", "--configfile", "configs/smoke.yaml", *args],
+        cwd=workdir, capture_output=True, text=True, timeout=timeout,
+    )
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory) -> Path:
+    workdir = copy_workflow(tmp_path_factory.mktemp("smoke") / "wf")
+    proc = run(workdir)
+    if proc.returncode != 0:
+        logs = "\n".join(f"--- {p}\n{p.read_text()[-3000:]}" for p in (workdir / "results/logs").rglob("*.log"))
+        pytest.fail(f"smoke run failed:\n{proc.stderr[-6000:]}\n{logs[-12000:]}")
+    return workdir
+
+
+def test_tables_hold_a_finite_number_for_every_language_and_task(smoke):
+    cfg = yaml.safe_load((smoke / "configs/smoke.yaml").read_text())
+    rows = pd.read_csv(smoke / "results/tables/results.csv")
+    assert set(rows.columns) >= {"recipe", "task", "language", "seed", "metric", "value", "config_hash",
+                                 "code_version"}
+    assert set(rows["recipe"]) == set(cfg["recipes"])
+    assert set(rows["task"]) == set(cfg["evaluation"]["tasks"])
+    others = set(cfg["languages"]) - {cfg["pivot"]}
+    for (recipe, task), grp in rows.groupby(["recipe", "task"]):
+        assert others <= set(grp["language"]), (recipe, task)
+        assert all(math.isfinite(v) for v in grp["value"]), (recipe, task)
+    by_task = smoke / "results/tables/by_task"
+    assert list(by_task.glob("*.csv")) and list(by_task.glob("*.tex"))
+    for tex in by_task.glob("*.tex"):
+        assert "\\toprule" in tex.read_text()
+    assert (smoke / "results/plots/results.png").stat().st_size > 1000
+    assert (smoke / "results/plots/loss_curves.png").stat().st_size > 1000
+
+
+def test_data_outputs(smoke):
+    report = pd.read_csv(smoke / "results/data/filter_report.csv")
+    assert len(report) == 5
+    sampling = pd.read_csv(smoke / "results/data/sampling.csv")
+    assert abs(sampling["p_sampled"].sum() - 1) < 1e-6
+    pairs = pd.read_parquet(smoke / "results/data/parallel.parquet")
+    assert set(pairs["lang"]) == {"deu_Latn", "hin_Deva", "jpn_Jpan", "nya_Latn"}
+
+
+def test_model_dirs_load_without_custom_code(smoke):
+    from transformers import AutoModel, AutoTokenizer
+
+    for d in ["results/base/tiny", "results/models/tiny_spm/init", "results/models/tiny_realigned/realign"]:
+        model = AutoModel.from_pretrained(smoke / d)
+        tok = AutoTokenizer.from_pretrained(smoke / d)
+        assert model.get_input_embeddings().num_embeddings == len(tok)
+        prov = json.loads((smoke / d / "langadapt.json").read_text())
+        assert prov["config_hash"] and prov["code_version"]
+    stats = pd.read_csv(smoke / "results/tokenizers/spm_nya/stats.csv")
+    assert set(stats["lang"]) == {"nya_Latn", "eng_Latn"}
+    assert ((stats["fertility"] > 0) & (stats["unk_rate"] >= 0)).all()
+    hyper = json.loads((smoke / "results/hypernet/tiny/hypernet.json").read_text())
+    assert "heldout_cosine" in json.dumps(hyper)
+
+
+def test_rerun_has_nothing_to_do_and_tables_target_reruns_no_model(smoke):
+    proc = run(smoke, "-n")
+    assert proc.returncode == 0
+    assert "Nothing to be done" in proc.stdout + proc.stderr
+    proc = run(smoke, "-n", "--forcerun", "tables", "tables")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0
+    assert "rule tables" in out
+    for rule in ("rule evaluate", "rule pretrain", "rule base_model", "rule corpus"):
+        assert rule not in out
+
+
+def test_editing_one_recipe_reruns_only_its_dependents(smoke):
+    cfg = yaml.safe_load((smoke / "configs/smoke.yaml").read_text())
+    cfg["recipes"]["tiny_spm"]["init"] = ["random"]
+    (smoke / "configs/edited.yaml").write_text(yaml.safe_dump(cfg))
+    proc = subprocess.run(
+        [SNAKEMAKE, "--cores", "2", "--configfile", "configs/edited.yaml", "-n", "--quiet", "rules"],
+        cwd=smoke, capture_output=True, text=True, timeout=300,
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    # init + pretrain of tiny_spm, its 2 evaluations, the tables
+    counts = {line.split()[0]: int(line.split()[1]) for line in out.splitlines()
+              if len(line.split()) == 2 and line.split()[1].isdigit()}
+    assert counts.get("init_model") == 1 and counts.get("pretrain") == 1
+    assert counts.get("evaluate") == 2 and counts.get("tables") == 1
+    assert "corpus" not in counts and "base_model" not in counts and "realign" not in counts
