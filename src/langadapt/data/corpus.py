@@ -1,0 +1,226 @@
+"""Per-language corpora: load a source, filter, split by verse id, write Parquet + filter stats.
+
+Corpus file (``results/data/corpora/{lang}.parquet``): ``verse_id:int64, book:int16, text:string,
+split:string``. Splits are a pure function of ``(seed, verse_id)``, so a verse falls in the same split in
+every language and test verses never leak into training in any language.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from langadapt.data.filters import apply_filters, build_filters
+from langadapt.data.sources import load_source
+from langadapt.errors import ConfigError, DataError
+from langadapt.languages import parse_lang
+
+log = logging.getLogger(__name__)
+
+CORPUS_SCHEMA = pa.schema(
+    [("verse_id", pa.int64()), ("book", pa.int16()), ("text", pa.string()), ("split", pa.string())]
+)
+SPLITS = ("train", "dev", "test")
+STATS_COLUMNS = ["lang", "filter", "input", "removed", "kept", "note"]
+# No paper fixes a split of the Bible corpora: 5% dev, 5% test verses (~1,555 each of 31,102).
+SPLIT_DEFAULTS: dict[str, Any] = {"dev_fraction": 0.05, "test_fraction": 0.05, "seed": 0}
+
+_M64 = np.uint64(0xFFFFFFFFFFFFFFFF)
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
+
+@contextmanager
+def atomic_outputs(*paths: Path) -> Iterator[list[Path]]:
+    """Yield temporary paths beside ``paths``; on success rename each onto its output (``os.replace``).
+
+    On any error the temporary files *and* the outputs are removed, so no partial or stale output remains.
+    """
+    paths = tuple(Path(p) for p in paths)
+    tmps: list[Path] = []
+    try:
+        for p in paths:
+            p.parent.mkdir(parents=True, exist_ok=True)
+            fd, name = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
+            os.close(fd)
+            os.chmod(name, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; outputs get the usual mode
+            tmps.append(Path(name))
+        yield tmps
+        for t, p in zip(tmps, paths, strict=True):
+            os.replace(t, p)
+    except BaseException:
+        for t in tmps:
+            t.unlink(missing_ok=True)
+        for p in paths:
+            p.unlink(missing_ok=True)
+        raise
+
+
+def _splitmix64(x: np.ndarray) -> np.ndarray:
+    """SplitMix64 finaliser on uint64 arrays (wrapping arithmetic): a fixed, platform-independent hash."""
+    with np.errstate(over="ignore"):
+        x = (x + np.uint64(0x9E3779B97F4A7C15)) & _M64
+        x = ((x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)) & _M64
+        x = ((x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)) & _M64
+        return x ^ (x >> np.uint64(31))
+
+
+def split_config(split_cfg: dict[str, Any] | None) -> dict[str, Any]:
+    """Validate ``{dev_fraction, test_fraction, seed}`` (defaults :data:`SPLIT_DEFAULTS`)."""
+    cfg = dict(split_cfg or {})
+    if unknown := sorted(set(cfg) - set(SPLIT_DEFAULTS)):
+        raise ConfigError(f"unknown split key(s) {unknown}; known: {sorted(SPLIT_DEFAULTS)}")
+    cfg = {**SPLIT_DEFAULTS, **cfg}
+    for key in ("dev_fraction", "test_fraction"):
+        v = cfg[key]
+        if isinstance(v, bool) or not isinstance(v, int | float) or not 0 <= v < 1:
+            raise ConfigError(f"split {key} must be a number in [0, 1), got {v!r}")
+    if cfg["dev_fraction"] + cfg["test_fraction"] >= 1:
+        raise ConfigError("split dev_fraction + test_fraction must be < 1 (no training data left)")
+    if isinstance(cfg["seed"], bool) or not isinstance(cfg["seed"], int) or cfg["seed"] < 0:
+        raise ConfigError(f"split seed must be a non-negative integer, got {cfg['seed']!r}")
+    return cfg
+
+
+def assign_splits(verse_ids: np.ndarray, dev_fraction: float, test_fraction: float, seed: int) -> np.ndarray:
+    """Split name (``train``/``dev``/``test``) per verse id, a deterministic function of (seed, verse_id).
+
+    Each id is hashed with SplitMix64 (seeded) to a uniform number u in [0, 1): ``test`` if
+    u < test_fraction, ``dev`` if u < test_fraction + dev_fraction, else ``train``.
+    """
+    split_config({"dev_fraction": dev_fraction, "test_fraction": test_fraction, "seed": seed})
+    ids = np.asarray(verse_ids)
+    if ids.ndim != 1 or (ids.size and not np.issubdtype(ids.dtype, np.integer)):
+        raise ConfigError(f"verse ids must be a 1-D integer array, got {ids.dtype} shape {ids.shape}")
+    key = _splitmix64(np.array([seed], dtype=np.uint64))[0]
+    h = _splitmix64(ids.astype(np.int64).view(np.uint64) ^ key)
+    u = (h >> np.uint64(11)).astype(np.float64) / float(1 << 53)
+    out = np.full(ids.shape, "train", dtype=object)
+    out[u < test_fraction + dev_fraction] = "dev"
+    out[u < test_fraction] = "test"
+    return out
+
+
+def _write_stats(stats: list[dict[str, Any]], path: Path) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=STATS_COLUMNS, lineterminator="\n")
+        w.writeheader()
+        for row in stats:
+            w.writerow({k: row.get(k, "") for k in STATS_COLUMNS})
+
+
+def build_corpus(
+    lang: str,
+    source_cfg: dict[str, Any],
+    filters_cfg: dict[str, Any] | None,
+    split_cfg: dict[str, Any] | None,
+    out_parquet: Path,
+    out_stats: Path,
+) -> None:
+    """Load, filter and split one language's corpus; write the Parquet corpus and the filter stats CSV.
+
+    Config errors are raised before any data is read; on any error neither output file remains.
+    """
+    code = parse_lang(lang, where="build_corpus").code
+    split = split_config(split_cfg)
+    build_filters(filters_cfg)  # validate names and params before loading anything
+    with atomic_outputs(Path(out_parquet), Path(out_stats)) as (tmp_parquet, tmp_stats):
+        table = load_source(source_cfg, code)
+        table, stats = apply_filters(table, code, filters_cfg)
+        if table.num_rows == 0:
+            raise DataError(f"empty corpus: every line of {code} was removed by the filters ({stats})")
+        splits = assign_splits(table.column("verse_id").to_numpy(), split["dev_fraction"],
+                               split["test_fraction"], split["seed"])  # fmt: skip
+        table = table.append_column("split", pa.array(splits, pa.string()))
+        table = table.cast(CORPUS_SCHEMA).replace_schema_metadata({"langadapt.lang": code})
+        pq.write_table(table, tmp_parquet)
+        _write_stats(stats, tmp_stats)
+    counts = {s: int(np.sum(splits == s)) for s in SPLITS}
+    log.info("%s: wrote %d lines (%s) to %s", code, table.num_rows, counts, out_parquet)
+
+
+def load_corpus(path: str | Path, split: str | None = None) -> pa.Table:
+    """Read a corpus Parquet file (optionally one split); DataError if missing or not a corpus."""
+    path = Path(path)
+    if split is not None and split not in SPLITS:
+        raise ConfigError(f"unknown split {split!r}; known: {list(SPLITS)}")
+    if not path.is_file():
+        raise DataError(f"corpus file not found: {path}")
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowException, OSError) as e:
+        raise DataError(f"{path}: not a Parquet corpus ({e})") from None
+    if missing := [c for c in CORPUS_SCHEMA.names if c not in table.column_names]:
+        raise DataError(f"{path}: not a corpus, missing column(s) {missing} (has {table.column_names})")
+    try:
+        table = table.select(CORPUS_SCHEMA.names).cast(CORPUS_SCHEMA)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
+        raise DataError(f"{path}: corpus columns have wrong types ({e})") from None
+    if split is not None:
+        table = table.filter(pc.equal(table.column("split"), split))
+    return table
+
+
+def _read_stats(path: Path) -> list[dict[str, str]]:
+    if not Path(path).is_file():
+        raise DataError(f"filter stats file not found: {path}")
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    if not rows or any(c not in rows[0] for c in STATS_COLUMNS[:5]) or rows[0]["filter"] != "source":
+        raise DataError(f"{path}: not a filter stats CSV (columns {STATS_COLUMNS[:5]}, first row 'source')")
+    return rows
+
+
+def _latex_escape(s: str) -> str:
+    for a, b in (("\\", r"\textbackslash{}"), ("_", r"\_"), ("%", r"\%"), ("&", r"\&"), ("#", r"\#")):
+        s = s.replace(a, b)
+    return s
+
+
+def filter_report(stats_paths: list[Path], out_csv: Path, out_tex: Path) -> None:
+    """Aggregate per-language filter stats into one wide table (CSV + LaTeX booktabs).
+
+    Rows: languages (input order); columns: ``lang, source`` (lines from the source), ``removed_<filter>``
+    per filter (in first-seen order; empty where a language did not run it), ``kept``, ``kept_pct``.
+    """
+    table: list[dict[str, Any]] = []
+    filters: list[str] = []
+    for path in stats_paths:
+        rows = _read_stats(Path(path))
+        try:
+            rec: dict[str, Any] = {"lang": rows[0]["lang"], "source": int(rows[0]["kept"])}
+            for r in rows[1:]:
+                if r["filter"] not in filters:
+                    filters.append(r["filter"])
+                rec[f"removed_{r['filter']}"] = int(r["removed"])
+            rec["kept"] = int(rows[-1]["kept"])
+        except ValueError as e:
+            raise DataError(f"{path}: bad number in filter stats ({e})") from None
+        rec["kept_pct"] = round(100 * rec["kept"] / rec["source"], 2) if rec["source"] else 0.0
+        table.append(rec)
+    columns = ["lang", "source", *(f"removed_{f}" for f in filters), "kept", "kept_pct"]
+    header = ["Language", "Source", *(_latex_escape(f) for f in filters), "Kept", r"\% kept"]
+    tex = [r"\begin{tabular}{l" + "r" * (len(columns) - 1) + "}", r"\toprule",
+           " & ".join(header) + r" \\", r"\midrule"]  # fmt: skip
+    for rec in table:
+        cells = [_latex_escape(rec["lang"])]
+        cells += [f"{rec[c]:,}" if c in rec else "--" for c in columns[1:-1]]
+        tex.append(" & ".join([*cells, f"{rec['kept_pct']:.1f}"]) + r" \\")
+    tex += [r"\bottomrule", r"\end{tabular}", ""]
+    with atomic_outputs(Path(out_csv), Path(out_tex)) as (tmp_csv, tmp_tex):
+        with open(tmp_csv, "w", newline="", encoding="utf-8") as f:
+            w = csv.DictWriter(f, fieldnames=columns, lineterminator="\n")
+            w.writeheader()
+            w.writerows(table)
+        tmp_tex.write_text("\n".join(tex), encoding="utf-8")

@@ -1,0 +1,59 @@
+"""Language sampling probabilities for multilingual training: multinomial with temperature.
+
+q_i ∝ p_i^α with p_i = n_i / Σ_j n_j (Conneau & Lample 2019, XLM; Conneau et al. 2020, XLM-R).
+α = 1 keeps the natural distribution, α = 0 is uniform; smaller α up-samples low-resource languages.
+Paper values: LangSAMP samples "from a multinomial distribution with a temperature of 0.3" (langsamp.txt,
+§ continued pretraining, α = 0.3); the vocabulary-specialization paper uses "α = 0.2, following Conneau
+and Lample (2019)" (vocab-specialization.txt, § multilingual training), sampling sentence-wise.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from langadapt.data.corpus import atomic_outputs
+from langadapt.errors import ConfigError, DataError
+from langadapt.languages import parse_lang
+
+
+def sampling_probs(sizes: dict[str, int], alpha: float) -> dict[str, float]:
+    """Sampling probability per language, q_i = p_i^α / Σ_j p_j^α (languages with n_i = 0 get 0)."""
+    if isinstance(alpha, bool) or not isinstance(alpha, int | float) or not math.isfinite(alpha) or alpha < 0:
+        raise ConfigError(f"sampling alpha must be a finite number >= 0, got {alpha!r}")
+    if any(isinstance(n, bool) or not isinstance(n, int) or n < 0 for n in sizes.values()):
+        raise ConfigError(f"language sizes must be non-negative integers, got {sizes}")
+    total = sum(sizes.values())
+    if total == 0:
+        raise DataError(f"cannot sample languages: every corpus is empty ({sorted(sizes)})")
+    weights = {lang: (n / total) ** alpha if n > 0 else 0.0 for lang, n in sizes.items()}
+    z = sum(weights.values())
+    return {lang: w / z for lang, w in weights.items()}
+
+
+def train_lines(path: Path) -> int:
+    """Number of ``train`` lines of a corpus Parquet file (reads only the split column)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"corpus file not found: {path}")
+    try:
+        split = pq.read_table(path, columns=["split"]).column("split")
+    except (OSError, KeyError, ValueError) as e:
+        raise DataError(f"{path}: not a corpus with a 'split' column ({e})") from None
+    return int(pc.sum(pc.equal(split, "train")).as_py() or 0)
+
+
+def write_sampling_table(corpus_paths: dict[str, Path], alpha: float, out_csv: Path) -> None:
+    """Write ``lang, n_train_lines, p_natural, p_sampled`` for the corpora (CSV, languages sorted)."""
+    sizes = {parse_lang(code, where="sampling").code: train_lines(p) for code, p in sorted(corpus_paths.items())}
+    q = sampling_probs(sizes, alpha)
+    total = sum(sizes.values())
+    with atomic_outputs(Path(out_csv)) as (tmp,), open(tmp, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(["lang", "n_train_lines", "p_natural", "p_sampled"])
+        for lang, n in sizes.items():
+            w.writerow([lang, n, round(n / total, 10), round(q[lang], 10)])
