@@ -1,0 +1,222 @@
+"""Continued MLM pretraining on a tiny random model: masking, learning, exact resume, SIGTERM."""
+
+from __future__ import annotations
+
+import csv
+import json
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from test_train_helpers import LANG_PREFIX, make_model_dir, repetitive, sentences, write_corpus
+
+from langadapt.errors import ConfigError, DataError
+from langadapt.train.checkpoint import latest_checkpoint
+from langadapt.train.mlm import mask_tokens, pretrain
+
+TESTS = Path(__file__).parent
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    root = tmp_path_factory.mktemp("mlm")
+    model = make_model_dir(root / "model")
+    corpora = {lang: write_corpus(root / f"{lang}.parquet", repetitive(lang, 40 + 10 * k))
+               for k, lang in enumerate(LANG_PREFIX)}
+    return model, corpora
+
+
+def _cfg(**kw):
+    cfg = dict(steps=12, batch_size=4, grad_accum=2, seq_len=24, lr=2e-3, warmup_steps=2, checkpoint_every=4,
+               log_every=1, seed=7, device="cpu")
+    cfg.update(kw)
+    return cfg
+
+
+def _weights(out: Path) -> dict[str, torch.Tensor]:
+    return load_file(out / "model.safetensors")
+
+
+def _losses(path: Path) -> list[tuple[str, str, str]]:
+    with open(path) as f:
+        return [(r["step"], r["loss"], r["tokens"]) for r in csv.DictReader(f)]
+
+
+def _assert_same_weights(a: Path, b: Path) -> None:
+    wa, wb = _weights(a), _weights(b)
+    assert wa.keys() == wb.keys()
+    for k in wa:
+        assert torch.equal(wa[k], wb[k]), k
+
+
+def test_masking_never_touches_specials_and_follows_80_10_10():
+    gen = torch.Generator().manual_seed(0)
+    ids = torch.randint(5, 40, (64, 128))
+    ids[:, 0], ids[:, -1] = 0, 2
+    never = (ids == 0) | (ids == 2)
+    never[:8, 100:] = True  # padding
+    candidates = torch.arange(5, 40)
+    inputs, labels = mask_tokens(ids, never, 4, candidates, gen, 0.15, (0.8, 0.1, 0.1))
+    selected = labels != -100
+    assert not selected[never].any() and torch.equal(inputs[never], ids[never])
+    assert torch.equal(labels[selected], ids[selected])
+    assert torch.equal(inputs[~selected], ids[~selected])
+    share = selected.sum() / (~never).sum()
+    assert abs(share.item() - 0.15) < 0.01
+    n = selected.sum().item()
+    masked = (inputs[selected] == 4).sum().item() / n
+    same = (inputs[selected] == ids[selected]).sum().item() / n
+    assert abs(masked - 0.8) < 0.03 and abs(same - 0.1 - 0.1 / 35) < 0.03
+    assert ((inputs >= 5) | (inputs == 4) | never).all()  # random replacements are never special tokens
+    gen2 = torch.Generator().manual_seed(0)
+    again = mask_tokens(ids, never, 4, candidates, gen2, 0.15, (0.8, 0.1, 0.1))
+    assert torch.equal(again[0], inputs) and torch.equal(again[1], labels)
+
+
+def test_loss_decreases_on_repetitive_corpus(world, tmp_path):
+    model, corpora = world
+    t0 = time.monotonic()
+    res = pretrain(model, corpora, tmp_path / "out", tmp_path / "run",
+                   _cfg(steps=30, batch_size=8, grad_accum=1, seq_len=32, lr=5e-3, warmup_steps=3, log_every=5),
+                   {"recipe": "tiny"})
+    print(f"tiny MLM: {res['tokens_per_s']:.0f} tokens/s, 30 steps in {time.monotonic() - t0:.1f} s")
+    losses = [float(r[1]) for r in _losses(tmp_path / "run" / "loss.csv")]
+    assert len(losses) == 6 and losses[-1] < losses[0] - 0.3
+    out = tmp_path / "out"
+    assert {"config.json", "model.safetensors", "tokenizer.json", "langadapt.json", "loss.csv"} <= {
+        p.name for p in out.iterdir()}
+    prov = json.loads((out / "langadapt.json").read_text())
+    assert prov["recipe"] == "tiny" and prov["training"]["stage"] == "pretrain"
+    assert prov["training"]["config"]["lr"] == 5e-3 and prov["training"]["steps"] == 30
+    assert latest_checkpoint(tmp_path / "run") is None  # removed once the output is saved
+    from transformers import AutoModelForMaskedLM, AutoTokenizer
+    assert AutoModelForMaskedLM.from_pretrained(out) is not None and AutoTokenizer.from_pretrained(out).is_fast
+
+
+def test_interrupted_and_resumed_run_is_identical(world, tmp_path):
+    model, corpora = world
+    full = pretrain(model, corpora, tmp_path / "full", tmp_path / "run_full", _cfg())
+
+    def crash(step: int) -> None:
+        if step == 6:
+            raise KeyboardInterrupt("simulated crash after step 6")
+
+    with pytest.raises(KeyboardInterrupt):
+        pretrain(model, corpora, tmp_path / "resumed", tmp_path / "run", _cfg(), callback=crash)
+    assert latest_checkpoint(tmp_path / "run").name == "step-00000004"
+    assert not (tmp_path / "resumed").exists()
+    res = pretrain(model, corpora, tmp_path / "resumed", tmp_path / "run", _cfg(log_every=1, checkpoint_every=5))
+    assert res["resumed_from_step"] == 4 and full["resumed_from_step"] is None
+    _assert_same_weights(tmp_path / "full", tmp_path / "resumed")
+    assert _losses(tmp_path / "run" / "loss.csv") == _losses(tmp_path / "run_full" / "loss.csv")
+    assert res["tokens"] == full["tokens"]
+
+
+def test_changed_config_starts_fresh_after_moving_old_run_aside(world, tmp_path):
+    model, corpora = world
+
+    def crash(step: int) -> None:
+        if step == 4:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        pretrain(model, corpora, tmp_path / "out", tmp_path / "run", _cfg(steps=6), callback=crash)
+    res = pretrain(model, corpora, tmp_path / "out", tmp_path / "run", _cfg(steps=6, lr=1e-3))
+    assert res["resumed_from_step"] is None
+    stale = [p.name for p in tmp_path.iterdir() if p.name.startswith("run.stale-")]
+    assert len(stale) == 1 and latest_checkpoint(tmp_path / stale[0]) is not None
+
+
+_CHILD = """
+import sys, time
+from pathlib import Path
+import torch
+torch.set_num_threads(1)
+from langadapt.train.mlm import pretrain
+root = Path(sys.argv[1])
+corpora = {{p.stem: p for p in root.glob("*_*.parquet")}}
+def slow(step):
+    if step >= 3:
+        (root / "ready").touch()
+        time.sleep(0.05)
+pretrain(root / "model", corpora, root / "out", root / "run", {cfg}, callback=slow)
+"""
+
+
+def test_sigterm_checkpoints_exits_nonzero_and_resumes(world, tmp_path):
+    model, corpora = world
+    root = tmp_path
+    (root / "model").symlink_to(model, target_is_directory=True)
+    for lang, p in corpora.items():
+        (root / f"{lang}.parquet").symlink_to(p)
+    cfg = _cfg(steps=400, checkpoint_every=1000, log_every=10)
+    script = textwrap.dedent(_CHILD.format(cfg=repr(cfg)))
+    proc = subprocess.Popen([sys.executable, "-c", script, str(root)], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 90
+    while not (root / "ready").exists():
+        assert proc.poll() is None, proc.communicate()[0]
+        assert time.monotonic() < deadline, "child never reached step 3"
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    output = proc.communicate(timeout=60)[0]
+    assert proc.returncode == 143, output
+    ck = latest_checkpoint(root / "run")
+    assert ck is not None and 3 <= int(ck.name.split("-")[1]) < 400
+    assert not (root / "out").exists()
+    step = int(ck.name.split("-")[1])
+    res = pretrain(root / "model", corpora, root / "out", root / "run", cfg)
+    assert res["resumed_from_step"] == step and res["steps"] == 400
+    assert [int(r[0]) for r in _losses(root / "run" / "loss.csv")] == list(range(10, 401, 10))
+
+
+def test_bad_inputs_raise_early(world, tmp_path):
+    model, corpora = world
+    with pytest.raises(ConfigError, match="learning_rate"):
+        pretrain(model, corpora, tmp_path / "o", tmp_path / "r", {"learning_rate": 1e-4})
+    with pytest.raises(ConfigError, match="seq_len"):
+        pretrain(model, corpora, tmp_path / "o", tmp_path / "r", _cfg(seq_len=1000))
+    empty = write_corpus(tmp_path / "nya_Latn.parquet", sentences("eng_Latn", 5), ["dev"] * 5)
+    with pytest.raises(DataError, match="nya_Latn.parquet"):
+        pretrain(model, {"nya_Latn": empty}, tmp_path / "o", tmp_path / "r2", _cfg())
+    with pytest.raises(ConfigError, match="english"):
+        pretrain(model, {"english": corpora["eng_Latn"]}, tmp_path / "o", tmp_path / "r3", _cfg())
+    assert not (tmp_path / "o").exists()
+
+
+def test_freeze_body_trains_only_embeddings_and_head(world, tmp_path):
+    model, corpora = world
+    pretrain(model, corpora, tmp_path / "out", tmp_path / "run", _cfg(steps=3, freeze_body_steps=3))
+    before, after = _weights(model), _weights(tmp_path / "out")
+    for k in before:
+        if ".encoder." in k:
+            assert torch.equal(before[k], after[k]), k
+    assert not torch.equal(before["roberta.embeddings.word_embeddings.weight"],
+                           after["roberta.embeddings.word_embeddings.weight"])
+
+
+def test_keep_final_checkpoint_and_rerun_from_it(world, tmp_path):
+    model, corpora = world
+    cfg = _cfg(steps=5, keep_final_checkpoint=True, bf16=True)
+    first = pretrain(model, corpora, tmp_path / "out", tmp_path / "run", cfg)
+    assert latest_checkpoint(tmp_path / "run").name == "step-00000005"
+    assert first["resumed_from_step"] is None and first["final_loss"] == first["final_loss"]  # not NaN
+    w1 = _weights(tmp_path / "out")
+    again = pretrain(model, corpora, tmp_path / "out2", tmp_path / "run", cfg)
+    assert again["resumed_from_step"] == 5 and again["steps"] == 5
+    w2 = _weights(tmp_path / "out2")
+    assert all(torch.equal(w1[k], w2[k]) for k in w1)
