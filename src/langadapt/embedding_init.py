@@ -1,0 +1,338 @@
+"""Embedding re-initialization for a replaced vocabulary (vocabulary specialization, HyperOFA baselines).
+
+A source MLM keeps its transformer body; its embedding matrix ``[V_src, d]`` is replaced by one for the
+target tokenizer ``[V_tgt, d]`` whose rows come from a chain of *init methods* applied in the configured
+order. Each method sees only the target ids that are still unassigned, so earlier methods take precedence
+(vocabulary paper, Sec. 3.2: "identity takes precedence"); e.g. ``["ident", "random"]``.
+
+A method is a function registered in `INIT_METHODS`::
+
+    @INIT_METHODS.register("name")
+    def name(ctx: InitContext, unassigned: set[int], rng: torch.Generator, **params) -> Assignment: ...
+
+It returns, for the target ids it assigns (a subset of `unassigned`), either ``{target_id: row}`` where
+``row`` is a ``[d]`` tensor or an ``int`` (= copy that *source* row, also used for the MLM decoder bias), or
+a pair ``(ids [n] LongTensor, rows [n, d] Tensor)``. ``params`` are the method's config parameters.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from langadapt.errors import ConfigError, DataError
+from langadapt.registry import Registry
+from langadapt.tokenization import atomic_dir
+
+log = logging.getLogger(__name__)
+
+Assignment = Mapping[int, "torch.Tensor | int"] | tuple[torch.Tensor, torch.Tensor]
+InitMethod = Callable[..., Assignment]
+INIT_METHODS: Registry[InitMethod] = Registry("embedding init method")
+
+#: Special-token roles, in the order in which they claim a target id (``<s>`` is both bos and cls).
+ROLES = ("cls", "sep", "pad", "unk", "mask", "bos", "eos")
+_ROLE_FALLBACK = {"bos": "cls", "cls": "bos", "eos": "sep", "sep": "eos"}
+
+
+def special_roles(tokenizer) -> dict[str, int]:
+    """``{role: id}`` from a tokenizer's special-token attributes (``bos_token_id``, ...).
+
+    A missing bos/eos falls back to cls/sep and vice versa, so that XLM-R's ``<s>``/``</s>`` and BERT's
+    ``[CLS]``/``[SEP]`` correspond.
+    """
+    ids = {r: getattr(tokenizer, f"{r}_token_id", None) for r in ROLES}
+    for role, other in _ROLE_FALLBACK.items():
+        if ids[role] is None:
+            ids[role] = ids[other]
+    return {r: int(i) for r, i in ids.items() if i is not None}
+
+
+@dataclass
+class InitContext:
+    """What every init method may read: source embeddings, both vocabularies and special-token roles."""
+
+    source_emb: torch.Tensor  # [V_src, d], float32
+    source_vocab: dict[str, int]
+    target_vocab: dict[str, int]
+    source_specials: dict[str, int] = field(default_factory=dict)  # role -> source id
+    target_specials: dict[str, int] = field(default_factory=dict)  # role -> target id
+
+    @property
+    def dim(self) -> int:
+        return int(self.source_emb.shape[1])
+
+    def non_special_source_rows(self) -> torch.Tensor:
+        """Source embedding rows without the special tokens (for distribution statistics)."""
+        keep = torch.ones(self.source_emb.shape[0], dtype=torch.bool)
+        keep[list(set(self.source_specials.values()))] = False
+        return self.source_emb[keep] if keep.any() else self.source_emb
+
+
+def ident_pairs(ctx: InitContext) -> dict[int, int]:
+    """``{target id: source id}`` for REINIT-IDENT: special tokens by role, other pieces by identical string.
+
+    Source special tokens are never matched by string (only by role).
+    """
+    pairs: dict[int, int] = {}
+    for role, t_id in ctx.target_specials.items():
+        if role in ctx.source_specials and t_id not in pairs:
+            pairs[t_id] = ctx.source_specials[role]
+    src_special = set(ctx.source_specials.values())
+    tgt_special = set(ctx.target_specials.values())
+    for piece, t_id in ctx.target_vocab.items():
+        s_id = ctx.source_vocab.get(piece)
+        if t_id not in tgt_special and s_id is not None and s_id not in src_special:
+            pairs[t_id] = s_id
+    return pairs
+
+
+def overlap_fraction(ctx: InitContext) -> float:
+    """Share of the target's non-special pieces whose string is a (non-special) source piece."""
+    tgt_special = set(ctx.target_specials.values())
+    n = sum(1 for i in ctx.target_vocab.values() if i not in tgt_special)
+    n_shared = sum(1 for t in ident_pairs(ctx) if t not in tgt_special)
+    return n_shared / n if n else 0.0
+
+
+@INIT_METHODS.register("ident")
+def ident(ctx: InitContext, unassigned: set[int], rng: torch.Generator) -> dict[int, int]:
+    """REINIT-IDENT (vocabulary paper, Sec. 3.2): copy the source row of identical pieces and of the
+    special tokens of the same role (``<s>``, ``<pad>``, ``</s>``, ``<unk>``, ``<mask>``)."""
+    return {t: s for t, s in ident_pairs(ctx).items() if t in unassigned}
+
+
+@INIT_METHODS.register("random")
+def random_source_stats(ctx: InitContext, unassigned: set[int], rng: torch.Generator):
+    """Per-dimension normal with the mean and standard deviation of the source embeddings (special tokens
+    excluded): the random baseline of OFA and HyperOFA (HyperOFA Sec. 3.5 "N(E[F^s], Var[F^s])", Sec. 4.3
+    "Gaussian distribution with mean and standard deviations of the source embeddings")."""
+    ids = torch.tensor(sorted(unassigned), dtype=torch.long)
+    rows = ctx.non_special_source_rows()
+    mean, std = rows.mean(0), rows.std(0) if rows.shape[0] > 1 else torch.zeros(ctx.dim)
+    noise = torch.randn(len(ids), ctx.dim, generator=rng)
+    return ids, mean + std * noise
+
+
+@INIT_METHODS.register("random_normal")
+def random_normal(
+    ctx: InitContext, unassigned: set[int], rng: torch.Generator, mean: float = 0.0, std: float = 1.0
+):
+    """Isotropic normal ``N(mean, std^2)``; the default is the vocabulary paper's REINIT-RANDOM, "a Standard
+    Normal Distribution about the origin" (Sec. 3.2, "Random Re-initialization")."""
+    if std < 0:
+        raise ConfigError(f"random_normal: std must be >= 0, got {std}")
+    ids = torch.tensor(sorted(unassigned), dtype=torch.long)
+    return ids, mean + std * torch.randn(len(ids), ctx.dim, generator=rng)
+
+
+def _check_config(methods: list[str], params: Mapping[str, Mapping[str, Any]]) -> None:
+    if not methods:
+        raise ConfigError("embedding init: the list of methods is empty (e.g. ['ident', 'random'])")
+    if len(set(methods)) != len(methods):
+        raise ConfigError(f"embedding init: method listed twice in {methods}")
+    for name in methods:
+        INIT_METHODS.get(name)  # ConfigError listing the known methods
+    for name, p in params.items():
+        if name not in methods:
+            raise ConfigError(f"embedding init: params given for {name!r}, which is not in methods {methods}")
+        sig = inspect.signature(INIT_METHODS.get(name))
+        accepted = [
+            n for n in list(sig.parameters)[3:] if sig.parameters[n].kind is not sig.parameters[n].VAR_KEYWORD
+        ]
+        takes_any = any(q.kind is q.VAR_KEYWORD for q in sig.parameters.values())
+        unknown = sorted(set(p) - set(accepted)) if not takes_any else []
+        if unknown:
+            raise ConfigError(
+                f"embedding init method {name!r}: unknown parameter(s) {unknown}; accepted: {accepted or 'none'}"
+            )
+
+
+def _normalize(
+    result: Assignment, name: str, ctx: InitContext, unassigned: set[int]
+) -> tuple[list[int], torch.Tensor, list[int]]:
+    """(target ids, rows [n, d], source ids or -1) from any of the allowed return forms of a method."""
+    d = ctx.dim
+    if isinstance(result, tuple):
+        ids_t, rows = result
+        ids = [int(i) for i in ids_t]
+        rows = torch.as_tensor(rows, dtype=torch.float32).reshape(len(ids), d)
+        src = [-1] * len(ids)
+    else:
+        ids = [int(i) for i in result]
+        src = [v if isinstance(v, int) else -1 for v in result.values()]
+        rows = ctx.source_emb[torch.tensor([max(v, 0) for v in src], dtype=torch.long)].reshape(len(ids), d)
+        for k, v in enumerate(result.values()):
+            if not isinstance(v, int):
+                rows[k] = torch.as_tensor(v, dtype=torch.float32)
+    bad = [i for i in ids if i not in unassigned]
+    if bad or len(set(ids)) != len(ids):
+        raise RuntimeError(
+            f"init method {name!r} assigned ids that are not (or no longer) unassigned: {bad[:10]}"
+        )
+    return ids, rows, src
+
+
+def assign_embeddings(
+    ctx: InitContext, methods: list[str], seed: int = 0, params: Mapping[str, Mapping[str, Any]] | None = None
+) -> tuple[torch.Tensor, torch.Tensor, dict[str, int]]:
+    """Run the method chain; return (target embeddings [V_tgt, d], source id per target id or -1, counts).
+
+    Target ids unassigned at the end keep NaN rows (the caller decides whether that is an error).
+    """
+    params = dict(params or {})
+    _check_config(methods, params)
+    n_tgt = max(ctx.target_vocab.values()) + 1
+    emb = torch.full((n_tgt, ctx.dim), float("nan"))
+    src_of = torch.full((n_tgt,), -1, dtype=torch.long)
+    unassigned = set(range(n_tgt))
+    rng = torch.Generator().manual_seed(seed)
+    counts: dict[str, int] = {}
+    for name in methods:
+        if not unassigned:
+            counts[name] = 0
+            continue
+        result = INIT_METHODS.get(name)(ctx, set(unassigned), rng, **params.get(name, {}))
+        ids, rows, src = _normalize(result, name, ctx, unassigned)
+        if ids:
+            idx = torch.tensor(ids, dtype=torch.long)
+            emb[idx] = rows
+            src_of[idx] = torch.tensor(src, dtype=torch.long)
+        unassigned.difference_update(ids)
+        counts[name] = len(ids)
+    return emb, src_of, counts
+
+
+def initialize_embeddings(
+    source_model_dir: Path,
+    target_tokenizer_dir: Path,
+    methods: list[str],
+    out_dir: Path,
+    seed: int = 0,
+    params: dict | None = None,
+    provenance: dict | None = None,
+) -> dict:
+    """Replace a source MLM's vocabulary by the target tokenizer's and initialize the new embeddings.
+
+    The new model is the source model with the embedding matrix replaced by ``[V_tgt, d]`` (rows from
+    `methods`, in precedence order), the MLM decoder tied to it, and the decoder bias set to the source
+    bias of the copied row for pieces assigned by copy (``ident``) and to the mean source bias otherwise
+    (so new pieces start with an average prior logit). Saved atomically to `out_dir` as a model
+    directory with the *target* tokenizer, ``langadapt.json`` (provenance) and ``init_stats.json``.
+
+    Args:
+        params: per-method parameters, e.g. ``{"random_normal": {"std": 0.02}}``.
+
+    Returns:
+        ``{method: n_assigned, ..., "total": V_tgt, "overlap": fraction}`` (`overlap_fraction`).
+
+    Raises:
+        ConfigError: unknown method or parameter.
+        DataError: the chain leaves target ids unassigned, or ``["ident"]`` alone finds no shared piece.
+    """
+    from transformers import AutoModelForMaskedLM, AutoTokenizer
+
+    methods = list(methods)
+    params = dict(params or {})
+    _check_config(methods, params)
+    source_model_dir, target_tokenizer_dir = Path(source_model_dir), Path(target_tokenizer_dir)
+    for d in (source_model_dir, target_tokenizer_dir):
+        if not d.is_dir():
+            raise DataError(f"embedding init: directory {d} does not exist")
+    src_tok = AutoTokenizer.from_pretrained(str(source_model_dir))
+    tgt_tok = AutoTokenizer.from_pretrained(str(target_tokenizer_dir))
+    model = AutoModelForMaskedLM.from_pretrained(str(source_model_dir))
+    in_emb = model.get_input_embeddings()
+    source_emb = in_emb.weight.detach().float().clone()
+    out_layer = model.get_output_embeddings()
+    src_bias = getattr(out_layer, "bias", None)
+    src_bias = src_bias.detach().float().clone() if src_bias is not None else torch.zeros(len(source_emb))
+
+    ctx = InitContext(
+        source_emb=source_emb,
+        source_vocab=dict(src_tok.get_vocab()),
+        target_vocab=dict(tgt_tok.get_vocab()),
+        source_specials=special_roles(src_tok),
+        target_specials=special_roles(tgt_tok),
+    )
+    overlap = overlap_fraction(ctx)
+    if methods == ["ident"] and overlap == 0.0:
+        raise DataError(
+            f"embedding init 'ident': the target tokenizer {target_tokenizer_dir} shares no piece with the "
+            f"source tokenizer {source_model_dir}; add a fallback method, e.g. ['ident', 'random']"
+        )
+    emb, src_of, counts = assign_embeddings(ctx, methods, seed, params)
+    missing = torch.isnan(emb).any(1).nonzero().flatten().tolist()
+    if missing:
+        inv = {i: p for p, i in ctx.target_vocab.items()}
+        examples = [inv.get(i, f"#{i}") for i in missing[:5]]
+        raise DataError(
+            f"embedding init methods {methods} leave {len(missing)} of {len(emb)} target ids of "
+            f"{target_tokenizer_dir} unassigned (e.g. {examples}); end the list with a method that assigns "
+            f"every id, such as 'random'"
+        )
+    bias = torch.full((len(emb),), float(src_bias.mean()))
+    copied = src_of >= 0
+    bias[copied] = src_bias[src_of[copied]]
+    _install(model, emb, bias, tgt_tok)
+
+    stats: dict[str, Any] = {**counts, "total": len(emb), "overlap": overlap}
+    prov = dict(provenance or {})
+    prov.setdefault("stage", "init")
+    prov["init"] = {
+        "methods": methods,
+        "params": params,
+        "seed": seed,
+        "source_model": str(source_model_dir),
+        "target_tokenizer": str(target_tokenizer_dir),
+        "stats": stats,
+    }
+    with atomic_dir(Path(out_dir)) as tmp:
+        model.save_pretrained(str(tmp))
+        tgt_tok.save_pretrained(str(tmp))
+        (tmp / "langadapt.json").write_text(json.dumps(prov, indent=2, default=str) + "\n")
+        (tmp / "init_stats.json").write_text(json.dumps(stats, indent=2) + "\n")
+    log.info("initialized %s: %s", out_dir, stats)
+    return stats
+
+
+def _install(model, emb: torch.Tensor, bias: torch.Tensor, tokenizer) -> None:
+    """Resize `model` to the target vocabulary and set embeddings, tied decoder, bias and special ids."""
+    dtype = model.get_input_embeddings().weight.dtype
+    model.resize_token_embeddings(len(emb), mean_resizing=False)
+    in_emb = model.get_input_embeddings()
+    out_layer = model.get_output_embeddings()
+    with torch.no_grad():
+        in_emb.weight.copy_(emb.to(dtype))
+        if out_layer is not None:
+            if out_layer.weight.data_ptr() != in_emb.weight.data_ptr():
+                if getattr(model.config, "tie_word_embeddings", True):
+                    model.tie_weights()
+                else:
+                    log.warning("source model does not tie input/output embeddings; copying the rows")
+                    out_layer.weight.copy_(emb.to(dtype))
+            if getattr(out_layer, "bias", None) is not None:
+                out_layer.bias.copy_(bias.to(out_layer.bias.dtype))
+    pad = tokenizer.pad_token_id
+    cfg = model.config
+    if pad is not None and getattr(cfg, "pad_token_id", None) not in (None, pad):
+        if cfg.model_type in ("xlm-roberta", "roberta"):
+            log.warning(
+                "pad id changes %s -> %s: position ids of %s shift", cfg.pad_token_id, pad, cfg.model_type
+            )
+    for attr in ("pad", "bos", "eos"):
+        tid = getattr(tokenizer, f"{attr}_token_id", None)
+        if tid is not None:
+            setattr(cfg, f"{attr}_token_id", tid)
+    if pad is not None:
+        in_emb.padding_idx = pad
+        emb_module = getattr(model.base_model, "embeddings", None)
+        if emb_module is not None and hasattr(emb_module, "padding_idx"):
+            emb_module.padding_idx = pad
