@@ -129,3 +129,18 @@ def test_filter_report(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"bad\.csv: not a filter stats CSV"):
         filter_report([tmp_path / "bad.csv"], tmp_path / "r2.csv", tmp_path / "r2.tex")
     assert not (tmp_path / "r2.csv").exists()
+
+
+def test_train_fraction_keeps_same_verses_and_all_heldout():
+    from langadapt.data.corpus import assign_splits
+
+    ids = np.arange(1, 20001, dtype=np.int64) * 1000
+    full = assign_splits(ids, 0.05, 0.05, 7)
+    part = assign_splits(ids, 0.05, 0.05, 7, train_fraction=0.2)
+    # dev/test untouched, train thinned to about 20%, the rest marked unused
+    assert np.array_equal(full != "train", np.isin(part, ["dev", "test"]))
+    kept = (part == "train").sum() / (full == "train").sum()
+    assert 0.17 < kept < 0.23
+    assert set(part[full == "train"]) == {"train", "unused"}
+    # a subset of ids gets the same labels (same verses in every language)
+    assert np.array_equal(assign_splits(ids[::3], 0.05, 0.05, 7, train_fraction=0.2), part[::3])

@@ -34,7 +34,9 @@ CORPUS_SCHEMA = pa.schema(
 SPLITS = ("train", "dev", "test")
 STATS_COLUMNS = ["lang", "filter", "input", "removed", "kept", "note"]
 # No paper fixes a split of the Bible corpora: 5% dev, 5% test verses (~1,555 each of 31,102).
-SPLIT_DEFAULTS: dict[str, Any] = {"dev_fraction": 0.05, "test_fraction": 0.05, "seed": 0}
+# train_fraction < 1 keeps only that share of the remaining (train) verses, the same verses in every
+# language: a speed option for small test worlds; dev/test are unaffected.
+SPLIT_DEFAULTS: dict[str, Any] = {"dev_fraction": 0.05, "test_fraction": 0.05, "train_fraction": 1.0, "seed": 0}
 
 _M64 = np.uint64(0xFFFFFFFFFFFFFFFF)
 _UMASK = os.umask(0o022)
@@ -82,10 +84,11 @@ def split_config(split_cfg: dict[str, Any] | None) -> dict[str, Any]:
     if unknown := sorted(set(cfg) - set(SPLIT_DEFAULTS)):
         raise ConfigError(f"unknown split key(s) {unknown}; known: {sorted(SPLIT_DEFAULTS)}")
     cfg = {**SPLIT_DEFAULTS, **cfg}
-    for key in ("dev_fraction", "test_fraction"):
+    for key in ("dev_fraction", "test_fraction", "train_fraction"):
         v = cfg[key]
-        if isinstance(v, bool) or not isinstance(v, int | float) or not 0 <= v < 1:
-            raise ConfigError(f"split {key} must be a number in [0, 1), got {v!r}")
+        ok = 0 < v <= 1 if key == "train_fraction" else 0 <= v < 1
+        if isinstance(v, bool) or not isinstance(v, int | float) or not ok:
+            raise ConfigError(f"split {key} must be a number in {'(0, 1]' if key == 'train_fraction' else '[0, 1)'}, got {v!r}")
     if cfg["dev_fraction"] + cfg["test_fraction"] >= 1:
         raise ConfigError("split dev_fraction + test_fraction must be < 1 (no training data left)")
     if isinstance(cfg["seed"], bool) or not isinstance(cfg["seed"], int) or cfg["seed"] < 0:
@@ -93,13 +96,16 @@ def split_config(split_cfg: dict[str, Any] | None) -> dict[str, Any]:
     return cfg
 
 
-def assign_splits(verse_ids: np.ndarray, dev_fraction: float, test_fraction: float, seed: int) -> np.ndarray:
-    """Split name (``train``/``dev``/``test``) per verse id, a deterministic function of (seed, verse_id).
+def assign_splits(verse_ids: np.ndarray, dev_fraction: float, test_fraction: float, seed: int,
+                  train_fraction: float = 1.0) -> np.ndarray:
+    """Split name (``train``/``dev``/``test``/``unused``) per verse id, a function of (seed, verse_id).
 
     Each id is hashed with SplitMix64 (seeded) to a uniform number u in [0, 1): ``test`` if
-    u < test_fraction, ``dev`` if u < test_fraction + dev_fraction, else ``train``.
+    u < test_fraction, ``dev`` if u < test_fraction + dev_fraction, ``train`` if u falls in the next
+    ``train_fraction`` share of the rest, else ``unused``.
     """
-    split_config({"dev_fraction": dev_fraction, "test_fraction": test_fraction, "seed": seed})
+    split_config({"dev_fraction": dev_fraction, "test_fraction": test_fraction, "seed": seed,
+                  "train_fraction": train_fraction})
     ids = np.asarray(verse_ids)
     if ids.ndim != 1 or (ids.size and not np.issubdtype(ids.dtype, np.integer)):
         raise ConfigError(f"verse ids must be a 1-D integer array, got {ids.dtype} shape {ids.shape}")
@@ -107,7 +113,9 @@ def assign_splits(verse_ids: np.ndarray, dev_fraction: float, test_fraction: flo
     h = _splitmix64(ids.astype(np.int64).view(np.uint64) ^ key)
     u = (h >> np.uint64(11)).astype(np.float64) / float(1 << 53)
     out = np.full(ids.shape, "train", dtype=object)
-    out[u < test_fraction + dev_fraction] = "dev"
+    held = test_fraction + dev_fraction
+    out[u >= held + train_fraction * (1 - held)] = "unused"
+    out[u < held] = "dev"
     out[u < test_fraction] = "test"
     return out
 
@@ -141,7 +149,13 @@ def build_corpus(
         if table.num_rows == 0:
             raise DataError(f"empty corpus: every line of {code} was removed by the filters ({stats})")
         splits = assign_splits(table.column("verse_id").to_numpy(), split["dev_fraction"],
-                               split["test_fraction"], split["seed"])  # fmt: skip
+                               split["test_fraction"], split["seed"], split["train_fraction"])  # fmt: skip
+        if split["train_fraction"] < 1:
+            used = splits != "unused"
+            stats.append({"lang": code, "filter": "train_fraction", "input": table.num_rows,
+                          "removed": int((~used).sum()), "kept": int(used.sum()),
+                          "note": f"train_fraction={split['train_fraction']}"})
+            table, splits = table.filter(pa.array(used)), splits[used]
         table = table.append_column("split", pa.array(splits, pa.string()))
         table = table.cast(CORPUS_SCHEMA).replace_schema_metadata({"langadapt.lang": code})
         pq.write_table(table, tmp_parquet)
