@@ -8,6 +8,7 @@ rule corpus:
     params:
         source=lambda w: as_json(config["data"]["sources"][w.lang]),
         filters=as_json(config["data"]["filters"]),
+        filter_order=list(config["data"]["filters"]),  # canonical JSON sorts keys; order matters
         splits=as_json(config["data"]["splits"]),
     log:
         "results/logs/corpus/{lang}.log",

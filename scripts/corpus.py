@@ -6,10 +6,11 @@ from langadapt.data.corpus import build_corpus
 from langadapt.runtime import job
 
 j = job(snakemake)  # noqa: F821
+filters = j.param_json("filters")
 build_corpus(
     snakemake.wildcards.lang,  # noqa: F821
     source_cfg=j.param_json("source"),
-    filters_cfg=j.param_json("filters"),
+    filters_cfg={name: filters[name] for name in snakemake.params.filter_order},  # noqa: F821
     split_cfg=j.param_json("splits"),
     out_parquet=Path(snakemake.output.corpus),  # noqa: F821
     out_stats=Path(snakemake.output.stats),  # noqa: F821

@@ -60,6 +60,9 @@ def test_tables_hold_a_finite_number_for_every_language_and_task(smoke):
 def test_data_outputs(smoke):
     report = pd.read_csv(smoke / "results/data/filter_report.csv")
     assert len(report) == 5
+    cfg = yaml.safe_load((smoke / "configs/smoke.yaml").read_text())
+    removed = [c.removeprefix("removed_") for c in report.columns if c.startswith("removed_")]
+    assert removed == [*cfg["data"]["filters"], "train_fraction"]  # applied in config order
     sampling = pd.read_csv(smoke / "results/data/sampling.csv")
     assert abs(sampling["p_sampled"].sum() - 1) < 1e-6
     pairs = pd.read_parquet(smoke / "results/data/parallel.parquet")
