@@ -5,59 +5,19 @@ import random
 import numpy as np
 import pandas as pd
 import pytest
-import torch
+from eval_helpers import SPECIALS, WORDS  # noqa: F401
+from eval_helpers import make_model_dir as _make_model_dir
 
 from langadapt.errors import ConfigError, DataError
 from langadapt.evaluation import build_task, evaluate
 from langadapt.evaluation.classification import book_genre
 from langadapt.evaluation.tasks import TaskData
 
-WORDS = [f"w{i}" for i in range(60)]
-SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 BOOKS = [1, 3, 6, 10, 18, 20, 23, 30, 40, 43, 45, 66]  # two books of each genre
 
 
 def make_model_dir(path, n_layers=2, seed=0, arch="bert"):
-    """A tiny random BertForMaskedLM (or XLMRobertaForMaskedLM) + word-level fast tokenizer in `path`."""
-    from tokenizers import Tokenizer, models, pre_tokenizers, processors
-    from transformers import (
-        BertConfig,
-        BertForMaskedLM,
-        PreTrainedTokenizerFast,
-        XLMRobertaConfig,
-        XLMRobertaForMaskedLM,
-    )
-
-    vocab = {tok: i for i, tok in enumerate(SPECIALS + WORDS)}
-    tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
-    tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    tok.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]", special_tokens=[("[CLS]", vocab["[CLS]"]), ("[SEP]", vocab["[SEP]"])]
-    )
-    fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok,
-        unk_token="[UNK]",
-        pad_token="[PAD]",
-        cls_token="[CLS]",
-        sep_token="[SEP]",
-        mask_token="[MASK]",
-    )
-    torch.manual_seed(seed)
-    config_cls, model_cls = (
-        (BertConfig, BertForMaskedLM) if arch == "bert" else (XLMRobertaConfig, XLMRobertaForMaskedLM)
-    )
-    cfg = config_cls(
-        vocab_size=len(vocab),
-        hidden_size=32,
-        num_hidden_layers=n_layers,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=66,
-        pad_token_id=0,
-    )
-    model_cls(cfg).save_pretrained(path)
-    fast.save_pretrained(path)
-    return path
+    return _make_model_dir(path, n_layers=n_layers, seed=seed, arch=arch)
 
 
 def make_corpora(tmp_path, per_book=12):
