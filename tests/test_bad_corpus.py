@@ -16,10 +16,10 @@ def test_empty_local_corpus_fails_cleanly(workdir):
     empty.write_text("")
     cfg = yaml.safe_load((workdir / "configs/smoke.yaml").read_text())
     cfg["data"]["sources"]["nya_Latn"] = {"kind": "local", "path": str(empty)}
-    (workdir / "configs/bad.yaml").write_text(yaml.safe_dump(cfg))
+    (workdir / "configs/bad.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     proc = subprocess.run(
-        [SNAKEMAKE, "--cores", "1", "--configfile", "configs/bad.yaml",
-         "results/data/corpora/nya_Latn.parquet"],
+        [SNAKEMAKE, "results/data/corpora/nya_Latn.parquet", "--cores", "1",
+         "--configfile", "configs/bad.yaml"],
         cwd=workdir, capture_output=True, text=True, timeout=300,
     )
     assert proc.returncode != 0

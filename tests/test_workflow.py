@@ -41,7 +41,7 @@ def _write_config(workdir: Path, mutate) -> str:
     raw = yaml.safe_load((workdir / "configs" / "smoke.yaml").read_text())
     mutate(raw)
     path = workdir / "configs" / "bad.yaml"
-    path.write_text(yaml.safe_dump(raw))
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
     return "configs/bad.yaml"
 
 

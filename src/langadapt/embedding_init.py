@@ -27,9 +27,9 @@ from typing import Any
 
 import torch
 
+from langadapt.atomic import atomic_dir
 from langadapt.errors import ConfigError, DataError
 from langadapt.registry import Registry
-from langadapt.tokenization import atomic_dir
 
 log = logging.getLogger(__name__)
 

@@ -31,9 +31,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from langadapt.atomic import atomic_dir
 from langadapt.errors import ConfigError, DataError
 from langadapt.registry import Registry
-from langadapt.tokenization import atomic_dir
 
 log = logging.getLogger(__name__)
 

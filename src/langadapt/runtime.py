@@ -64,7 +64,14 @@ def setup_logging(log_path: str | os.PathLike | None, name: str = "langadapt") -
         level=logging.INFO, handlers=handlers, force=True,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    return logging.getLogger(name)
+    logger = logging.getLogger(name)
+
+    def log_uncaught(exc_type, exc, tb):  # noqa: ANN001
+        # One clear line (the library's errors name file and value) plus the traceback, in the rule's log.
+        logger.error("%s: %s", exc_type.__name__, exc, exc_info=(exc_type, exc, tb))
+
+    sys.excepthook = log_uncaught
+    return logger
 
 
 def set_threads(n: int) -> None:

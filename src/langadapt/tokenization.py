@@ -15,11 +15,9 @@ network access; its segmentation is checked against ``spm.encode`` on a sample o
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import re
-import shutil
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -28,6 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from langadapt.atomic import atomic_dir
 from langadapt.errors import ConfigError, DataError
 from langadapt.languages import parse_lang
 
@@ -42,30 +41,6 @@ SCRIPTS_WITHOUT_SPACES = frozenset({"Jpan", "Hani", "Hans", "Hant", "Thai", "Khm
 
 MODEL_TYPES = ("unigram", "bpe")
 _CHECK_SAMPLE = 200  # training sentences on which the HF tokenizer is checked against SentencePiece
-
-
-@contextlib.contextmanager
-def atomic_dir(out_dir: Path) -> Iterator[Path]:
-    """Yield a temporary directory beside `out_dir`; on success it replaces `out_dir` (else is removed).
-
-    Nothing partial is ever visible at `out_dir`: a previous `out_dir` is swapped out only once the new
-    one is complete.
-    """
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
-    try:
-        yield tmp
-        old = None
-        if out_dir.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=out_dir.parent))
-            os.replace(out_dir, old / "x")
-        os.replace(tmp, out_dir)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def _validate_texts(texts_by_lang: Mapping[str, Sequence[str]]) -> None:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pandas as pd
 
+from langadapt.atomic import atomic_dir
 from langadapt.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -38,8 +38,7 @@ def train_tokenizer_job(spec: dict, corpus_paths: dict[str, Path], out_dir: Path
 
     train = corpus_texts_by_lang(corpus_paths, split="train")
     held = corpus_texts_by_lang(corpus_paths, split="dev")
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
+    with atomic_dir(out_dir) as tmp:
         train_sentencepiece(
             train, tmp, vocab_size=spec["vocab_size"], model_type=spec.get("model_type", "unigram"),
             character_coverage=spec.get("character_coverage", 0.9995), seed=spec.get("seed", 0),
@@ -48,12 +47,6 @@ def train_tokenizer_job(spec: dict, corpus_paths: dict[str, Path], out_dir: Path
         tok = AutoTokenizer.from_pretrained(tmp)
         stats = write_tokenizer_stats(tok, held, tmp / "stats.csv")
         log.info("tokenizer stats on dev splits:\n%s", stats.to_string(index=False))
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(tmp, out_dir)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
 
 
 def hypernet_job(spec: dict, model_dir: Path, corpus_paths: Sequence[str], out_dir: Path,
@@ -62,22 +55,12 @@ def hypernet_job(spec: dict, model_dir: Path, corpus_paths: Sequence[str], out_d
     from langadapt.hypernet import build_word_vectors, train_hypernetwork
 
     texts = list(corpus_texts(corpus_paths, split="train"))
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
-        wv = tmp / "word_vectors.bin"
+    with atomic_dir(out_dir) as tmp, tempfile.TemporaryDirectory(dir=out_dir.parent) as scratch:
+        wv = Path(scratch) / "word_vectors.bin"
         build_word_vectors(texts, wv, threads=threads, **spec.get("word_vectors", {}))
-        out = tmp / "hypernet"
-        metrics = train_hypernetwork(model_dir, wv, out, spec.get("train", {}))
+        metrics = train_hypernetwork(model_dir, wv, tmp, spec.get("train", {}))
         log.info("hypernetwork: %s", metrics)
-        wv.unlink()
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(out, out_dir)
-        return metrics
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
+    return metrics
 
 
 def plot_loss_curves(run_dirs: Sequence[Path], out_png: Path) -> None:

@@ -8,12 +8,7 @@ name next to the target and renamed into place, so a failed save leaves nothing 
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import shutil
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +21,7 @@ from transformers import (
 )
 from transformers import logging as hf_logging
 
+from langadapt.atomic import atomic_dir  # noqa: F401  (re-exported)
 from langadapt.errors import DataError
 
 PROVENANCE_FILE = "langadapt.json"
@@ -96,30 +92,6 @@ def model_info(model: PreTrainedModel) -> dict[str, Any]:
         "num_layers": int(cfg.num_hidden_layers),
         "hidden_size": int(cfg.hidden_size),
     }
-
-
-@contextlib.contextmanager
-def atomic_dir(out_dir: str | Path) -> Iterator[Path]:
-    """Yield a fresh temporary directory next to `out_dir`; on success it replaces `out_dir`.
-
-    On an exception the temporary directory is removed and an existing `out_dir` is left untouched.
-    """
-    out = Path(out_dir)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    try:
-        yield tmp
-        if out.exists():
-            old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
-            os.replace(out, old)
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def write_model_files(
