@@ -164,23 +164,28 @@ def build_corpus(
     log.info("%s: wrote %d lines (%s) to %s", code, table.num_rows, counts, out_parquet)
 
 
-def load_corpus(path: str | Path, split: str | None = None) -> pa.Table:
-    """Read a corpus Parquet file (optionally one split); DataError if missing or not a corpus."""
+def read_checked_parquet(path: str | Path, schema: pa.Schema, what: str, split: str | None = None) -> pa.Table:
+    """Read a Parquet file of the given schema (extra columns dropped); DataError names the file."""
     path = Path(path)
     if split is not None and split not in SPLITS:
         raise ConfigError(f"unknown split {split!r}; known: {list(SPLITS)}")
     if not path.is_file():
-        raise DataError(f"corpus file not found: {path}")
+        raise DataError(f"{what} file not found: {path}")
     try:
         table = pq.read_table(path)
     except (pa.ArrowException, OSError) as e:
-        raise DataError(f"{path}: not a Parquet corpus ({e})") from None
-    if missing := [c for c in CORPUS_SCHEMA.names if c not in table.column_names]:
-        raise DataError(f"{path}: not a corpus, missing column(s) {missing} (has {table.column_names})")
+        raise DataError(f"{path}: not a Parquet {what} ({e})") from None
+    if missing := [c for c in schema.names if c not in table.column_names]:
+        raise DataError(f"{path}: not a {what}, missing column(s) {missing} (has {table.column_names})")
     try:
-        table = table.select(CORPUS_SCHEMA.names).cast(CORPUS_SCHEMA)
+        return table.select(schema.names).cast(schema)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
-        raise DataError(f"{path}: corpus columns have wrong types ({e})") from None
+        raise DataError(f"{path}: {what} columns have wrong types ({e})") from None
+
+
+def load_corpus(path: str | Path, split: str | None = None) -> pa.Table:
+    """Read a corpus Parquet file (optionally one split); DataError if missing or not a corpus."""
+    table = read_checked_parquet(path, CORPUS_SCHEMA, "corpus", split)
     if split is not None:
         table = table.filter(pc.equal(table.column("split"), split))
     return table

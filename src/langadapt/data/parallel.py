@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from langadapt.data.corpus import SPLITS, atomic_outputs, load_corpus
+from langadapt.data.corpus import atomic_outputs, load_corpus, read_checked_parquet
 from langadapt.errors import ConfigError, DataError
 from langadapt.languages import parse_lang
 
@@ -76,18 +76,7 @@ def build_parallel(corpus_paths: dict[str, Path], pivot: str, out: Path) -> None
 
 def load_parallel(path: str | Path, langs: list[str] | None = None, split: str | None = None) -> pa.Table:
     """Read the pairs file, optionally only some target languages and/or one split."""
-    path = Path(path)
-    if split is not None and split not in SPLITS:
-        raise ConfigError(f"unknown split {split!r}; known: {list(SPLITS)}")
-    if not path.is_file():
-        raise DataError(f"parallel file not found: {path}")
-    try:
-        table = pq.read_table(path)
-    except (pa.ArrowException, OSError) as e:
-        raise DataError(f"{path}: not a Parquet file ({e})") from None
-    if missing := [c for c in PARALLEL_SCHEMA.names if c not in table.column_names]:
-        raise DataError(f"{path}: not a parallel file, missing column(s) {missing}")
-    table = table.select(PARALLEL_SCHEMA.names).cast(PARALLEL_SCHEMA)
+    table = read_checked_parquet(path, PARALLEL_SCHEMA, "parallel", split)
     if langs is not None:
         wanted = [parse_lang(code, where="load_parallel").code for code in langs]
         table = table.filter(pc.is_in(table.column("lang"), value_set=pa.array(wanted, pa.string())))
