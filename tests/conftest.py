@@ -26,3 +26,14 @@ def copy_workflow(dest: Path) -> Path:
 @pytest.fixture
 def workdir(tmp_path: Path) -> Path:
     return copy_workflow(tmp_path / "wf")
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny networks run many times faster on one thread than on two contended cores."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -25,14 +25,7 @@ from langadapt.hypernet import (
 )
 from langadapt.tokenization import train_sentencepiece
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny networks run ~15x faster on one thread than on two contended cores."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 FAST = {"steps": 200, "lr": 3e-3, "dropout": 0.0, "batch_size": 64, "hidden": 64}

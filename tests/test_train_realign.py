@@ -16,13 +16,7 @@ from langadapt.errors import ConfigError, DataError
 from langadapt.train.checkpoint import latest_checkpoint
 from langadapt.train.realign import realign, realignment_loss, sentence_mean
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -74,6 +74,20 @@ def setup_logging(log_path: str | os.PathLike | None, name: str = "langadapt") -
     return logger
 
 
+def resolve_device(name: str) -> Any:
+    """``"auto"`` -> CUDA when available, else CPU; otherwise ``torch.device(name)`` (ConfigError if bad)."""
+    import torch
+
+    from langadapt.errors import ConfigError
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        return torch.device(name)
+    except RuntimeError as exc:
+        raise ConfigError(f"bad device {name!r}: {exc}") from None
+
+
 def set_threads(n: int) -> None:
     os.environ.setdefault("OMP_NUM_THREADS", str(n))
     try:

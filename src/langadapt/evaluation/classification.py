@@ -32,7 +32,8 @@ import pandas as pd
 
 from langadapt.errors import ConfigError, DataError
 from langadapt.evaluation.metrics import accuracy, macro_f1
-from langadapt.evaluation.tasks import TASKS, Task, TaskData, load_pretrained, pick_device
+from langadapt.evaluation.tasks import TASKS, Task, TaskData, load_pretrained
+from langadapt.runtime import resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -156,7 +157,7 @@ class BibleGenre(Task):
 
         p = self.params
         train, dev, tests = self.select_data(data)
-        device = pick_device(p["device"])
+        device = resolve_device(p["device"])
         tokenizer = AutoTokenizer.from_pretrained(model_dir)
         torch.manual_seed(seed)  # head initialization, then batch order and dropout
         model = load_pretrained(

@@ -36,7 +36,8 @@ import numpy as np
 
 from langadapt.errors import ConfigError, DataError
 from langadapt.evaluation.metrics import topk_accuracy
-from langadapt.evaluation.tasks import TASKS, Task, TaskData, check_layer, load_pretrained, pick_device
+from langadapt.evaluation.tasks import TASKS, Task, TaskData, check_layer, load_pretrained
+from langadapt.runtime import resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -182,7 +183,7 @@ class BibleRetrieval(Task):
                     lang,
                 )
 
-        tokenizer, model = load_encoder(model_dir, p["layer"], pick_device(p["device"]))
+        tokenizer, model = load_encoder(model_dir, p["layer"], resolve_device(p["device"]))
         kw = {
             "max_length": p["max_length"],
             "batch_size": p["batch_size"],

@@ -213,18 +213,6 @@ def load_pretrained(auto_cls: Any, model_dir: Path, allowed_missing: tuple[str, 
     return model
 
 
-def pick_device(name: str) -> Any:
-    """``"auto"`` -> CUDA when available, else CPU; otherwise ``torch.device(name)``."""
-    import torch
-
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        return torch.device(name)
-    except RuntimeError as exc:
-        raise ConfigError(f"bad device {name!r}: {exc}") from exc
-
-
 def evaluate(
     model_dir: Path,
     task_name: str,

@@ -294,14 +294,3 @@ def save_model_dir(model: Any, tokenizer: Any, out_dir: Path, provenance: Mappin
     if trash is not None:
         shutil.rmtree(trash, ignore_errors=True)
     return out_dir
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` -> CUDA when available, else CPU; otherwise the named torch device."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        return torch.device(name)
-    except RuntimeError as e:
-        raise ConfigError(f"bad device {name!r}: {e}") from None
-

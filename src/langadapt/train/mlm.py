@@ -21,13 +21,13 @@ import torch.nn.functional as F
 
 from langadapt.errors import ConfigError, DataError
 from langadapt.languages import parse_lang
+from langadapt.runtime import resolve_device
 from langadapt.train.checkpoint import (
     fingerprint,
     inputs_digest,
     merge_config,
     prepare_run_dir,
     remove_checkpoints,
-    resolve_device,
     save_model_dir,
     seed_everything,
 )
