@@ -84,3 +84,8 @@ if TRAIN_RUNS:
     ALL_TARGETS.append("results/plots/loss_curves.png")
 if config["hypernetwork"].get("enabled"):
     ALL_TARGETS.append(f"results/hypernet/{config['hypernetwork']['base']}")
+
+
+def langsamp_of(recipe):
+    """The LangSAMP variant of a recipe's pretraining stage ('none' when not set)."""
+    return config["pretraining"][config["recipes"][recipe]["pretrain"]].get("langsamp", "none")

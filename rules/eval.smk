@@ -23,6 +23,6 @@ rule evaluate:
     resources:
         mem_mb=8000,
         runtime=lambda wc, attempt: 60 * attempt,
-        gpu=RES["gpus"],
+        gpu=min(RES["gpus"], 1),  # one process per job
     script:
         "../scripts/evaluate.py"

@@ -25,7 +25,8 @@ rule base_model:
 
 rule tokenizer:
     input:
-        lambda w: corpora(config["tokenizers"][w.tok]["languages"]),
+        # training text; kind hf: only the corpora of its optional stats languages
+        lambda w: [corpus_path(lang) for lang in config["tokenizers"][w.tok].get("languages") or []],
     output:
         directory("results/tokenizers/{tok}"),
     params:

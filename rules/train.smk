@@ -11,6 +11,8 @@ rule pretrain:
     params:
         spec=lambda w: as_json(lc.stage_spec(config, w.recipe, "pretrain")),
         langs=lambda w: stage_langs("pretraining", config["recipes"][w.recipe]["pretrain"]),
+        # LangSAMP tables have one row per configured language variety (and per script of those)
+        inventory=lambda w: LANGS if langsamp_of(w.recipe) != "none" else [],
         run_dir="results/runs/{recipe}/pretrain",
     log:
         "results/logs/models/{recipe}/pretrain.log",
@@ -22,7 +24,7 @@ rule pretrain:
     resources:
         mem_mb=16000,
         runtime=lambda wc, attempt: 120 * attempt,
-        gpu=RES["gpus"],
+        gpu=RES["gpus"],  # torchrun: one data-parallel process per GPU
     script:
         "../scripts/pretrain.py"
 
@@ -46,6 +48,6 @@ rule realign:
     resources:
         mem_mb=16000,
         runtime=lambda wc, attempt: 120 * attempt,
-        gpu=RES["gpus"],
+        gpu=min(RES["gpus"], 1),  # single-process training
     script:
         "../scripts/realign.py"

@@ -1,4 +1,4 @@
-"""Replace a model's vocabulary and initialize the new embeddings (IDENT, RANDOM, ...)."""
+"""Replace or extend a model's vocabulary and initialize the new embeddings (IDENT, RANDOM, ...)."""
 
 from pathlib import Path
 
@@ -14,5 +14,6 @@ stats = initialize_embeddings(
     out_dir=Path(snakemake.output[0]),  # noqa: F821
     seed=0,
     provenance=j.provenance(spec),
+    vocab=spec.get("vocab", "replace"),
 )
 j.log.info("init stats: %s", stats)

@@ -1,13 +1,13 @@
-"""Continued MLM pretraining (resumable from results/runs/)."""
+"""Continued MLM pretraining (LangSAMP / LAPT variants; torchrun on several GPUs; resumable)."""
 
 from pathlib import Path
 
 from langadapt.runtime import job
-from langadapt.train.mlm import pretrain
+from langadapt.workflow import pretrain_job
 
 j = job(snakemake)  # noqa: F821
 spec = j.param_json("spec")
-cfg = {k: v for k, v in spec.items() if k not in ("name", "objective", "languages")}
 paths = dict(zip(snakemake.params.langs, map(Path, snakemake.input.corpora), strict=True))  # noqa: F821
-pretrain(Path(snakemake.input.model), paths, Path(snakemake.output[0]), Path(snakemake.params.run_dir),  # noqa: F821
-         cfg, provenance=j.provenance(spec))
+pretrain_job(spec, Path(snakemake.input.model), paths, Path(snakemake.output[0]),  # noqa: F821
+             Path(snakemake.params.run_dir), snakemake.params.inventory, j.provenance(spec),  # noqa: F821
+             threads=snakemake.threads, log=j.log)  # noqa: F821

@@ -138,3 +138,26 @@ def test_canonical_hash_ignores_key_order():
     assert lc.canonical(a) == lc.canonical(b)
     assert lc.config_hash(a) == lc.config_hash(b)
     assert lc.config_hash(a) != lc.config_hash({**a, "x": 2})
+
+
+@pytest.mark.parametrize(("key", "value", "expected"), [
+    ("learning_rate", 1e-4, "learning_rate"),
+    ("langsamp", "lang", "'langsamp'"),
+    ("variant", "adapters", "'variant'"),
+    ("preset", "glot500", "'preset'"),
+])
+def test_pretraining_trainer_keys_are_checked_before_any_job(smoke_raw, key, value, expected):
+    raw = copy.deepcopy(smoke_raw)
+    raw["pretraining"]["mlm_tiny"][key] = value
+    msg = _error(raw)
+    assert "pretraining.mlm_tiny" in msg and expected in msg
+
+
+def test_default_source_fills_languages_without_an_entry(smoke_raw):
+    raw = copy.deepcopy(smoke_raw)
+    del raw["data"]["sources"]["hin_Deva"]
+    raw["data"]["default_source"] = {"kind": "hf_hub", "repo_id": "cis-lmu/Glot500",
+                                     "data_files": "{lang}/train/*.arrow"}
+    cfg = lc.prepare_config(raw)
+    assert cfg["data"]["sources"]["hin_Deva"]["repo_id"] == "cis-lmu/Glot500"
+    assert cfg["data"]["sources"]["eng_Latn"] == smoke_raw["data"]["sources"]["eng_Latn"]  # explicit wins

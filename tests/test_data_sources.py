@@ -129,3 +129,19 @@ def test_local_missing_and_bad_parquet(tmp_path: Path) -> None:
     (tmp_path / "z.parquet").write_bytes(b"not parquet at all")
     with pytest.raises(DataError, match=r"z\.parquet: not a readable parquet file"):
         load_source({"kind": "local", "path": str(tmp_path / "z.parquet")}, "eng_Latn")
+
+
+def test_arrow_shards_like_glot500_on_the_hub(tmp_path: Path) -> None:
+    """Glot500-c stores `{lang}/train/data-0000i-of-0000n.arrow` (datasets' Arrow IPC stream shards)."""
+    table = pa.table({"text": ["sentence one", "sentence two", ""]})
+    for name, writer in (("data-00000-of-00002.arrow", pa.ipc.new_stream),
+                         ("data-00001-of-00002.arrow", pa.ipc.new_file)):
+        with pa.OSFile(str(tmp_path / name), "wb") as sink, writer(sink, table.schema) as w:
+            w.write_table(table)
+    t = load_source({"kind": "local", "path": str(tmp_path / "data-00000-of-00002.arrow")}, "eng_Latn")
+    assert t.column("text").to_pylist() == ["sentence one", "sentence two"]
+    t = load_source({"kind": "local", "path": str(tmp_path / "data-00001-of-00002.arrow")}, "eng_Latn")
+    assert t.num_rows == 2
+    (tmp_path / "bad.arrow").write_bytes(b"not arrow at all")
+    with pytest.raises(DataError, match="bad.arrow: not a readable arrow file"):
+        load_source({"kind": "local", "path": str(tmp_path / "bad.arrow")}, "eng_Latn")

@@ -70,14 +70,23 @@ def test_data_outputs(smoke):
 
 
 def test_model_dirs_load_without_custom_code(smoke):
+    import torch
     from transformers import AutoModel, AutoTokenizer
 
-    for d in ["results/base/tiny", "results/models/tiny_spm/init", "results/models/tiny_realigned/realign"]:
+    dirs = ["results/base/tiny", "results/models/tiny_spm/init", "results/models/tiny_realigned/realign",
+            "results/models/ext_ident/init"]
+    for d in dirs:
         model = AutoModel.from_pretrained(smoke / d)
         tok = AutoTokenizer.from_pretrained(smoke / d)
         assert model.get_input_embeddings().num_embeddings == len(tok)
         prov = json.loads((smoke / d / "langadapt.json").read_text())
         assert prov["config_hash"] and prov["code_version"]
+    # vocabulary extension: the base model's rows first, then the pieces of spm_nya it did not have
+    base = AutoModel.from_pretrained(smoke / "results/base/tiny").get_input_embeddings().weight
+    ext = AutoModel.from_pretrained(smoke / "results/models/ext_ident/init").get_input_embeddings().weight
+    ext_stats = json.loads((smoke / "results/models/ext_ident/init/init_stats.json").read_text())
+    assert ext_stats["kept"] == len(base) and ext_stats["kept"] + ext_stats["added"] == len(ext)
+    assert ext_stats["added"] > 0 and torch.equal(ext[: len(base)], base)
     stats = pd.read_csv(smoke / "results/tokenizers/spm_nya/stats.csv")
     assert set(stats["lang"]) == {"nya_Latn", "eng_Latn"}
     assert ((stats["fertility"] > 0) & (stats["unk_rate"] >= 0)).all()

@@ -21,13 +21,13 @@ from langadapt.train.checkpoint import (
     inputs_digest,
     latest_checkpoint,
     load_checkpoint,
-    merge_config,
     prepare_run_dir,
     restore_rng,
     save_checkpoint,
     save_model_dir,
 )
 from langadapt.train.loop import make_scheduler
+from langadapt.train.settings import merge_config
 
 
 def test_merge_config_names_unknown_key():

@@ -88,14 +88,15 @@ def make_tokenizer():
                                    sep_token="</s>", pad_token="<pad>", unk_token="<unk>", mask_token="<mask>")
 
 
-def make_model_dir(path: Path, arch: str = "xlmr", seed: int = 0, max_len: int = 64) -> Path:
+def make_model_dir(path: Path, arch: str = "xlmr", seed: int = 0, max_len: int = 64, dropout: float = 0.1) -> Path:
     """Save a tiny random masked LM (hidden 32, 2 layers) + its fast tokenizer to `path`."""
     import torch
     from transformers import BertConfig, BertForMaskedLM, XLMRobertaConfig, XLMRobertaForMaskedLM
 
     tokenizer = make_tokenizer()
     common = dict(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                  intermediate_size=64, pad_token_id=1, bos_token_id=0, eos_token_id=2)
+                  intermediate_size=64, pad_token_id=1, bos_token_id=0, eos_token_id=2,
+                  hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout)
     torch.manual_seed(seed)
     if arch == "xlmr":
         model = XLMRobertaForMaskedLM(XLMRobertaConfig(max_position_embeddings=max_len + 2, **common))

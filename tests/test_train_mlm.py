@@ -215,3 +215,51 @@ def test_keep_final_checkpoint_and_rerun_from_it(world, tmp_path):
     assert again["resumed_from_step"] == 5 and again["steps"] == 5
     w2 = _weights(tmp_path / "out2")
     assert all(torch.equal(w1[k], w2[k]) for k in w1)
+
+
+def test_lapt_emb_keeps_blocks_frozen_and_fraction_unfreezes_them(world, tmp_path):
+    model, corpora = world
+    before = _weights(model)
+    pretrain(model, corpora, tmp_path / "emb", tmp_path / "run_emb", _cfg(steps=4, variant="emb"))
+    emb = _weights(tmp_path / "emb")
+    assert all(torch.equal(before[k], emb[k]) for k in before if ".encoder." in k)
+    assert not torch.equal(before["roberta.embeddings.word_embeddings.weight"],
+                           emb["roberta.embeddings.word_embeddings.weight"])
+    # freeze_body_fraction 0.5 of 4 steps: blocks frozen in steps 1-2, trained in steps 3-4
+    key = "roberta.encoder.layer.0.attention.self.query.weight"
+    pretrain(model, corpora, tmp_path / "frac", tmp_path / "run_frac",
+             _cfg(steps=4, freeze_body_fraction=0.5, checkpoint_every=2, keep_final_checkpoint=True))
+    at = {int(d.name.split("-")[1]): torch.load(d / "trainer.pt", weights_only=True)["model"][f"model.{key}"]
+          for d in (tmp_path / "run_frac" / "checkpoints").glob("step-*")}
+    assert sorted(at) == [2, 4]
+    assert torch.equal(at[2], before[key]) and not torch.equal(at[4], before[key])
+    prov = json.loads((tmp_path / "frac" / "langadapt.json").read_text())
+    assert prov["training"]["frozen_body_steps"] == 2
+
+
+def test_presets_give_paper_values_and_explicit_keys_win():
+    from langadapt.train.mlm import PRETRAIN_DEFAULTS, frozen_steps, resolve_config
+
+    lapt = resolve_config({"preset": "vocab_lapt"})
+    assert (lapt["steps"], lapt["lr"], lapt["seq_len"], lapt["batch_size"], lapt["alpha"]) == (
+        100_000, 1e-5, 256, 200, 0.2)
+    assert frozen_steps(lapt) == 10_000  # LAPT-FULL: first 10k of 100k steps
+    assert frozen_steps({**lapt, "variant": "emb"}) == 100_000
+    assert resolve_config({"preset": "vocab_lapt", "lr": 3e-5})["lr"] == 3e-5
+    ls = resolve_config({})
+    assert ls == {**PRETRAIN_DEFAULTS} and (ls["steps"], ls["alpha"], ls["seq_len"]) == (150_000, 0.3, 512)
+    with pytest.raises(ConfigError, match="preset"):
+        resolve_config({"preset": "glot500"})
+    with pytest.raises(ConfigError, match="not both"):
+        resolve_config({"freeze_body_steps": 5, "freeze_body_fraction": 0.1})
+    with pytest.raises(ConfigError, match="variant"):
+        resolve_config({"variant": "adapter"})
+    with pytest.raises(ConfigError, match="data_fraction"):
+        resolve_config({"data_fraction": 0})
+
+
+def test_data_fraction_trains_on_a_seeded_share_of_each_language(world, tmp_path):
+    model, corpora = world
+    pretrain(model, corpora, tmp_path / "out", tmp_path / "run", _cfg(steps=2, data_fraction=0.25))
+    prov = json.loads((tmp_path / "out" / "langadapt.json").read_text())
+    assert prov["training"]["train_sentences"] == {"deu_Latn": 12, "eng_Latn": 10, "fra_Latn": 15}

@@ -63,3 +63,40 @@ def test_bad_config_fails_before_any_job(workdir, mutate, fragments):
     for fragment in fragments:
         assert fragment in out
     assert not (workdir / "results").exists(), "a bad config must not leave partial output"
+
+
+def _job_counts(proc: subprocess.CompletedProcess) -> dict[str, int]:
+    out = proc.stdout + proc.stderr
+    return {line.split()[0]: int(line.split()[1]) for line in out.splitlines()
+            if len(line.split()) == 2 and line.split()[1].isdigit()}
+
+
+def test_smoke_dry_run_schedules_the_vocabulary_extension(workdir):
+    proc = snakemake(workdir, "-n", "results/models/ext_ident/init", "--configfile", "configs/smoke.yaml")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    assert "rule init_model:" in out and "recipe=ext_ident" in out
+    assert "results/tokenizers/spm_nya" in out and "results/base/tiny" in out
+    proc = snakemake(workdir, "-n", "--quiet", "rules", "--configfile", "configs/smoke.yaml")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert _job_counts(proc)["init_model"] == 2  # tiny_spm (replace) and ext_ident (extend)
+
+
+@pytest.mark.parametrize(("languages", "n_corpora"), [(None, 0), (["nya_Latn"], 1)])
+def test_hf_tokenizer_needs_only_the_corpora_of_its_stats_languages(workdir, languages, n_corpora):
+    def mutate(c):
+        c["tokenizers"]["glot500"] = {"kind": "hf", "name_or_path": "cis-lmu/glot500-base"}
+        if languages:
+            c["tokenizers"]["glot500"]["languages"] = languages
+        c["recipes"]["xlmr_glot500"] = {"base": "tiny", "tokenizer": "glot500", "vocab": "extend",
+                                        "init": ["ident", "random"]}
+
+    configfile = _write_config(workdir, mutate)
+    proc = snakemake(workdir, "-n", "results/tokenizers/glot500", "--quiet", "rules", "--configfile", configfile)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    counts = _job_counts(proc)
+    assert counts["tokenizer"] == 1 and counts.get("corpus", 0) == n_corpora
+    proc = snakemake(workdir, "-n", "results/models/xlmr_glot500/init", "--configfile", configfile)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    assert "recipe=xlmr_glot500" in out and "tok=glot500" in out

@@ -52,6 +52,17 @@ def _path_of(error: jsonschema.ValidationError) -> str:
     return ".".join(str(p) for p in error.absolute_path) or "(top level)"
 
 
+def _message(error: jsonschema.ValidationError, config: dict) -> str:
+    """The error message; a key of another kind (schema ``$defs/other_kind``) names the kind."""
+    if not (error.validator == "not" and error.validator_value == {}):
+        return error.message
+    parent: Any = config
+    for key in list(error.absolute_path)[:-1]:
+        parent = parent[key]
+    kind = f" with kind {parent['kind']!r}" if isinstance(parent, dict) and "kind" in parent else ""
+    return f"key not allowed here{kind} (value {error.instance!r})"
+
+
 def validate_schema(config: dict, schema_path: Path = SCHEMA_PATH, source: str = "config") -> dict:
     """Validate `config` in place against the JSON schema, filling defaults; raise one clear error."""
     schema = _load_schema(str(schema_path))
@@ -61,7 +72,7 @@ def validate_schema(config: dict, schema_path: Path = SCHEMA_PATH, source: str =
         err = errors[0]
         # oneOf/anyOf errors are easier to read through their most specific sub-error
         best = jsonschema.exceptions.best_match([err]) if err.context else err
-        raise ConfigError(f"{source}: {_path_of(best)}: {best.message}")
+        raise ConfigError(f"{source}: {_path_of(best)}: {_message(best, config)}")
     return config
 
 
@@ -77,6 +88,10 @@ def check_semantics(config: dict, source: str = "config") -> None:
         raise ConfigError(f"{source}: pivot {config['pivot']!r} is not in languages")
 
     sources = config["data"]["sources"]
+    default = config["data"].get("default_source")
+    if default is not None:
+        for lang in langs:
+            sources.setdefault(lang, copy.deepcopy(default))
     for lang in sources:
         parse_lang(lang, where=f"{source}: data.sources")
         if lang not in known:
@@ -94,6 +109,14 @@ def check_semantics(config: dict, source: str = "config") -> None:
     for section in ("tokenizers", "pretraining", "realignment"):
         for name, spec in config.get(section, {}).items():
             check_langs(section, name, spec.get("languages"))
+    from langadapt.train.settings import resolve_config  # torch-free
+
+    for name, spec in config.get("pretraining", {}).items():
+        trainer_keys = {k: v for k, v in spec.items() if k not in ("objective", "languages")}
+        try:
+            resolve_config(trainer_keys)
+        except ConfigError as e:
+            raise ConfigError(f"{source}: pretraining.{name}: {e}") from None
     hyper = config.get("hypernetwork", {})
     if hyper.get("enabled"):
         if hyper.get("base") not in config["base_models"]:
@@ -111,6 +134,11 @@ def check_semantics(config: dict, source: str = "config") -> None:
             raise ConfigError(f"{where}.from: unknown recipe {recipe['from']!r}")
         if ("tokenizer" in recipe) != ("init" in recipe):
             raise ConfigError(f"{where}: 'tokenizer' and 'init' go together (a new vocabulary needs an init)")
+        if "vocab" in recipe and "tokenizer" not in recipe:
+            raise ConfigError(
+                f"{where}.vocab: {recipe['vocab']!r} needs a 'tokenizer' (and 'init') in recipe {name!r}: "
+                f"'vocab' says whether that tokenizer replaces or extends the vocabulary"
+            )
         _chain(config, name)  # raises on cycles
     wanted = config["evaluation"].get("recipes")
     for name in wanted or []:
@@ -212,7 +240,11 @@ def stage_spec(config: dict, recipe: str, stage: str) -> dict:
     spec = config["recipes"][recipe]
     if stage == "init":
         tok = spec["tokenizer"]
-        return {"tokenizer": tok, "tokenizer_spec": config["tokenizers"][tok], "init": spec["init"]}
+        out = {"tokenizer": tok, "tokenizer_spec": config["tokenizers"][tok], "init": spec["init"]}
+        # `vocab` only when not the default, so that existing replace recipes keep their spec (no rerun)
+        if spec.get("vocab", "replace") != "replace":
+            out["vocab"] = spec["vocab"]
+        return out
     if stage == "pretrain":
         return {"name": spec["pretrain"], **config["pretraining"][spec["pretrain"]]}
     if stage == "realign":

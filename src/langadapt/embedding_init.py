@@ -1,9 +1,14 @@
-"""Embedding re-initialization for a replaced vocabulary (vocabulary specialization, HyperOFA baselines).
+"""Embedding initialization for a replaced or extended vocabulary (vocabulary specialization, Glot500,
+HyperOFA baselines).
 
 A source MLM keeps its transformer body; its embedding matrix ``[V_src, d]`` is replaced by one for the
 target tokenizer ``[V_tgt, d]`` whose rows come from a chain of *init methods* applied in the configured
 order. Each method sees only the target ids that are still unassigned, so earlier methods take precedence
 (vocabulary paper, Sec. 3.2: "identity takes precedence"); e.g. ``["ident", "random"]``.
+
+With ``vocab="extend"`` (Glot500 / LangSAMP Sec. 4.1) the target tokenizer is the source tokenizer with
+the new pieces appended (`langadapt.tokenization.extend_tokenizer`): the source rows are copied first,
+bit for bit, and the chain only initializes the appended ids.
 
 A method is a function registered in `INIT_METHODS`::
 
@@ -30,12 +35,16 @@ import torch
 from langadapt.atomic import atomic_dir
 from langadapt.errors import ConfigError, DataError
 from langadapt.registry import Registry
+from langadapt.tokenization import extend_tokenizer
 
 log = logging.getLogger(__name__)
 
 Assignment = Mapping[int, "torch.Tensor | int"] | tuple[torch.Tensor, torch.Tensor]
 InitMethod = Callable[..., Assignment]
 INIT_METHODS: Registry[InitMethod] = Registry("embedding init method")
+
+#: How a recipe's new tokenizer relates to the source vocabulary (recipe key ``vocab``).
+VOCAB_MODES = ("replace", "extend")
 
 #: Special-token roles, in the order in which they claim a target id (``<s>`` is both bos and cls).
 ROLES = ("cls", "sep", "pad", "unk", "mask", "bos", "eos")
@@ -181,11 +190,17 @@ def _normalize(
 
 
 def assign_embeddings(
-    ctx: InitContext, methods: list[str], seed: int = 0, params: Mapping[str, Mapping[str, Any]] | None = None
+    ctx: InitContext,
+    methods: list[str],
+    seed: int = 0,
+    params: Mapping[str, Mapping[str, Any]] | None = None,
+    fixed: Mapping[int, int] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, dict[str, int]]:
     """Run the method chain; return (target embeddings [V_tgt, d], source id per target id or -1, counts).
 
-    Target ids unassigned at the end keep NaN rows (the caller decides whether that is an error).
+    `fixed` (``{target id: source id}``) rows are copied from the source *before* the chain runs and are
+    never offered to a method (vocabulary extension keeps every source row this way); `counts` covers the
+    chain only. Target ids unassigned at the end keep NaN rows (the caller decides whether that is an error).
     """
     params = dict(params or {})
     _check_config(methods, params)
@@ -193,6 +208,12 @@ def assign_embeddings(
     emb = torch.full((n_tgt, ctx.dim), float("nan"))
     src_of = torch.full((n_tgt,), -1, dtype=torch.long)
     unassigned = set(range(n_tgt))
+    if fixed:
+        t_ids = torch.tensor(list(fixed), dtype=torch.long)
+        s_ids = torch.tensor(list(fixed.values()), dtype=torch.long)
+        emb[t_ids] = ctx.source_emb[s_ids]
+        src_of[t_ids] = s_ids
+        unassigned.difference_update(fixed)
     rng = torch.Generator().manual_seed(seed)
     counts: dict[str, int] = {}
     for name in methods:
@@ -218,23 +239,33 @@ def initialize_embeddings(
     seed: int = 0,
     params: dict | None = None,
     provenance: dict | None = None,
+    vocab: str = "replace",
 ) -> dict:
-    """Replace a source MLM's vocabulary by the target tokenizer's and initialize the new embeddings.
+    """Replace or extend a source MLM's vocabulary by a target tokenizer and initialize the new embeddings.
 
-    The new model is the source model with the embedding matrix replaced by ``[V_tgt, d]`` (rows from
-    `methods`, in precedence order), the MLM decoder tied to it, and the decoder bias set to the source
-    bias of the copied row for pieces assigned by copy (``ident``) and to the mean source bias otherwise
-    (so new pieces start with an average prior logit). Saved atomically to `out_dir` as a model
-    directory with the *target* tokenizer, ``langadapt.json`` (provenance) and ``init_stats.json``.
+    ``vocab="replace"``: the embedding matrix is replaced by ``[V_tgt, d]`` (rows from `methods`, in
+    precedence order). ``vocab="extend"``: the target tokenizer's new pieces are appended to the source
+    tokenizer (`extend_tokenizer`); the embedding matrix and the MLM output layer grow to the merged size,
+    every source row (input, untied output, decoder bias) is kept bit for bit and only the appended ids
+    go through `methods`. In both modes the MLM decoder stays tied if it was (an untied decoder gets the
+    source output row of copied pieces and the input row otherwise), and the decoder bias is the source
+    bias of the copied row for pieces assigned by copy (kept rows, ``ident``) and the mean source bias
+    otherwise (so new pieces start with an average prior logit). Saved atomically to `out_dir` as a model
+    directory with the *target* (replace) or *merged* (extend) tokenizer, ``langadapt.json`` (provenance)
+    and ``init_stats.json``.
 
     Args:
         params: per-method parameters, e.g. ``{"random_normal": {"std": 0.02}}``.
+        vocab: ``replace`` or ``extend`` (`VOCAB_MODES`).
 
     Returns:
-        ``{method: n_assigned, ..., "total": V_tgt, "overlap": fraction}`` (`overlap_fraction`).
+        ``{method: n_assigned, ..., "total": V_tgt, "overlap": fraction}`` (`overlap_fraction`); with
+        ``extend`` also ``vocab, kept`` (source rows), ``added`` (appended ids; the method counts sum to
+        it), ``already_present`` and ``skipped_special`` (new pieces not appended), and ``overlap`` is the
+        share of the new tokenizer's non-special pieces that were already source pieces.
 
     Raises:
-        ConfigError: unknown method or parameter.
+        ConfigError: unknown method, parameter or `vocab`; with ``extend``, a tokenizer that is not Unigram.
         DataError: the chain leaves target ids unassigned, or ``["ident"]`` alone finds no shared piece.
     """
     from transformers import AutoModelForMaskedLM, AutoTokenizer
@@ -242,18 +273,29 @@ def initialize_embeddings(
     methods = list(methods)
     params = dict(params or {})
     _check_config(methods, params)
+    if vocab not in VOCAB_MODES:
+        raise ConfigError(f"embedding init: unknown vocab mode {vocab!r}; known: {', '.join(VOCAB_MODES)}")
     source_model_dir, target_tokenizer_dir = Path(source_model_dir), Path(target_tokenizer_dir)
     for d in (source_model_dir, target_tokenizer_dir):
         if not d.is_dir():
             raise DataError(f"embedding init: directory {d} does not exist")
     src_tok = AutoTokenizer.from_pretrained(str(source_model_dir))
     tgt_tok = AutoTokenizer.from_pretrained(str(target_tokenizer_dir))
+    extension: dict[str, int] | None = None
+    if vocab == "extend":
+        tgt_tok, extension = extend_tokenizer(src_tok, tgt_tok)  # ConfigError before the model is loaded
     model = AutoModelForMaskedLM.from_pretrained(str(source_model_dir))
     in_emb = model.get_input_embeddings()
     source_emb = in_emb.weight.detach().float().clone()
     out_layer = model.get_output_embeddings()
     src_bias = getattr(out_layer, "bias", None)
     src_bias = src_bias.detach().float().clone() if src_bias is not None else torch.zeros(len(source_emb))
+    untied = (
+        out_layer is not None
+        and out_layer.weight.data_ptr() != in_emb.weight.data_ptr()
+        and not getattr(model.config, "tie_word_embeddings", True)
+    )
+    source_out = out_layer.weight.detach().float().clone() if untied else None
 
     ctx = InitContext(
         source_emb=source_emb,
@@ -262,13 +304,25 @@ def initialize_embeddings(
         source_specials=special_roles(src_tok),
         target_specials=special_roles(tgt_tok),
     )
-    overlap = overlap_fraction(ctx)
-    if methods == ["ident"] and overlap == 0.0:
-        raise DataError(
-            f"embedding init 'ident': the target tokenizer {target_tokenizer_dir} shares no piece with the "
-            f"source tokenizer {source_model_dir}; add a fallback method, e.g. ['ident', 'random']"
-        )
-    emb, src_of, counts = assign_embeddings(ctx, methods, seed, params)
+    fixed: dict[int, int] | None = None
+    if extension is not None:
+        n_kept = extension["source_size"]
+        if len(source_emb) < n_kept:
+            raise DataError(
+                f"embedding init: {source_model_dir} has {len(source_emb)} embedding rows but its tokenizer "
+                f"{n_kept} pieces"
+            )
+        fixed = {i: i for i in range(n_kept)}
+        n_new = extension["added"] + extension["already_present"]
+        overlap = extension["already_present"] / n_new if n_new else 0.0
+    else:
+        overlap = overlap_fraction(ctx)
+        if methods == ["ident"] and overlap == 0.0:
+            raise DataError(
+                f"embedding init 'ident': the target tokenizer {target_tokenizer_dir} shares no piece with the "
+                f"source tokenizer {source_model_dir}; add a fallback method, e.g. ['ident', 'random']"
+            )
+    emb, src_of, counts = assign_embeddings(ctx, methods, seed, params, fixed=fixed)
     missing = torch.isnan(emb).any(1).nonzero().flatten().tolist()
     if missing:
         inv = {i: p for p, i in ctx.target_vocab.items()}
@@ -278,18 +332,31 @@ def initialize_embeddings(
             f"{target_tokenizer_dir} unassigned (e.g. {examples}); end the list with a method that assigns "
             f"every id, such as 'random'"
         )
-    bias = torch.full((len(emb),), float(src_bias.mean()))
     copied = src_of >= 0
+    bias = torch.full((len(emb),), float(src_bias.mean()))
     bias[copied] = src_bias[src_of[copied]]
-    _install(model, emb, bias, tgt_tok)
+    out_emb = None
+    if source_out is not None:
+        out_emb = emb.clone()
+        out_emb[copied] = source_out[src_of[copied]]
+    _install(model, emb, bias, tgt_tok, out_emb)
 
     stats: dict[str, Any] = {**counts, "total": len(emb), "overlap": overlap}
+    if extension is not None:
+        stats.update(
+            vocab=vocab,
+            kept=len(fixed or {}),
+            added=len(emb) - len(fixed or {}),
+            already_present=extension["already_present"],
+            skipped_special=extension["skipped_special"],
+        )
     prov = dict(provenance or {})
     prov.setdefault("stage", "init")
     prov["init"] = {
         "methods": methods,
         "params": params,
         "seed": seed,
+        "vocab": vocab,
         "source_model": str(source_model_dir),
         "target_tokenizer": str(target_tokenizer_dir),
         "stats": stats,
@@ -303,8 +370,11 @@ def initialize_embeddings(
     return stats
 
 
-def _install(model, emb: torch.Tensor, bias: torch.Tensor, tokenizer) -> None:
-    """Resize `model` to the target vocabulary and set embeddings, tied decoder, bias and special ids."""
+def _install(
+    model, emb: torch.Tensor, bias: torch.Tensor, tokenizer, out_emb: torch.Tensor | None = None
+) -> None:
+    """Resize `model` to the target vocabulary and set embeddings, decoder (tied, or `out_emb` if the model
+    does not tie them; `emb` if that is None), bias and special ids."""
     dtype = model.get_input_embeddings().weight.dtype
     model.resize_token_embeddings(len(emb), mean_resizing=False)
     in_emb = model.get_input_embeddings()
@@ -316,10 +386,11 @@ def _install(model, emb: torch.Tensor, bias: torch.Tensor, tokenizer) -> None:
                 if getattr(model.config, "tie_word_embeddings", True):
                     model.tie_weights()
                 else:
-                    log.warning("source model does not tie input/output embeddings; copying the rows")
-                    out_layer.weight.copy_(emb.to(dtype))
+                    log.warning("source model does not tie input/output embeddings; initializing both")
+                    out_layer.weight.copy_((emb if out_emb is None else out_emb).to(dtype))
             if getattr(out_layer, "bias", None) is not None:
                 out_layer.bias.copy_(bias.to(out_layer.bias.dtype))
+            _sync_head_bias(model, out_layer, bias)
     pad = tokenizer.pad_token_id
     cfg = model.config
     if pad is not None and getattr(cfg, "pad_token_id", None) not in (None, pad):
@@ -336,3 +407,20 @@ def _install(model, emb: torch.Tensor, bias: torch.Tensor, tokenizer) -> None:
         emb_module = getattr(model.base_model, "embeddings", None)
         if emb_module is not None and hasattr(emb_module, "padding_idx"):
             emb_module.padding_idx = pad
+
+
+def _sync_head_bias(model, out_layer, bias: torch.Tensor) -> None:
+    """Set the vocabulary-sized ``bias`` beside the decoder (XLM-R's ``lm_head.bias``, BERT's
+    ``predictions.bias``) to `bias`. Transformers ties it to the decoder bias only when the embeddings are
+    tied; untied, `resize_token_embeddings` leaves it at the old size and the saved model would not reload."""
+    for module in model.modules():
+        if not any(child is out_layer for child in module.children()):
+            continue
+        p = module._parameters.get("bias")
+        if p is None or p.dim() != 1 or p is getattr(out_layer, "bias", None):
+            continue
+        if p.shape[0] == len(bias):
+            p.copy_(bias.to(p.dtype))
+        else:
+            new = torch.nn.Parameter(bias.to(p.dtype).clone(), requires_grad=p.requires_grad)
+            module._parameters["bias"] = new

@@ -1,4 +1,4 @@
-"""New SentencePiece vocabularies (vocabulary replacement) and per-language tokenizer statistics.
+"""New vocabularies: SentencePiece training, hub tokenizers, Glot500-style extension, tokenizer statistics.
 
 `train_sentencepiece` trains one SentencePiece model on the texts of several languages and writes a
 *tokenizer directory* (docs/architecture.md): ``spm.model`` plus a Hugging Face fast tokenizer
@@ -11,10 +11,16 @@ SentencePiece is trained with exactly these ids for its own special pieces, so a
 The fast tokenizer is built directly from the pieces and scores of the trained model (a tokenizers
 ``Unigram`` model + SentencePiece's precompiled normalization map), which needs neither ``protobuf`` nor
 network access; its segmentation is checked against ``spm.encode`` on a sample of the training texts.
+
+`load_hf_tokenizer` fetches a pretrained fast tokenizer (hub id or local directory) instead, e.g. the
+Glot500-m tokenizer ``cis-lmu/glot500-base`` of LangSAMP's setup. `extend_tokenizer` merges a new Unigram
+vocabulary into a source model's Unigram tokenizer (vocabulary *extension*, Glot500 / LangSAMP Sec. 4.1):
+source ids and scores are kept, new pieces are appended after them.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -311,3 +317,121 @@ def write_tokenizer_stats(
         Path(tmp).unlink(missing_ok=True)
         raise
     return df
+
+
+# ------------------------------------------------------------------ pretrained tokenizers and extension
+_SPECIAL_ATTRS = ("bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token")
+
+
+def load_hf_tokenizer(
+    name_or_path: str, revision: str | None = None, cache_dir: str | os.PathLike | None = None
+) -> Any:
+    """A pretrained *fast* tokenizer from the Hugging Face hub (id) or a local directory.
+
+    Uses the hub cache (`cache_dir`, default ``HF_HUB_CACHE``) and honours ``HF_HUB_OFFLINE``; never runs
+    remote code.
+
+    Raises:
+        DataError: the id / directory cannot be resolved or holds no tokenizer.
+        ConfigError: the tokenizer has no fast (``tokenizer.json``) version.
+    """
+    from transformers import AutoTokenizer
+
+    where = f"Hugging Face tokenizer {name_or_path!r} (revision {revision!r})"
+    try:
+        tok = AutoTokenizer.from_pretrained(
+            str(name_or_path),
+            revision=revision,
+            cache_dir=str(cache_dir) if cache_dir is not None else None,
+            trust_remote_code=False,
+        )
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise DataError(f"cannot load {where}: {type(e).__name__}: {e}") from None
+    if not getattr(tok, "is_fast", False):
+        raise ConfigError(
+            f"{where} has no fast tokenizer ({type(tok).__name__}); model directories need tokenizer.json"
+        )
+    return tok
+
+
+def _tokenizer_name(tok) -> str:
+    return str(getattr(tok, "name_or_path", "") or type(tok).__name__)
+
+
+def _unigram_json(tok, role: str) -> dict:
+    """The backend ``tokenizer.json`` of a fast tokenizer as a dict; ConfigError unless it is Unigram."""
+    if not getattr(tok, "is_fast", False):
+        raise ConfigError(
+            f"vocabulary extension: the {role} tokenizer {_tokenizer_name(tok)!r} is not a fast tokenizer"
+        )
+    backend = json.loads(tok.backend_tokenizer.to_str())
+    kind = backend.get("model", {}).get("type")
+    if kind != "Unigram":
+        raise ConfigError(
+            f"vocabulary extension needs Unigram (SentencePiece) tokenizers: the {role} tokenizer "
+            f"{_tokenizer_name(tok)!r} has a {kind} model"
+        )
+    return backend
+
+
+def extend_tokenizer(source_tokenizer, new_tokenizer) -> tuple[Any, dict[str, int]]:
+    """Merge the pieces of `new_tokenizer` into `source_tokenizer` (Glot500-style vocabulary extension).
+
+    Both are fast tokenizers with a Unigram model (objects or directories). The result keeps the source
+    tokenizer's pipeline (normalizer, pre-tokenizer, post-processor, decoder, special tokens) and its
+    Unigram vocabulary unchanged: every source piece keeps its id and score. The new tokenizer's pieces
+    that are not already source pieces are appended after the last source id (``<mask>`` of XLM-R stays
+    where it is), with their own unigram scores, in the new tokenizer's id order; its special tokens
+    (``<s>``, ``<pad>`` ...) are not appended.
+
+    The only side effect on source text: the Unigram unknown-token score is ``min(score) - 10`` over the
+    merged vocabulary, so segmentations involving ``<unk>`` may change if new pieces score lower.
+
+    Returns:
+        ``(merged PreTrainedTokenizerFast, stats)`` with stats ``source_size, new_size, added,
+        already_present, skipped_special, total``.
+
+    Raises:
+        ConfigError: a tokenizer is not fast or its model is not Unigram (e.g. BERT WordPiece).
+        DataError: the source has added tokens beyond its Unigram vocabulary (no id left to append at).
+    """
+    from tokenizers import Tokenizer
+    from transformers import PreTrainedTokenizerFast
+
+    src, new = _load_tokenizer(source_tokenizer), _load_tokenizer(new_tokenizer)
+    src_json, new_json = _unigram_json(src, "source"), _unigram_json(new, "new")
+    vocab = list(src_json["model"]["vocab"])
+    n_src = len(vocab)
+    beyond = [t["content"] for t in src_json.get("added_tokens", []) if t["id"] >= n_src]
+    if beyond:
+        raise DataError(
+            f"vocabulary extension: source tokenizer {_tokenizer_name(src)!r} has added tokens beyond its "
+            f"Unigram vocabulary of {n_src} pieces ({beyond[:5]}); new pieces cannot be appended after them"
+        )
+    specials = {t["content"] for t in new_json.get("added_tokens", []) if t.get("special")}
+    specials |= set(new.all_special_tokens)
+    present = {piece for piece, _ in vocab}
+    added = already = skipped = 0
+    for piece, score in new_json["model"]["vocab"]:
+        if piece in specials:
+            skipped += 1
+        elif piece in present:
+            already += 1
+        else:
+            vocab.append([piece, score])
+            present.add(piece)
+            added += 1
+    src_json["model"]["vocab"] = vocab
+    backend = Tokenizer.from_str(json.dumps(src_json, ensure_ascii=False))
+    named = {a: str(getattr(src, a)) for a in _SPECIAL_ATTRS if getattr(src, a, None) is not None}
+    merged = PreTrainedTokenizerFast(tokenizer_object=backend, model_max_length=src.model_max_length, **named)
+    stats = {
+        "source_size": n_src,
+        "new_size": len(new_json["model"]["vocab"]),
+        "added": added,
+        "already_present": already,
+        "skipped_special": skipped,
+        "total": len(vocab),
+    }
+    log.info("extended %s by %s: %s", _tokenizer_name(src), _tokenizer_name(new), stats)
+    return merged, stats

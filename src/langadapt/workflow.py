@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from langadapt.atomic import atomic_dir
-from langadapt.errors import DataError
+from langadapt.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +27,37 @@ def corpus_texts(paths: Sequence[str | os.PathLike], split: str | None = None) -
 
 def corpus_texts_by_lang(paths: dict[str, Path], split: str | None = "train") -> dict[str, list[str]]:
     return {lang: list(corpus_texts([p], split=split)) for lang, p in paths.items()}
+
+
+def tokenizer_job(spec: dict, corpus_paths: dict[str, Path], out_dir: Path,
+                  log: logging.Logger = log) -> None:
+    """The `tokenizer` rule: dispatch on ``spec["kind"]`` (``sentencepiece`` by default, or ``hf``)."""
+    kind = spec.get("kind", "sentencepiece")
+    if kind == "sentencepiece":
+        train_tokenizer_job(spec, corpus_paths, out_dir, log=log)
+    elif kind == "hf":
+        hf_tokenizer_job(spec, corpus_paths, out_dir, log=log)
+    else:
+        raise ConfigError(f"unknown tokenizer kind {kind!r}; known: sentencepiece, hf")
+
+
+def hf_tokenizer_job(spec: dict, corpus_paths: dict[str, Path], out_dir: Path,
+                     log: logging.Logger = log) -> None:
+    """Fetch a pretrained fast tokenizer (hub id or local directory) into a tokenizer directory.
+
+    ``stats.csv`` covers the languages of `corpus_paths` (dev splits); with none it holds the header only.
+    """
+    from langadapt.tokenization import load_hf_tokenizer, write_tokenizer_stats
+
+    tok = load_hf_tokenizer(
+        spec["name_or_path"], revision=spec.get("revision"), cache_dir=spec.get("cache_dir")
+    )
+    held = corpus_texts_by_lang(corpus_paths, split="dev")
+    with atomic_dir(out_dir) as tmp:
+        tok.save_pretrained(str(tmp))
+        stats = write_tokenizer_stats(tok, held, tmp / "stats.csv")
+        log.info("tokenizer %s (%d pieces); stats on dev splits:\n%s", spec["name_or_path"], len(tok),
+                 stats.to_string(index=False))
 
 
 def train_tokenizer_job(spec: dict, corpus_paths: dict[str, Path], out_dir: Path,
@@ -47,6 +78,31 @@ def train_tokenizer_job(spec: dict, corpus_paths: dict[str, Path], out_dir: Path
         tok = AutoTokenizer.from_pretrained(tmp)
         stats = write_tokenizer_stats(tok, held, tmp / "stats.csv")
         log.info("tokenizer stats on dev splits:\n%s", stats.to_string(index=False))
+
+
+def pretrain_job(spec: dict, model_dir: Path, corpus_paths: dict[str, Path], out_dir: Path, run_dir: Path,
+                 inventory: Sequence[str] | None, provenance: dict, threads: int = 1,
+                 log: logging.Logger = log) -> None:
+    """Continued pretraining in this process, or under ``torchrun`` when it needs several processes.
+
+    `spec` is the pretraining stage spec (its ``name`` / ``objective`` / ``languages`` keys are not
+    trainer keys). The number of processes is the spec's ``processes`` or one per visible GPU.
+    """
+    from langadapt.train.distributed import launch, world_size_for
+    from langadapt.train.mlm import pretrain, resolve_config
+
+    cfg = {k: v for k, v in spec.items() if k not in ("name", "objective", "languages")}
+    nproc = world_size_for(resolve_config(cfg)["processes"])
+    inventory = list(inventory) if inventory else None
+    if nproc > 1:
+        log.info("pretraining with %d data-parallel processes", nproc)
+        kwargs = {"model_dir": str(model_dir), "corpus_paths": {k: str(v) for k, v in corpus_paths.items()},
+                  "out_dir": str(out_dir), "run_dir": str(run_dir), "cfg": cfg, "provenance": provenance,
+                  "inventory": inventory}
+        launch("pretrain", kwargs, nproc, Path(run_dir).parent / f".{Path(run_dir).name}-launch",
+               extra_env={"LANGADAPT_THREADS": str(max(1, threads // nproc))})
+    else:
+        pretrain(model_dir, corpus_paths, out_dir, run_dir, cfg, provenance=provenance, inventory=inventory)
 
 
 def hypernet_job(spec: dict, model_dir: Path, corpus_paths: Sequence[str], out_dir: Path,

@@ -94,8 +94,9 @@ def _file_format(path: Path, fmt: str | None) -> tuple[str, bool]:
     if fmt is None:
         base = suffixes[:-1] if gz else suffixes
         fmt = {".ndjson": "jsonl"}.get(base[-1], base[-1][1:]) if base else ""
-    if fmt not in {"txt", "tsv", "jsonl", "parquet"}:
-        raise ConfigError(f"cannot tell the format of {path}: use .txt, .tsv, .jsonl, .parquet (optionally .gz)")
+    if fmt not in {"txt", "tsv", "jsonl", "parquet", "arrow"}:
+        raise ConfigError(f"cannot tell the format of {path}: use .txt, .tsv, .jsonl, .parquet (optionally .gz) "
+                          f"or .arrow")
     return fmt, gz
 
 
@@ -127,13 +128,24 @@ def _int_value(value: Any, where: str, column: str, hi: int) -> int:
     return out
 
 
+def _read_arrow(path: Path) -> pa.Table:
+    """An Arrow IPC file: the stream format of ``datasets``' ``save_to_disk`` shards (Glot500-c on the hub),
+    or the random-access file format."""
+    with pa.memory_map(str(path)) as source:
+        try:
+            return pa.ipc.open_stream(source).read_all()
+        except pa.ArrowInvalid:
+            source.seek(0)
+            return pa.ipc.open_file(source).read_all()
+
+
 def _records(path: Path, fmt: str, gz: bool, text_field: str) -> tuple[str, Iterator[tuple[int, Any]]]:
     """(unit, iterator of (line/row number, record dict)) for one file."""
-    if fmt == "parquet":
+    if fmt in ("parquet", "arrow"):
         try:
-            table = pq.read_table(path)
+            table = pq.read_table(path) if fmt == "parquet" else _read_arrow(path)
         except (pa.ArrowException, OSError) as e:
-            raise DataError(f"{path}: not a readable parquet file ({e})") from None
+            raise DataError(f"{path}: not a readable {fmt} file ({e})") from None
         if text_field not in table.column_names:
             raise DataError(f"{path}: no {text_field!r} column (columns: {table.column_names})")
         cols = [c for c in (text_field, "verse_id", "book") if c in table.column_names]
@@ -167,7 +179,8 @@ def read_text_file(path: str | Path, text_field: str = "text", fmt: str | None =
 
     Formats (by suffix, optionally ``.gz``, or ``fmt``): ``txt`` (one record per line), ``tsv`` (header
     line with ``text_field`` and optional ``verse_id``, ``book``; fields split on tabs, no quoting),
-    ``jsonl`` (one object per line), ``parquet`` (same columns). Without ``verse_id`` the id is the
+    ``jsonl`` (one object per line), ``parquet`` and ``arrow`` (Arrow IPC, e.g. Hugging Face ``datasets``
+    shards; same columns). Without ``verse_id`` the id is the
     line number (record number for tsv/parquet); ``verse_id`` must be in every record or in none.
     Malformed input raises DataError naming the file and line (row for parquet).
     """

@@ -31,15 +31,13 @@ import random
 import shutil
 import signal
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 import numpy as np
 import torch
-
-from langadapt.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -52,15 +50,6 @@ class Preempted(SystemExit):
 
 
 # ----------------------------------------------------------------------------------------- config
-def merge_config(cfg: Mapping[str, Any] | None, defaults: Mapping[str, Any], where: str) -> dict[str, Any]:
-    """Defaults overlaid with `cfg`; an unknown key raises ConfigError naming it and the known keys."""
-    cfg = dict(cfg or {})
-    unknown = sorted(set(cfg) - set(defaults))
-    if unknown:
-        raise ConfigError(f"unknown {where} config key(s) {unknown}; known: {sorted(defaults)}")
-    return {**defaults, **cfg}
-
-
 def fingerprint(obj: Any) -> str:
     """sha256 of the canonical JSON of `obj` (sorted keys)."""
     blob = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str).encode()
@@ -266,8 +255,10 @@ class LossLog:
 
 # ------------------------------------------------------------------------------------ model output
 def save_model_dir(model: Any, tokenizer: Any, out_dir: Path, provenance: Mapping[str, Any],
-                   loss_csv: Path | None = None) -> Path:
+                   loss_csv: Path | None = None, extra: Callable[[Path], None] | None = None) -> Path:
     """Save model (safetensors) + tokenizer + ``langadapt.json`` (+ ``loss.csv``) atomically to `out_dir`.
+
+    `extra(directory)` may write more files (e.g. LangSAMP tables) into the directory before it is renamed.
 
     Everything is written to a temporary sibling directory first, then renamed into place (an existing
     `out_dir` is replaced), so a crash never leaves a partial model directory.
@@ -283,6 +274,8 @@ def save_model_dir(model: Any, tokenizer: Any, out_dir: Path, provenance: Mappin
         (tmp / "langadapt.json").write_text(json.dumps(dict(provenance), indent=1, sort_keys=True, default=str))
         if loss_csv is not None and Path(loss_csv).exists():
             shutil.copyfile(loss_csv, tmp / "loss.csv")
+        if extra is not None:
+            extra(tmp)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -30,6 +30,7 @@ from langadapt.train.checkpoint import (
     restore_rng,
     save_checkpoint,
 )
+from langadapt.train.distributed import Dist
 
 log = logging.getLogger(__name__)
 
@@ -86,8 +87,16 @@ class GeneratorState:
 class Trainer:
     """One resumable run: ``resume()`` then ``run(micro_step)``.
 
-    `micro_step()` draws one micro-batch and returns ``(mean loss tensor, number of real tokens)``;
-    `tensor_state` objects are saved in ``trainer.pt``, `json_state` objects in ``state.json``.
+    `micro_step()` draws one micro-batch, runs it through :attr:`net` and returns ``(loss tensor, number
+    of real tokens)``; `tensor_state` objects are saved in ``trainer.pt``, `json_state` objects in
+    ``state.json``.
+
+    Data parallel (`dist` with world > 1, under torchrun): :attr:`net` is `wrap(model)` (DDP), rebuilt
+    whenever `before_step` reports that the set of trainable parameters changed; gradients are synchronised
+    only on the last micro-batch of a step (``no_sync``); `micro_step` returns its rank's share of the
+    global loss (the mean over ranks is logged) and the token count of the *global* micro-batch; rank 0
+    writes checkpoints (with every rank's RNG states), the loss log and the progress bar; a SIGTERM seen by
+    any rank stops all of them at the same step.
     """
 
     def __init__(self, *, run_dir: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
@@ -95,9 +104,13 @@ class Trainer:
                  grad_accum: int = 1, max_grad_norm: float = 1.0, checkpoint_every: int = 1000,
                  keep_checkpoints: int = 2, log_every: int = 100, bf16: bool = False, desc: str = "train",
                  tensor_state: Mapping[str, Stateful] | None = None,
-                 json_state: Mapping[str, Stateful] | None = None) -> None:
+                 json_state: Mapping[str, Stateful] | None = None, dist: Dist | None = None,
+                 wrap: Callable[[torch.nn.Module], torch.nn.Module] | None = None) -> None:
         self.run_dir = Path(run_dir)
         self.model, self.optimizer, self.scheduler, self.device = model, optimizer, scheduler, device
+        self.dist = dist or Dist()
+        self.wrap = wrap or (lambda m: m)
+        self.net: torch.nn.Module = model
         self.steps, self.grad_accum, self.max_grad_norm = steps, grad_accum, max_grad_norm
         self.checkpoint_every, self.keep, self.log_every = checkpoint_every, keep_checkpoints, log_every
         self.bf16, self.desc = bf16, desc
@@ -111,22 +124,27 @@ class Trainer:
         self.resumed_from: int | None = None
 
     # -------------------------------------------------------------------------------- checkpoints
-    def save(self) -> Path:
-        """Checkpoint the current step boundary."""
-        tensors = {
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
-            "rng": capture_rng(),
-            "extra": {k: v.state_dict() for k, v in self.tensor_state.items()},
-        }
-        state = {
-            "tokens": self.tokens, "elapsed_s": self.elapsed, "acc_loss": self.acc_loss,
-            "acc_n": self.acc_n, "last_loss": self.last_loss,
-            "data": {k: v.state_dict() for k, v in self.json_state.items()},
-        }
-        path = save_checkpoint(self.run_dir, self.step, tensors, state, keep=self.keep)
-        log.info("saved checkpoint %s", path)
+    def save(self) -> Path | None:
+        """Checkpoint the current step boundary (rank 0 writes; every rank's RNG states are included)."""
+        rngs = self.dist.gather(capture_rng())
+        path = None
+        if self.dist.is_main:
+            tensors = {
+                "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+                "rng": rngs[0],
+                "rng_ranks": rngs,
+                "extra": {k: v.state_dict() for k, v in self.tensor_state.items()},
+            }
+            state = {
+                "tokens": self.tokens, "elapsed_s": self.elapsed, "acc_loss": self.acc_loss,
+                "acc_n": self.acc_n, "last_loss": self.last_loss, "world_size": self.dist.world,
+                "data": {k: v.state_dict() for k, v in self.json_state.items()},
+            }
+            path = save_checkpoint(self.run_dir, self.step, tensors, state, keep=self.keep)
+            log.info("saved checkpoint %s", path)
+        self.dist.barrier()
         return path
 
     def resume(self) -> int | None:
@@ -142,7 +160,14 @@ class Trainer:
             v.load_state_dict(tensors["extra"][k])
         for k, v in self.json_state.items():
             v.load_state_dict(state["data"][k])
-        restore_rng(tensors["rng"])
+        rngs = tensors.get("rng_ranks") or [tensors["rng"]]
+        if len(rngs) == self.dist.world:
+            restore_rng(rngs[self.dist.rank])
+        else:  # resumed with another number of processes: data and masks are global, dropout reseeds
+            log.warning("checkpoint was written by %d processes, resuming with %d: dropout RNG reseeded",
+                        len(rngs), self.dist.world)
+            restore_rng(rngs[0])
+            torch.manual_seed(int(state["step"]) * 1000 + self.dist.rank)
         self.step = self.resumed_from = int(state["step"])
         self.tokens, self.elapsed = int(state["tokens"]), float(state["elapsed_s"])
         self.acc_loss, self.acc_n = float(state["acc_loss"]), int(state["acc_n"])
@@ -151,34 +176,46 @@ class Trainer:
         return self.step
 
     # ------------------------------------------------------------------------------------- loop
+    def rewrap(self) -> None:
+        """Rebuild :attr:`net` (DDP registers only the parameters that require grad when it is built)."""
+        self.net = self.wrap(self.model)
+
     def run(self, micro_step: Callable[[], tuple[torch.Tensor, int]],
-            before_step: Callable[[int], None] | None = None,
+            before_step: Callable[[int], bool | None] | None = None,
             callback: Callable[[int], None] | None = None, final_checkpoint: bool = False) -> dict[str, Any]:
         """Train up to ``steps``; SIGTERM -> checkpoint + :class:`Preempted`. Returns run statistics.
 
-        `before_step(step)` runs before each optimisation step (e.g. to freeze/unfreeze parameters);
-        `callback(step)` after each completed step (tests use it to interrupt a run);
-        `final_checkpoint` also checkpoints the last step (periodic checkpoints skip it).
+        `before_step(step)` runs before each optimisation step (e.g. to freeze/unfreeze parameters) and
+        returns True when it changed which parameters are trainable; `callback(step)` runs after each
+        completed step (tests use it to interrupt a run); `final_checkpoint` also checkpoints the last step
+        (periodic checkpoints skip it).
         """
-        losslog = LossLog(self.run_dir / "loss.csv", self.resumed_from)
-        bar = tqdm(total=self.steps, initial=self.step, desc=self.desc, unit="step", mininterval=5.0)
+        main = self.dist.is_main
+        losslog = LossLog(self.run_dir / "loss.csv", self.resumed_from) if main else None
+        bar = tqdm(total=self.steps, initial=self.step, desc=self.desc, unit="step", mininterval=5.0,
+                   disable=not main)
         params = [p for p in self.model.parameters()]
+        self.rewrap()
         amp = (torch.autocast(device_type=self.device.type, dtype=torch.bfloat16) if self.bf16
                else contextlib.nullcontext())
         t0, base_elapsed, tokens0 = time.monotonic(), self.elapsed, self.tokens
         try:
             with SigtermFlag() as flag:
                 while self.step < self.steps:
-                    if before_step is not None:
-                        before_step(self.step)
+                    if before_step is not None and before_step(self.step):
+                        self.rewrap()
                     self.model.train()
                     step_loss, step_tokens = 0.0, 0
-                    for _ in range(self.grad_accum):
-                        with amp:
-                            loss, n_tokens = micro_step()
-                        (loss / self.grad_accum).backward()
+                    no_sync = getattr(self.net, "no_sync", None)
+                    for k in range(self.grad_accum):
+                        last = k == self.grad_accum - 1
+                        with contextlib.nullcontext() if last or no_sync is None else no_sync():
+                            with amp:
+                                loss, n_tokens = micro_step()
+                            (loss / self.grad_accum).backward()
                         step_loss += float(loss.detach()) / self.grad_accum
                         step_tokens += n_tokens
+                    step_loss = self.dist.mean(step_loss, self.device)
                     lr = float(self.optimizer.param_groups[0]["lr"])
                     torch.nn.utils.clip_grad_norm_([p for p in params if p.grad is not None],
                                                    self.max_grad_norm)
@@ -191,8 +228,9 @@ class Trainer:
                     self.acc_loss += step_loss
                     self.acc_n += 1
                     self.elapsed = base_elapsed + time.monotonic() - t0
-                    if self.step % self.log_every == 0 or self.step == self.steps:
+                    if losslog is not None and (self.step % self.log_every == 0 or self.step == self.steps):
                         losslog.write(self.step, self.acc_loss / self.acc_n, lr, self.tokens, self.elapsed)
+                    if self.step % self.log_every == 0 or self.step == self.steps:
                         self.acc_loss, self.acc_n = 0.0, 0
                     bar.update(1)
                     bar.set_postfix(loss=f"{step_loss:.4f}", refresh=False)
@@ -202,14 +240,15 @@ class Trainer:
                         saved = True
                     if callback is not None:
                         callback(self.step)
-                    if flag.received is not None:
+                    if self.dist.any(flag.received is not None, self.device):
                         if not saved:
                             self.save()
-                        raise Preempted(128 + flag.received)
+                        raise Preempted(128 + (flag.received or 15))
                 if final_checkpoint and self.resumed_from != self.step:
                     self.save()
         finally:
-            losslog.close()
+            if losslog is not None:
+                losslog.close()
             bar.close()
         seconds = time.monotonic() - t0
         return {
@@ -226,20 +265,12 @@ class Trainer:
 # Config keys that change how a run is operated but not what it computes: left out of the run
 # fingerprint, so that e.g. a retry with another checkpoint interval still resumes.
 OPERATIONAL_KEYS = frozenset({"checkpoint_every", "keep_checkpoints", "keep_final_checkpoint", "log_every",
-                              "device"})
+                              "device", "processes"})
 
 
 def fingerprint_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
     """`cfg` without :data:`OPERATIONAL_KEYS`."""
     return {k: v for k, v in cfg.items() if k not in OPERATIONAL_KEYS}
-
-
-def check_positive(cfg: Mapping[str, Any], keys: Iterable[str], where: str) -> None:
-    """ConfigError unless every key is a positive int."""
-    for k in keys:
-        v = cfg[k]
-        if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
-            raise ConfigError(f"{where} config {k!r} must be a positive integer, got {v!r}")
 
 
 def load_model_dir(model_dir: Path) -> tuple[Any, Any]:

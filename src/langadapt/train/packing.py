@@ -138,14 +138,27 @@ def special_ids(tokenizer: Any) -> tuple[int, int, int]:
     return int(bos), int(eos), int(pad)
 
 
-def pack_corpora(tokenizer: Any, corpus_paths: Mapping[str, Path], seq_len: int) -> PackedCorpus:
-    """Tokenize each language's train split once and pack it; languages in sorted order."""
+def subsample(texts: Sequence[str], fraction: float, seed: int) -> list[str]:
+    """A seeded random `fraction` of `texts` (at least one), kept in corpus order."""
+    if fraction >= 1.0:
+        return list(texts)
+    k = max(1, round(fraction * len(texts)))
+    keep = np.sort(np.random.default_rng(seed).choice(len(texts), size=k, replace=False))
+    return [texts[i] for i in keep]
+
+
+def pack_corpora(tokenizer: Any, corpus_paths: Mapping[str, Path], seq_len: int, fraction: float = 1.0,
+                 seed: int = 0) -> PackedCorpus:
+    """Tokenize each language's train split once and pack it; languages in sorted order.
+
+    `fraction` < 1 keeps a seeded random share of each language's sentences (LangSAMP §5.1 ablation: 5%).
+    """
     bos, eos, pad = special_ids(tokenizer)
     langs = sorted(corpus_paths)
     ids, lengths, lang, tokens, sentences = [], [], [], [], []
     for k, code in enumerate(langs):
         path = Path(corpus_paths[code])
-        texts = read_split_texts(path)
+        texts = subsample(read_split_texts(path), fraction, seed + k)
         sentences.append(len(texts))
         stream = tokenize_texts(tokenizer, texts)
         if len(stream) == 0:

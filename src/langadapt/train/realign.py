@@ -36,7 +36,6 @@ from langadapt.runtime import resolve_device
 from langadapt.train.checkpoint import (
     fingerprint,
     inputs_digest,
-    merge_config,
     prepare_run_dir,
     remove_checkpoints,
     save_model_dir,
@@ -44,7 +43,6 @@ from langadapt.train.checkpoint import (
 )
 from langadapt.train.loop import (
     Trainer,
-    check_positive,
     fingerprint_config,
     load_model_dir,
     make_optimizer,
@@ -52,6 +50,7 @@ from langadapt.train.loop import (
     max_positions,
 )
 from langadapt.train.packing import LanguageSampler
+from langadapt.train.settings import check_positive, merge_config
 
 log = logging.getLogger(__name__)
 

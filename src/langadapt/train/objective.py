@@ -1,0 +1,211 @@
+"""The MLM training objective as one module, with LangSAMP's language and script embeddings.
+
+LangSAMP (§3.1-3.2): learnable language embeddings ``E^Lang`` (one row per language variety of the
+inventory) and script embeddings ``E^Script`` (one row per ISO 15924 script) are added to the last hidden
+states of the encoder, ``o_i = h_i + E^Lang_l + E^Script_s``, and only ``o_i`` at the masked positions is
+fed to the MLM head. The backbone (token embeddings + transformer blocks) never sees a language id, so after
+pretraining it is an ordinary encoder: the model directory loads with ``AutoModel.from_pretrained`` and no
+custom code, and the two tables are saved beside it (``langsamp.safetensors`` + ``langsamp.json``, the id
+maps) for analysis (PCA, donor-language selection).
+
+Variants (the paper's ablation, §5.1 Table 3): ``none`` (the Glot500-m-style baseline), ``language``,
+``script``, ``both``. The script table is indexed by *script* ids (the reference implementation indexes it
+with language ids; not copied).
+
+:class:`MLMObjective` wraps the whole loss computation in ``forward`` so that DistributedDataParallel can
+wrap it; the vocabulary projection runs only at the masked positions.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from langadapt.errors import ConfigError, DataError
+from langadapt.languages import parse_lang
+
+log = logging.getLogger(__name__)
+
+#: variant -> (language table, script table); LangSAMP §5.1 ablation variants a)-d)
+LANGSAMP_VARIANTS: dict[str, tuple[bool, bool]] = {
+    "none": (False, False),
+    "language": (True, False),
+    "script": (False, True),
+    "both": (True, True),
+}
+TABLES_FILE = "langsamp.safetensors"
+MAPS_FILE = "langsamp.json"
+
+
+@dataclass(frozen=True)
+class IdMaps:
+    """Row ids of the language table (``lang_Script`` varieties) and of the script table (ISO 15924)."""
+
+    languages: tuple[str, ...]
+    scripts: tuple[str, ...]
+
+    @classmethod
+    def from_inventory(cls, inventory: Sequence[str], where: str = "LangSAMP inventory") -> IdMaps:
+        """Languages in the given order (duplicates dropped); scripts sorted."""
+        if not inventory:
+            raise ConfigError(f"{where}: the language inventory is empty")
+        langs = tuple(dict.fromkeys(inventory))
+        scripts = sorted({parse_lang(code, where=where).script for code in langs})
+        return cls(langs, tuple(scripts))
+
+    def language_id(self, code: str) -> int:
+        try:
+            return self.languages.index(code)
+        except ValueError:
+            raise ConfigError(f"language {code!r} is not in the LangSAMP inventory {list(self.languages)}") from None
+
+    def script_id(self, code: str) -> int:
+        script = parse_lang(code, where="LangSAMP").script
+        try:
+            return self.scripts.index(script)
+        except ValueError:
+            raise ConfigError(f"script {script!r} of {code} is not in the LangSAMP scripts {list(self.scripts)}") from None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"languages": {c: i for i, c in enumerate(self.languages)},
+                "scripts": {s: i for i, s in enumerate(self.scripts)}}
+
+
+def mlm_head(model: nn.Module) -> nn.Module | None:
+    """The MLM head of a BERT (``cls``) or RoBERTa/XLM-R (``lm_head``) model, else None."""
+    for name in ("lm_head", "cls"):
+        head = getattr(model, name, None)
+        if isinstance(head, nn.Module):
+            return head
+    return None
+
+
+class MLMObjective(nn.Module):
+    """Masked-LM loss of a ``*ForMaskedLM`` model, optionally with LangSAMP language/script embeddings.
+
+    ``forward(input_ids, attention_mask, labels, lang_ids, script_ids, denominator)`` returns the summed
+    cross-entropy over the selected positions divided by `denominator` (default: their number), so that
+    data-parallel ranks can normalise by the number of masked tokens of the *global* batch.
+    """
+
+    def __init__(self, model: nn.Module, variant: str = "none", maps: IdMaps | None = None,
+                 init_std: float | None = None, seed: int = 0) -> None:
+        super().__init__()
+        if variant not in LANGSAMP_VARIANTS:
+            raise ConfigError(f"unknown LangSAMP variant {variant!r}; known: {sorted(LANGSAMP_VARIANTS)}")
+        use_lang, use_script = LANGSAMP_VARIANTS[variant]
+        if (use_lang or use_script) and maps is None:
+            raise ConfigError(f"LangSAMP variant {variant!r} needs a language inventory")
+        self.model = model
+        self.variant = variant
+        self.maps = maps
+        self.head = mlm_head(model)
+        if self.head is None:
+            raise ConfigError(f"{type(model).__name__} has no MLM head (lm_head or cls)")
+        d = int(model.config.hidden_size)
+        std = float(init_std if init_std is not None else getattr(model.config, "initializer_range", 0.02))
+        gen = torch.Generator().manual_seed(seed)
+        # LangSAMP §4.1: "randomly initialized"; N(0, initializer_range) like every other HF weight
+        self.language_embeddings = (nn.Parameter(torch.randn(len(maps.languages), d, generator=gen) * std)
+                                    if use_lang and maps else None)
+        self.script_embeddings = (nn.Parameter(torch.randn(len(maps.scripts), d, generator=gen) * std)
+                                  if use_script and maps else None)
+
+    @property
+    def backbone(self) -> nn.Module:
+        """The encoder without head (``model.base_model``): what downstream tasks load."""
+        return self.model.base_model
+
+    def head_inputs(self, hidden: torch.Tensor, rows: torch.Tensor, lang_ids: torch.Tensor | None,
+                    script_ids: torch.Tensor | None) -> torch.Tensor:
+        """``h + E^Lang[lang] + E^Script[script]`` for selected hidden states `hidden` [n, d] whose
+        sequence (batch row) indices are `rows` [n]; `lang_ids`/`script_ids` are per batch row."""
+        out = hidden
+        if self.language_embeddings is not None:
+            if lang_ids is None:
+                raise ValueError("LangSAMP language embeddings need lang_ids")
+            out = out + self.language_embeddings[lang_ids[rows]].to(out.dtype)
+        if self.script_embeddings is not None:
+            if script_ids is None:
+                raise ValueError("LangSAMP script embeddings need script_ids")
+            out = out + self.script_embeddings[script_ids[rows]].to(out.dtype)
+        return out
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor,
+                lang_ids: torch.Tensor | None = None, script_ids: torch.Tensor | None = None,
+                denominator: float | None = None) -> torch.Tensor:
+        hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        selected = labels != -100
+        rows = selected.nonzero()[:, 0]
+        logits = self.head(self.head_inputs(hidden[selected], rows, lang_ids, script_ids))
+        total = F.cross_entropy(logits.float(), labels[selected], reduction="sum")
+        n = float(denominator) if denominator is not None else float(max(int(selected.sum()), 1))
+        return total / n
+
+    # --------------------------------------------------------------------------------- persistence
+    def tables(self) -> dict[str, torch.Tensor]:
+        out = {}
+        if self.language_embeddings is not None:
+            out["language_embeddings"] = self.language_embeddings.detach().float().cpu().contiguous()
+        if self.script_embeddings is not None:
+            out["script_embeddings"] = self.script_embeddings.detach().float().cpu().contiguous()
+        return out
+
+    def save_tables(self, directory: Path) -> None:
+        """Write ``langsamp.safetensors`` + ``langsamp.json`` into a model directory (variant != none)."""
+        if self.variant == "none" or self.maps is None:
+            return
+        from safetensors.torch import save_file
+
+        save_file(self.tables(), str(Path(directory) / TABLES_FILE))
+        meta = {"variant": self.variant, "hidden_size": int(self.model.config.hidden_size), **self.maps.to_json()}
+        (Path(directory) / MAPS_FILE).write_text(json.dumps(meta, indent=1) + "\n")
+
+    def load_tables_from(self, model_dir: Path) -> dict[str, int]:
+        """Copy rows of previously trained tables in `model_dir` (matched by language / script code).
+
+        A recipe that continues LangSAMP pretraining from a LangSAMP model keeps what was learnt; codes not
+        in the saved tables keep their fresh initialisation. Returns the number of rows copied per table.
+        """
+        saved = read_tables(model_dir)
+        copied = {"language_embeddings": 0, "script_embeddings": 0}
+        if saved is None or self.maps is None:
+            return copied
+        tables, meta = saved
+        with torch.no_grad():
+            for name, key, ours in (("language_embeddings", "languages", self.maps.languages),
+                                    ("script_embeddings", "scripts", self.maps.scripts)):
+                param = getattr(self, name)
+                if param is None or name not in tables:
+                    continue
+                if tables[name].shape[1] != param.shape[1]:
+                    raise DataError(f"{model_dir / TABLES_FILE}: {name} have dimension {tables[name].shape[1]}, "
+                                    f"the model {param.shape[1]}")
+                for i, code in enumerate(ours):
+                    j = meta[key].get(code)
+                    if j is not None:
+                        param[i] = tables[name][j]
+                        copied[name] += 1
+        return copied
+
+
+def read_tables(model_dir: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:
+    """(tables, id maps) saved by LangSAMP pretraining in a model directory, or None."""
+    model_dir = Path(model_dir)
+    if not (model_dir / TABLES_FILE).is_file():
+        return None
+    from safetensors.torch import load_file
+
+    try:
+        meta = json.loads((model_dir / MAPS_FILE).read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise DataError(f"{model_dir / MAPS_FILE}: cannot read the LangSAMP id maps: {e}") from None
+    return load_file(str(model_dir / TABLES_FILE)), meta

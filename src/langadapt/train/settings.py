@@ -1,0 +1,158 @@
+"""Settings of the training stages, free of torch (the workflow validates them before any job runs).
+
+:data:`PRETRAIN_DEFAULTS` are the continued-pretraining keys with LangSAMP's values (each with its
+citation); :data:`PRESETS` are the papers' hyperparameter sets; :func:`resolve_config` merges defaults,
+preset and the user's keys and validates them with errors that name the key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from langadapt.errors import ConfigError
+
+#: LangSAMP §5.1 ablation variants (see `langadapt.train.objective`, which owns the tables)
+LANGSAMP_CHOICES = ("none", "language", "script", "both")
+
+
+def merge_config(cfg: Mapping[str, Any] | None, defaults: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """Defaults overlaid with `cfg`; an unknown key raises ConfigError naming it and the known keys."""
+    cfg = dict(cfg or {})
+    unknown = sorted(set(cfg) - set(defaults))
+    if unknown:
+        raise ConfigError(f"unknown {where} config key(s) {unknown}; known: {sorted(defaults)}")
+    return {**defaults, **cfg}
+
+
+def check_positive(cfg: Mapping[str, Any], keys: Iterable[str], where: str) -> None:
+    """ConfigError unless every key is a positive int."""
+    for k in keys:
+        v = cfg[k]
+        if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+            raise ConfigError(f"{where} config {k!r} must be a positive integer, got {v!r}")
+
+
+def check_processes(processes: Any) -> None:
+    """`processes` is null or a positive integer."""
+    if processes is not None and (isinstance(processes, bool) or not isinstance(processes, int) or processes < 1):
+        raise ConfigError(f"'processes' must be a positive integer or null, got {processes!r}")
+
+
+PRETRAIN_DEFAULTS: dict[str, Any] = {
+    "preset": "langsamp",  # hyperparameter set the values below come from; see PRESETS
+    "steps": 150_000,  # LangSAMP §4.1: "We set the maximum steps to 150K"
+    "batch_size": 32,  # LangSAMP §4.1: per-GPU batch size 32 (sequences per process and micro-batch)
+    "grad_accum": 8,  # LangSAMP §4.1: gradient accumulation 8 (x 4 GPUs x 32 = 1,024 effective)
+    "effective_batch": None,  # sequences per optimizer step; set -> grad_accum = it / (batch_size x processes)
+    "seq_len": 512,  # LangSAMP §4.1: sentences of one language-script concatenated to 512-token chunks
+    "lr": 5e-5,  # LangSAMP §4.1: initial learning rate 5e-5
+    "betas": [0.9, 0.999],  # LangSAMP §4.1: AdamW (beta1, beta2) = (0.9, 0.999)
+    "eps": 1e-6,  # LangSAMP §4.1: epsilon 1e-6
+    "weight_decay": 0.01,  # not stated in LangSAMP; RoBERTa/XLM-R pretraining value (Liu et al. 2019)
+    "warmup_steps": 0,  # not stated in LangSAMP / vocab-specialization Table 6
+    "schedule": "linear",  # vocab-specialization Table 6: lr_schedule linear
+    "max_grad_norm": 1.0,  # vocab-specialization Table 6: max_gradient_norm 1.0
+    "mlm_probability": 0.15,  # vocab-specialization Table 6: mlm_masking_prob 0.15 (Devlin et al. 2019)
+    "mask_ratios": [0.8, 0.1, 0.1],  # BERT (Devlin et al. 2019 §3.1): <mask> / random token / unchanged
+    "alpha": 0.3,  # LangSAMP §4.1: multinomial sampling temperature 0.3 (vocab-specialization §4: 0.2)
+    "data_fraction": 1.0,  # LangSAMP §5.1: the ablation variants train on 5% of each language's data
+    "langsamp": "none",  # LangSAMP §3: none | language | script | both embeddings before the MLM head
+    "variant": "full",  # vocab-specialization §4: LAPT-FULL (all trainable) | LAPT-EMB (blocks frozen)
+    "freeze_body_steps": 0,  # transformer blocks frozen for the first N steps (LAPT-FULL: 10k of 100k)
+    "freeze_body_fraction": 0.0,  # the same as a share of `steps` (vocab-specialization §4: 0.1)
+    "checkpoint_every": 5000,  # LangSAMP §4.1: checkpoints every 5K steps
+    "keep_checkpoints": 2,  # newest checkpoints kept in run_dir while training
+    "keep_final_checkpoint": False,  # true: checkpoint the last step and keep checkpoints after saving
+    "log_every": 100,  # rows of run_dir/loss.csv (mean loss over the steps since the previous row)
+    "seed": 42,
+    "device": "auto",  # auto = cuda if available, else cpu
+    "bf16": False,  # bf16 autocast (GPU); float32 master weights either way
+    "processes": None,  # data-parallel processes (torchrun); null = one per visible GPU, 1 on CPU
+}
+
+#: Paper hyperparameter sets; `preset` picks one, explicit keys override it.
+PRESETS: dict[str, dict[str, Any]] = {
+    "langsamp": {},  # LangSAMP §4.1 (= PRETRAIN_DEFAULTS)
+    "vocab_lapt": {  # vocabulary specialization (Downey et al. 2023) §4 and Table 6
+        "steps": 100_000,  # §4: "LAPT for 100k training steps"
+        "checkpoint_every": 1000,  # §4: "evaluation checkpoints every 1000 steps"
+        "batch_size": 200,  # Table 6: batch_size 200 (per step; no accumulation stated)
+        "grad_accum": 1,
+        "seq_len": 256,  # Table 6: max_sequence_length 256
+        "lr": 1e-5,  # Table 6: learning_rate 1e-5
+        "schedule": "linear",  # Table 6: lr_schedule linear
+        "max_grad_norm": 1.0,  # Table 6 (0.5 when NaN losses appeared, App. B)
+        "alpha": 0.2,  # §4: multinomial alpha = 0.2, sampled sentence-wise
+        "freeze_body_fraction": 0.1,  # §4 LAPT-FULL: blocks frozen for the first 10k of 100k steps
+    },
+}
+
+
+def resolve_config(cfg: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Defaults, overlaid with the preset named in `cfg`, overlaid with `cfg`; validated."""
+    cfg = dict(cfg or {})
+    preset = cfg.get("preset", PRETRAIN_DEFAULTS["preset"])
+    if preset not in PRESETS:
+        raise ConfigError(f"pretrain config 'preset' {preset!r} is unknown; known: {sorted(PRESETS)}")
+    merged = merge_config({**PRESETS[preset], **cfg}, PRETRAIN_DEFAULTS, "pretrain")
+    _validate(merged)
+    return merged
+
+
+def _validate(cfg: Mapping[str, Any]) -> None:
+    check_positive(cfg, ("steps", "batch_size", "grad_accum", "seq_len", "checkpoint_every",
+                         "keep_checkpoints", "log_every"), "pretrain")
+    if not 0.0 < float(cfg["mlm_probability"]) < 1.0:
+        raise ConfigError(f"pretrain config 'mlm_probability' must be in (0, 1), got {cfg['mlm_probability']}")
+    ratios = [float(r) for r in cfg["mask_ratios"]]
+    if len(ratios) != 3 or min(ratios) < 0 or abs(sum(ratios) - 1.0) > 1e-6:
+        raise ConfigError(f"pretrain config 'mask_ratios' must be 3 non-negative numbers summing to 1, "
+                          f"got {cfg['mask_ratios']}")
+    if float(cfg["alpha"]) < 0:
+        raise ConfigError(f"pretrain config 'alpha' must be >= 0, got {cfg['alpha']}")
+    for k in ("warmup_steps", "freeze_body_steps"):
+        if isinstance(cfg[k], bool) or not isinstance(cfg[k], int) or cfg[k] < 0:
+            raise ConfigError(f"pretrain config {k!r} must be an integer >= 0, got {cfg[k]!r}")
+    if cfg["schedule"] not in ("linear", "constant"):
+        raise ConfigError(f"pretrain config 'schedule' must be 'linear' or 'constant', got {cfg['schedule']!r}")
+    if cfg["langsamp"] not in LANGSAMP_CHOICES:
+        raise ConfigError(f"pretrain config 'langsamp' must be one of {list(LANGSAMP_CHOICES)}, "
+                          f"got {cfg['langsamp']!r}")
+    if cfg["variant"] not in ("full", "emb"):
+        raise ConfigError(f"pretrain config 'variant' must be 'full' (LAPT-FULL) or 'emb' (LAPT-EMB), "
+                          f"got {cfg['variant']!r}")
+    if not 0.0 <= float(cfg["freeze_body_fraction"]) <= 1.0:
+        raise ConfigError(f"pretrain config 'freeze_body_fraction' must be in [0, 1], "
+                          f"got {cfg['freeze_body_fraction']}")
+    if cfg["freeze_body_steps"] and cfg["freeze_body_fraction"]:
+        raise ConfigError("pretrain config: give 'freeze_body_steps' or 'freeze_body_fraction', not both")
+    if not 0.0 < float(cfg["data_fraction"]) <= 1.0:
+        raise ConfigError(f"pretrain config 'data_fraction' must be in (0, 1], got {cfg['data_fraction']}")
+    eb = cfg["effective_batch"]
+    if eb is not None and (isinstance(eb, bool) or not isinstance(eb, int) or eb <= 0):
+        raise ConfigError(f"pretrain config 'effective_batch' must be a positive integer or null, got {eb!r}")
+    check_processes(cfg["processes"])
+
+
+def frozen_steps(cfg: Mapping[str, Any]) -> int:
+    """Number of initial steps with the transformer blocks frozen (all steps for LAPT-EMB)."""
+    if cfg["variant"] == "emb":
+        return int(cfg["steps"])
+    if cfg["freeze_body_fraction"]:
+        return round(float(cfg["freeze_body_fraction"]) * int(cfg["steps"]))
+    return int(cfg["freeze_body_steps"])
+
+
+def accumulation(cfg: Mapping[str, Any], world: int) -> int:
+    """Micro-batches per step: `grad_accum`, or `effective_batch` / (batch_size x processes)."""
+    eb = cfg["effective_batch"]
+    if eb is None:
+        return int(cfg["grad_accum"])
+    per_step = int(cfg["batch_size"]) * world
+    if eb % per_step:
+        raise ConfigError(f"pretrain config 'effective_batch' {eb} is not a multiple of batch_size "
+                          f"{cfg['batch_size']} x {world} process(es)")
+    return eb // per_step
+
+
