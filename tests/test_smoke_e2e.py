@@ -90,6 +90,20 @@ def test_model_dirs_load_without_custom_code(smoke):
     stats = pd.read_csv(smoke / "results/tokenizers/spm_nya/stats.csv")
     assert set(stats["lang"]) == {"nya_Latn", "eng_Latn"}
     assert ((stats["fertility"] > 0) & (stats["unk_rate"] >= 0)).all()
+    # composed recipes: extended vocabulary + LangSAMP; replaced vocabulary + LAPT-EMB
+    from safetensors.torch import load_file
+
+    ls = smoke / "results/models/ext_ident/pretrain"
+    meta = json.loads((ls / "langsamp.json").read_text())
+    assert len(meta["languages"]) == 5 and sorted(meta["scripts"]) == ["Deva", "Jpan", "Latn"]
+    tables = load_file(ls / "langsamp.safetensors")
+    assert tables["language_embeddings"].shape[0] == 5 and tables["script_embeddings"].shape[0] == 3
+    assert AutoModel.from_pretrained(ls).get_input_embeddings().num_embeddings == len(ext)
+    init_w = load_file(smoke / "results/models/tiny_spm/init/model.safetensors")
+    emb_w = load_file(smoke / "results/models/tiny_spm/pretrain/model.safetensors")
+    blocks = [k for k in init_w if ".encoder." in k]
+    assert blocks and all(torch.equal(init_w[k], emb_w[k]) for k in blocks)
+    assert not all(torch.equal(init_w[k], emb_w[k]) for k in init_w if "word_embeddings" in k)
     hyper = json.loads((smoke / "results/hypernet/tiny/hypernet.json").read_text())
     assert "heldout_cosine" in json.dumps(hyper)
 
