@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 CORES ?= 2
 SNAKEMAKE_ARGS ?=
 
-.PHONY: install install-test run test lint clean
+.PHONY: install install-test install-bench run test bench lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,14 +20,23 @@ $(VENV)/.installed-test: $(VENV)/.installed requirements-test.txt
 	$(BIN)/pip install -q -r requirements-test.txt -c constraints.txt
 	touch $@
 
+$(VENV)/.installed-bench: $(VENV)/.installed requirements-bench.txt
+	$(BIN)/pip install -q -r requirements-bench.txt -c constraints.txt
+	touch $@
+
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
+install-bench: $(VENV)/.installed-bench
 
 run: install
 	$(BIN)/snakemake --cores $(CORES) $(SNAKEMAKE_ARGS)
 
 test: install-test
 	$(BIN)/python -m pytest -q
+
+# MLM throughput / MFU against the Hugging Face Trainer baselines (~5 min on 2 cores)
+bench: install-bench
+	$(BIN)/python benchmarks/mlm_throughput.py --profile
 
 lint: install-test
 	$(BIN)/ruff check src scripts tests benchmarks

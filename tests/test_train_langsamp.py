@@ -173,3 +173,20 @@ def test_corpus_language_outside_the_inventory_is_an_error(world, tmp_path):
     with pytest.raises(ConfigError, match="'langsamp'"):
         pretrain(models["xlmr"], corpora, tmp_path / "o", tmp_path / "r", _cfg(langsamp="yes"))
     assert not (tmp_path / "o").exists() and not (tmp_path / "r").exists()
+
+
+def test_sparse_embedding_gradient_equals_the_dense_one(world):
+    models, _ = world
+    torch.manual_seed(1)
+    ids = torch.randint(5, 30, (4, 12))
+    labels = torch.where(torch.rand(ids.shape) < 0.3, ids, torch.full_like(ids, -100))
+    grads = []
+    for sparse in (False, True):
+        obj = _objective(models["xlmr"], "both")
+        if sparse:
+            assert obj.sparse_embedding_gradients()
+        obj(ids, torch.ones_like(ids), labels, torch.tensor([0, 1, 3, 4]), torch.tensor([2, 2, 0, 1])).backward()
+        g = obj.model.get_input_embeddings().weight.grad
+        assert not g.is_sparse  # the decoder's dense gradient came first; the lookup rows were added into it
+        grads.append(g.clone())
+    assert torch.allclose(grads[0], grads[1], atol=1e-6)

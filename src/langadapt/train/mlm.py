@@ -154,6 +154,8 @@ def pretrain(model_dir: Path, corpus_paths: Mapping[str, Path], out_dir: Path, r
     objective = MLMObjective(model, cfg["langsamp"], maps, seed=cfg["seed"])
     copied = objective.load_tables_from(model_dir)
     objective.to(device)
+    if not dist.enabled:
+        objective.sparse_embedding_gradients()
 
     special_set = set(tokenizer.all_special_ids)
     specials = torch.tensor(sorted(special_set), dtype=torch.long)
@@ -213,6 +215,7 @@ def pretrain(model_dir: Path, corpus_paths: Mapping[str, Path], out_dir: Path, r
                         final_checkpoint=cfg["keep_final_checkpoint"])
     for p in model.parameters():
         p.requires_grad_(True)
+    model.get_input_embeddings().sparse = False
     training = {"stage": "pretrain", "config": cfg, "fingerprint": fp, "languages": packed.langs,
                 "train_tokens": dict(zip(packed.langs, packed.tokens, strict=True)),
                 "train_sentences": dict(zip(packed.langs, packed.sentences, strict=True)),

@@ -119,6 +119,21 @@ class MLMObjective(nn.Module):
         self.script_embeddings = (nn.Parameter(torch.randn(len(maps.scripts), d, generator=gen) * std)
                                   if use_script and maps else None)
 
+    def sparse_embedding_gradients(self) -> bool:
+        """Let the input embedding lookup return a sparse gradient when the input matrix is tied to the MLM
+        decoder (single process only; not under DDP).
+
+        Backward reaches the decoder first; its dense ``[V, d]`` gradient becomes ``.grad`` and the lookup's
+        rows are then added in place (index_add) instead of materialising, zero-filling and adding a second
+        dense ``[V, d]`` buffer: ~8% of a step at a 250k vocabulary on CPU. Same values as dense. Returns
+        whether it was enabled.
+        """
+        emb, out = self.model.get_input_embeddings(), self.model.get_output_embeddings()
+        if isinstance(emb, nn.Embedding) and out is not None and out.weight is emb.weight:
+            emb.sparse = True
+            return True
+        return False
+
     @property
     def backbone(self) -> nn.Module:
         """The encoder without head (``model.base_model``): what downstream tasks load."""
