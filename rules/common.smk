@@ -89,3 +89,28 @@ if config["hypernetwork"].get("enabled"):
 def langsamp_of(recipe):
     """The LangSAMP variant of a recipe's pretraining stage ('none' when not set)."""
     return config["pretraining"][config["recipes"][recipe]["pretrain"]].get("langsamp", "none")
+
+
+def init_texts_langs(recipe):
+    """Languages whose train texts an init method reads: the recipe tokenizer's, else all."""
+    return config["tokenizers"][config["recipes"][recipe]["tokenizer"]].get("languages") or LANGS
+
+
+def init_inputs(wildcards):
+    """Inputs of one recipe's init job: the model and tokenizer, plus what its methods need
+    (langadapt.init_methods.NEEDS): corpora, word vectors, the base model's hypernetwork."""
+    from langadapt.init_methods import needs_of, word_vector_names
+
+    recipe = config["recipes"][wildcards.recipe]
+    inputs = {
+        "model": lc.stage_input_dir(config, wildcards.recipe, "init"),
+        "tokenizer": f"results/tokenizers/{recipe['tokenizer']}",
+    }
+    needs = needs_of(recipe["init"])
+    if "texts" in needs:
+        inputs["texts"] = corpora(init_texts_langs(wildcards.recipe))
+    if "word_vectors" in needs:
+        inputs["word_vectors"] = [f"results/word_vectors/{n}" for n in word_vector_names(recipe["init"])]
+    if "hypernet" in needs:
+        inputs["hypernet"] = f"results/hypernet/{lc.root_base(config, wildcards.recipe)}"
+    return inputs

@@ -48,12 +48,12 @@ rule tokenizer:
 
 rule init_model:
     input:
-        model=lambda w: lc.stage_input_dir(config, w.recipe, "init"),
-        tokenizer=lambda w: f"results/tokenizers/{config['recipes'][w.recipe]['tokenizer']}",
+        unpack(init_inputs),
     output:
         directory("results/models/{recipe}/init"),
     params:
         spec=lambda w: as_json(lc.stage_spec(config, w.recipe, "init")),
+        texts_langs=lambda w: init_texts_langs(w.recipe),
     log:
         "results/logs/models/{recipe}/init.log",
     benchmark:

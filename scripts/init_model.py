@@ -2,18 +2,14 @@
 
 from pathlib import Path
 
-from langadapt.embedding_init import initialize_embeddings
 from langadapt.runtime import job
+from langadapt.workflow import init_job
 
 j = job(snakemake)  # noqa: F821
-spec = j.param_json("spec")
-stats = initialize_embeddings(
-    Path(snakemake.input.model),  # noqa: F821
-    Path(snakemake.input.tokenizer),  # noqa: F821
-    methods=spec["init"],
-    out_dir=Path(snakemake.output[0]),  # noqa: F821
-    seed=0,
-    provenance=j.provenance(spec),
-    vocab=spec.get("vocab", "replace"),
-)
-j.log.info("init stats: %s", stats)
+inp = snakemake.input  # noqa: F821
+texts = dict(zip(snakemake.params.texts_langs, map(Path, inp.texts), strict=True)) if "texts" in inp.keys() else None  # noqa: F821
+init_job(j.param_json("spec"), Path(inp.model), Path(inp.tokenizer), Path(snakemake.output[0]),  # noqa: F821
+         j.provenance(j.param_json("spec")), texts=texts,
+         word_vectors=[Path(p) for p in inp.word_vectors] if "word_vectors" in inp.keys() else [],
+         hypernet_dir=Path(inp.hypernet) if "hypernet" in inp.keys() else None,
+         threads=snakemake.threads, log=j.log)  # noqa: F821

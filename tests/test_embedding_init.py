@@ -188,3 +188,26 @@ def test_errors(dirs, tmp_path):
     with pytest.raises(DataError, match="does not exist"):
         initialize_embeddings(dirs / "nope", dirs / "tgt", ["random"], out)
     assert [p.name for p in tmp_path.iterdir()] == ["b"]
+
+
+def test_every_registered_method_declares_its_needs_and_init_lists_parse():
+    from langadapt.embedding_init import INIT_METHODS
+    from langadapt.init_methods import NEEDS, needs_of, parse_init, word_vector_names
+
+    assert set(NEEDS) == set(INIT_METHODS.names())
+    assert parse_init(["ident", {"random_normal": {"std": 0.02}}, {"random": None}]) == [
+        ("ident", {}), ("random_normal", {"std": 0.02}), ("random", {})]
+    assert needs_of(["ident", "random"]) == frozenset() and word_vector_names(["ident"]) == []
+    for bad, msg in (([], "non-empty"), (["ident", "ident"], "twice"), (["nope"], "unknown embedding init"),
+                     ([{"a": {}, "b": {}}], "method name or"), ([{"random": 3}], "parameter")):
+        with pytest.raises(ConfigError, match=msg):
+            parse_init(bad)
+
+
+def test_init_parameters_from_the_recipe_list(dirs, tmp_path):
+    stats = initialize_embeddings(dirs / "src", dirs / "tgt", [{"random_normal": {"std": 0.0, "mean": 0.5}}],
+                                  tmp_path / "out")
+    from transformers import AutoModelForMaskedLM
+
+    w = AutoModelForMaskedLM.from_pretrained(tmp_path / "out").get_input_embeddings().weight
+    assert stats["random_normal"] == stats["total"] and torch.allclose(w, torch.full_like(w, 0.5))

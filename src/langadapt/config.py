@@ -20,6 +20,7 @@ import jsonschema
 import yaml
 
 from langadapt.errors import ConfigError
+from langadapt.init_methods import needs_of, word_vector_names
 from langadapt.languages import parse_lang
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -134,6 +135,12 @@ def check_semantics(config: dict, source: str = "config") -> None:
             raise ConfigError(f"{where}.from: unknown recipe {recipe['from']!r}")
         if ("tokenizer" in recipe) != ("init" in recipe):
             raise ConfigError(f"{where}: 'tokenizer' and 'init' go together (a new vocabulary needs an init)")
+        if "init" in recipe:
+            for wv in word_vector_names(recipe["init"], where=f"{where}.init"):  # also checks every entry
+                if wv not in config.get("word_vectors", {}):
+                    raise ConfigError(f"{where}.init: word_vectors {wv!r} is not defined in word_vectors")
+            if "hypernet" in needs_of(recipe["init"]) and not config.get("hypernetwork", {}).get("enabled"):
+                raise ConfigError(f"{where}.init: a method needs the hypernetwork; set hypernetwork.enabled")
         if "vocab" in recipe and "tokenizer" not in recipe:
             raise ConfigError(
                 f"{where}.vocab: {recipe['vocab']!r} needs a 'tokenizer' (and 'init') in recipe {name!r}: "

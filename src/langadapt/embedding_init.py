@@ -25,7 +25,7 @@ from __future__ import annotations
 import inspect
 import json
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,7 @@ import torch
 
 from langadapt.atomic import atomic_dir
 from langadapt.errors import ConfigError, DataError
+from langadapt.init_methods import MODULES, NEEDS, parse_init
 from langadapt.registry import Registry
 from langadapt.tokenization import extend_tokenizer
 
@@ -65,14 +66,31 @@ def special_roles(tokenizer) -> dict[str, int]:
 
 
 @dataclass
+class InitResources:
+    """Inputs some methods need (`langadapt.init_methods.NEEDS`), provided by the init rule."""
+
+    texts: Mapping[str, Sequence[str]] | None = None  # lang -> train sentences of the target languages
+    word_vectors: Mapping[str, Path] = field(default_factory=dict)  # word_vectors entry name -> directory
+    hypernet_dir: Path | None = None  # trained hypernetwork of the base model
+    workdir: Path | None = None  # scratch space (removed after the init)
+    threads: int = 1
+
+
+@dataclass
 class InitContext:
-    """What every init method may read: source embeddings, both vocabularies and special-token roles."""
+    """What every init method may read: source embeddings, both vocabularies and special-token roles,
+    the tokenizers themselves, the resources of :class:`InitResources`, and a `report` dict in which a
+    method may leave diagnostics (``report[method] = {...}``, written to ``init_stats.json``)."""
 
     source_emb: torch.Tensor  # [V_src, d], float32
     source_vocab: dict[str, int]
     target_vocab: dict[str, int]
     source_specials: dict[str, int] = field(default_factory=dict)  # role -> source id
     target_specials: dict[str, int] = field(default_factory=dict)  # role -> target id
+    source_tokenizer: Any = None
+    target_tokenizer: Any = None
+    resources: InitResources = field(default_factory=InitResources)
+    report: dict[str, Any] = field(default_factory=dict)
 
     @property
     def dim(self) -> int:
@@ -234,12 +252,13 @@ def assign_embeddings(
 def initialize_embeddings(
     source_model_dir: Path,
     target_tokenizer_dir: Path,
-    methods: list[str],
+    methods: Sequence[str | Mapping[str, Any]],
     out_dir: Path,
     seed: int = 0,
     params: dict | None = None,
     provenance: dict | None = None,
     vocab: str = "replace",
+    resources: InitResources | None = None,
 ) -> dict:
     """Replace or extend a source MLM's vocabulary by a target tokenizer and initialize the new embeddings.
 
@@ -255,8 +274,10 @@ def initialize_embeddings(
     and ``init_stats.json``.
 
     Args:
-        params: per-method parameters, e.g. ``{"random_normal": {"std": 0.02}}``.
+        methods: names, or ``{name: {parameters}}`` mappings (the recipe's ``init`` list).
+        params: more per-method parameters, e.g. ``{"random_normal": {"std": 0.02}}``.
         vocab: ``replace`` or ``extend`` (`VOCAB_MODES`).
+        resources: texts / word vectors / hypernetwork for the methods that need them.
 
     Returns:
         ``{method: n_assigned, ..., "total": V_tgt, "overlap": fraction}`` (`overlap_fraction`); with
@@ -270,9 +291,21 @@ def initialize_embeddings(
     """
     from transformers import AutoModelForMaskedLM, AutoTokenizer
 
-    methods = list(methods)
-    params = dict(params or {})
+    given = dict(params or {})
+    parsed = parse_init(list(methods), where="embedding init") if methods else []
+    methods = [name for name, _ in parsed]
+    params = {name: dict(p) for name, p in parsed if p}
+    for name, extra in given.items():
+        params[name] = {**params.get(name, {}), **extra}
     _check_config(methods, params)
+    resources = resources or InitResources()
+    missing_needs = sorted(
+        f"{name} needs {need}" for name in methods for need in NEEDS.get(name, ())
+        if (need == "texts" and not resources.texts) or (need == "hypernet" and resources.hypernet_dir is None)
+        or (need == "word_vectors" and params.get(name, {}).get("word_vectors") not in resources.word_vectors)
+    )
+    if missing_needs:
+        raise ConfigError(f"embedding init: missing inputs: {'; '.join(missing_needs)}")
     if vocab not in VOCAB_MODES:
         raise ConfigError(f"embedding init: unknown vocab mode {vocab!r}; known: {', '.join(VOCAB_MODES)}")
     source_model_dir, target_tokenizer_dir = Path(source_model_dir), Path(target_tokenizer_dir)
@@ -303,6 +336,9 @@ def initialize_embeddings(
         target_vocab=dict(tgt_tok.get_vocab()),
         source_specials=special_roles(src_tok),
         target_specials=special_roles(tgt_tok),
+        source_tokenizer=src_tok,
+        target_tokenizer=tgt_tok,
+        resources=resources,
     )
     fixed: dict[int, int] | None = None
     if extension is not None:
@@ -342,6 +378,8 @@ def initialize_embeddings(
     _install(model, emb, bias, tgt_tok, out_emb)
 
     stats: dict[str, Any] = {**counts, "total": len(emb), "overlap": overlap}
+    if ctx.report:
+        stats["report"] = ctx.report
     if extension is not None:
         stats.update(
             vocab=vocab,
@@ -424,3 +462,14 @@ def _sync_head_bias(model, out_layer, bias: torch.Tensor) -> None:
         else:
             new = torch.nn.Parameter(bias.to(p.dtype).clone(), requires_grad=p.requires_grad)
             module._parameters["bias"] = new
+
+
+def _register_method_modules() -> None:
+    """Import the modules of `langadapt.init_methods` that register more methods."""
+    import importlib
+
+    for module in MODULES:
+        importlib.import_module(f"langadapt.init_methods.{module}")
+
+
+_register_method_modules()

@@ -80,6 +80,30 @@ def train_tokenizer_job(spec: dict, corpus_paths: dict[str, Path], out_dir: Path
         log.info("tokenizer stats on dev splits:\n%s", stats.to_string(index=False))
 
 
+def init_job(spec: dict, model_dir: Path, tokenizer_dir: Path, out_dir: Path, provenance: dict, *,
+             texts: dict[str, Path] | None = None, word_vectors: Sequence[Path] = (),
+             hypernet_dir: Path | None = None, threads: int = 1, log: logging.Logger = log) -> dict:
+    """The `init_model` rule: replace/extend the vocabulary and initialize embeddings with the recipe's
+    method chain; `texts` (lang -> corpus), `word_vectors` (directories named like their config entries)
+    and `hypernet_dir` are given when a method needs them."""
+    from langadapt.embedding_init import InitResources, initialize_embeddings
+
+    resources = InitResources(
+        texts=corpus_texts_by_lang(texts, split="train") if texts else None,
+        word_vectors={Path(p).name: Path(p) for p in word_vectors},
+        hypernet_dir=Path(hypernet_dir) if hypernet_dir else None,
+        threads=threads,
+    )
+    Path(out_dir).parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=Path(out_dir).parent) as scratch:
+        resources.workdir = Path(scratch)
+        stats = initialize_embeddings(model_dir, tokenizer_dir, spec["init"], out_dir, seed=spec.get("seed", 0),
+                                      provenance=provenance, vocab=spec.get("vocab", "replace"),
+                                      resources=resources)
+    log.info("init stats: %s", stats)
+    return stats
+
+
 def pretrain_job(spec: dict, model_dir: Path, corpus_paths: dict[str, Path], out_dir: Path, run_dir: Path,
                  inventory: Sequence[str] | None, provenance: dict, threads: int = 1,
                  log: logging.Logger = log) -> None:

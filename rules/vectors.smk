@@ -1,0 +1,1 @@
+# External word vectors for OFA / HyperOFA (results/word_vectors/{name}; format: langadapt.word_vectors).
