@@ -22,6 +22,7 @@ $(VENV)/.installed-test: $(VENV)/.installed requirements-test.txt
 
 $(VENV)/.installed-bench: $(VENV)/.installed requirements-bench.txt
 	$(BIN)/pip install -q -r requirements-bench.txt -c constraints.txt
+	$(BIN)/pip install -q --no-deps deepfocus==1.0.1  # its `fasttext` dependency would replace fasttext-numpy2
 	touch $@
 
 install: $(VENV)/.installed
@@ -37,6 +38,7 @@ test: install-test
 # MLM throughput / MFU against the Hugging Face Trainer baselines (~5 min on 2 cores)
 bench: install-bench
 	$(BIN)/python benchmarks/mlm_throughput.py --profile
+	$(BIN)/python benchmarks/focus_vs_deepfocus.py
 
 lint: install-test
 	$(BIN)/ruff check src scripts tests benchmarks

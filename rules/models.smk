@@ -69,13 +69,23 @@ rule init_model:
 
 
 rule hypernet:
+    # HyperOFA's hypernetwork for one base model (langadapt.hypernet): external word vectors -> the base
+    # model's factorized token embeddings; `train` overlaid with `per_base[base]`
     input:
         model="results/base/{base}",
-        corpora=corpora(config["hypernetwork"].get("languages")),
+        word_vectors=lambda w: f"results/word_vectors/{config['hypernetwork']['word_vectors']}",
     output:
         directory("results/hypernet/{base}"),
     params:
-        spec=as_json(config["hypernetwork"]),
+        spec=lambda w: as_json(
+            {
+                "word_vectors": config["hypernetwork"].get("word_vectors"),
+                "train": {
+                    **config["hypernetwork"].get("train", {}),
+                    **config["hypernetwork"].get("per_base", {}).get(w.base, {}),
+                },
+            }
+        ),
     log:
         "results/logs/hypernet/{base}.log",
     benchmark:
@@ -84,8 +94,8 @@ rule hypernet:
         "../envs/train.yaml"
     threads: RES["train_threads"]
     resources:
-        mem_mb=8000,
-        runtime=lambda wc, attempt: 60 * attempt,
-        gpu=RES["gpus"],
+        mem_mb=16000,
+        runtime=lambda wc, attempt: 120 * attempt,
+        gpu=min(1, RES["gpus"]),  # one device
     script:
         "../scripts/hypernet.py"

@@ -1,1 +1,39 @@
-# External word vectors for OFA / HyperOFA (results/word_vectors/{name}; format: langadapt.word_vectors).
+# External word vectors for OFA / HyperOFA: results/word_vectors/{name} (format: langadapt.word_vectors).
+# An entry of the config's `word_vectors` section is built only when a recipe's init method names it
+# (init_inputs in common.smk); kinds: langadapt.word_vectors.WORD_VECTOR_KINDS.
+from langadapt.word_vectors import word_vector_kind
+
+try:
+    WORD_VECTOR_SPECS = {
+        name: word_vector_kind(spec, where=f"{CONFIG_SOURCE}: word_vectors.{name}")
+        for name, spec in config["word_vectors"].items()
+    }
+    WORD_VECTOR_LANGS = {name: kind.corpus_languages(LANGS) for name, kind in WORD_VECTOR_SPECS.items()}
+except ConfigError as exc:
+    raise WorkflowError(f"invalid configuration: {exc}") from None
+WORD_VECTOR_MEM_MB = {"colexnet": 24000}  # ColexNet+: 4M x 200 float32 (3.2 GB) and the parsed text
+
+
+rule word_vectors:
+    input:
+        corpora=lambda w: [corpus_path(lang) for lang in WORD_VECTOR_LANGS[w.name]],
+        files=lambda w: WORD_VECTOR_SPECS[w.name].input_files(),
+    output:
+        directory("results/word_vectors/{name}"),
+    params:
+        spec=lambda w: as_json(config["word_vectors"][w.name]),
+        langs=lambda w: WORD_VECTOR_LANGS[w.name],
+    wildcard_constraints:
+        name=_alt(list(config["word_vectors"])),
+    log:
+        "results/logs/word_vectors/{name}.log",
+    benchmark:
+        "results/benchmarks/word_vectors/{name}.tsv"
+    conda:
+        "../envs/train.yaml"
+    threads: RES["train_threads"]
+    resources:
+        mem_mb=lambda w, attempt: WORD_VECTOR_MEM_MB.get(WORD_VECTOR_SPECS[w.name].name, 8000) * attempt,
+        runtime=lambda w, attempt: 60 * attempt,
+    script:
+        "../scripts/word_vectors.py"

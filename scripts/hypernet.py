@@ -1,4 +1,4 @@
-"""Train the hypernetwork from word vectors to the source model's token embeddings."""
+"""Train HyperOFA's hypernetwork from external word vectors to the base model's token embeddings."""
 
 from pathlib import Path
 
@@ -6,5 +6,5 @@ from langadapt.runtime import job
 from langadapt.workflow import hypernet_job
 
 j = job(snakemake)  # noqa: F821
-hypernet_job(j.param_json("spec"), Path(snakemake.input.model), snakemake.input.corpora,  # noqa: F821
+hypernet_job(j.param_json("spec"), Path(snakemake.input.model), Path(snakemake.input.word_vectors),  # noqa: F821
              Path(snakemake.output[0]), threads=snakemake.threads, log=j.log)  # noqa: F821

@@ -263,3 +263,28 @@ def test_data_fraction_trains_on_a_seeded_share_of_each_language(world, tmp_path
     pretrain(model, corpora, tmp_path / "out", tmp_path / "run", _cfg(steps=2, data_fraction=0.25))
     prov = json.loads((tmp_path / "out" / "langadapt.json").read_text())
     assert prov["training"]["train_sentences"] == {"deu_Latn": 12, "eng_Latn": 10, "fra_Latn": 15}
+
+
+def test_factorized_embeddings_are_trained_as_coordinates_and_primitives(world, tmp_path):
+    import shutil
+
+    from langadapt.models.factorized import factorize_init, read_factorization, save_factorization
+
+    model, corpora = world
+    fac_dir = tmp_path / "fac"
+    shutil.copytree(model, fac_dir)
+    emb = _weights(model)["roberta.embeddings.word_embeddings.weight"]
+    _, fac = factorize_init(emb, emb, 32)  # full rank: C @ P reproduces the matrix
+    save_factorization(fac_dir, fac.coordinates, fac.primitives, fac.meta)
+    pretrain(fac_dir, corpora, tmp_path / "out", tmp_path / "run", _cfg(steps=3))
+    out = read_factorization(tmp_path / "out")
+    assert out is not None and out.dim == 32
+    trained = _weights(tmp_path / "out")["roberta.embeddings.word_embeddings.weight"]
+    assert torch.allclose(out.coordinates @ out.primitives, trained, atol=1e-5)  # model = its factors
+    assert not torch.equal(out.primitives, fac.primitives) and not torch.equal(out.coordinates, fac.coordinates)
+    prov = json.loads((tmp_path / "out" / "langadapt.json").read_text())
+    assert prov["training"]["factorized_dim"] == 32
+    pretrain(fac_dir, corpora, tmp_path / "plain", tmp_path / "run2", _cfg(steps=1, factorized=False))
+    assert read_factorization(tmp_path / "plain") is None
+    with pytest.raises(DataError, match="factorized.safetensors"):
+        pretrain(model, corpora, tmp_path / "o", tmp_path / "r", _cfg(steps=1, factorized=True))

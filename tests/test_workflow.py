@@ -79,7 +79,8 @@ def test_smoke_dry_run_schedules_the_vocabulary_extension(workdir):
     assert "results/tokenizers/spm_nya" in out and "results/base/tiny" in out
     proc = snakemake(workdir, "-n", "--quiet", "rules", "--configfile", "configs/smoke.yaml")
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert _job_counts(proc)["init_model"] == 2  # tiny_spm (replace) and ext_ident (extend)
+    # tiny_spm (replace), ext_ident (extend), tiny_ofa (OFA, factorized), tiny_hyperofa (HyperOFA)
+    assert _job_counts(proc)["init_model"] == 4
 
 
 @pytest.mark.parametrize(("languages", "n_corpora"), [(None, 0), (["nya_Latn"], 1)])

@@ -20,7 +20,7 @@ import jsonschema
 import yaml
 
 from langadapt.errors import ConfigError
-from langadapt.init_methods import needs_of, word_vector_names
+from langadapt.init_methods import NEEDS, needs_of, parse_init, word_vector_names
 from langadapt.languages import parse_lang
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -122,7 +122,12 @@ def check_semantics(config: dict, source: str = "config") -> None:
     if hyper.get("enabled"):
         if hyper.get("base") not in config["base_models"]:
             raise ConfigError(f"{source}: hypernetwork.base {hyper.get('base')!r} is not in base_models")
-        check_langs("hypernetwork", "word_vectors", hyper.get("languages"))
+        if hyper.get("word_vectors") not in config.get("word_vectors", {}):
+            raise ConfigError(f"{source}: hypernetwork.word_vectors {hyper.get('word_vectors')!r} is not "
+                              f"defined in word_vectors")
+    for base in hyper.get("per_base", {}):
+        if base not in config["base_models"]:
+            raise ConfigError(f"{source}: hypernetwork.per_base.{base}: not in base_models")
 
     recipes = config["recipes"]
     refs = {"base": "base_models", "tokenizer": "tokenizers", "pretrain": "pretraining", "realign": "realignment"}
@@ -147,10 +152,32 @@ def check_semantics(config: dict, source: str = "config") -> None:
                 f"'vocab' says whether that tokenizer replaces or extends the vocabulary"
             )
         _chain(config, name)  # raises on cycles
+    _check_hypernet_recipes(config, source)
     wanted = config["evaluation"].get("recipes")
     for name in wanted or []:
         if name not in recipes:
             raise ConfigError(f"{source}: evaluation.recipes: unknown recipe {name!r}")
+
+
+def _check_hypernet_recipes(config: dict, source: str) -> None:
+    """Recipes whose init reads the hypernetwork (HyperOFA) name its word vectors and, with `factorize`,
+    its factorization dimension (the hypernetwork of the recipe's root base model predicts coordinates)."""
+    hyper = config.get("hypernetwork", {})
+    for name, recipe in config["recipes"].items():
+        if "init" not in recipe or "hypernet" not in needs_of(recipe["init"]):
+            continue
+        where = f"{source}: recipes.{name}.init"
+        for method, params in parse_init(recipe["init"], where=where):
+            if "hypernet" in NEEDS[method] and params.get("word_vectors") != hyper.get("word_vectors"):
+                raise ConfigError(f"{where}: {method} reads word_vectors {params.get('word_vectors')!r}, but "
+                                  f"the hypernetwork is trained on {hyper.get('word_vectors')!r} "
+                                  f"(hypernetwork.word_vectors)")
+        base = root_base(config, name)
+        train = {**hyper.get("train", {}), **hyper.get("per_base", {}).get(base, {})}
+        dim = train.get("dim", 100)  # 100 = langadapt.hypernet.DEFAULT_CFG["dim"] (tested there)
+        if recipe.get("factorize") is not None and recipe["factorize"] != dim:
+            raise ConfigError(f"{source}: recipes.{name}.factorize: {recipe['factorize']}, but the hypernetwork "
+                              f"of base {base!r} predicts {dim} coordinates (hypernetwork dim)")
 
 
 def prepare_config(config: dict, schema_path: Path = SCHEMA_PATH, source: str = "config") -> dict:
@@ -251,6 +278,8 @@ def stage_spec(config: dict, recipe: str, stage: str) -> dict:
         # `vocab` only when not the default, so that existing replace recipes keep their spec (no rerun)
         if spec.get("vocab", "replace") != "replace":
             out["vocab"] = spec["vocab"]
+        if spec.get("factorize") is not None:  # likewise only when set
+            out["factorize"] = spec["factorize"]
         return out
     if stage == "pretrain":
         return {"name": spec["pretrain"], **config["pretraining"][spec["pretrain"]]}

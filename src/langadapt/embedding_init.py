@@ -130,10 +130,48 @@ def overlap_fraction(ctx: InitContext) -> float:
 
 
 @INIT_METHODS.register("ident")
-def ident(ctx: InitContext, unassigned: set[int], rng: torch.Generator) -> dict[int, int]:
+def ident(ctx: InitContext, unassigned: set[int], rng: torch.Generator, fuzzy: bool = False) -> dict[int, int]:
     """REINIT-IDENT (vocabulary paper, Sec. 3.2): copy the source row of identical pieces and of the
-    special tokens of the same role (``<s>``, ``<pad>``, ``</s>``, ``<unk>``, ``<mask>``)."""
-    return {t: s for t, s in ident_pairs(ctx).items() if t in unassigned}
+    special tokens of the same role (``<s>``, ``<pad>``, ``</s>``, ``<unk>``, ``<mask>``).
+
+    ``fuzzy=True`` (an extension, not in the paper): a target piece without an identical source piece copies
+    a source piece equal up to case and the leading ``▁`` (`fuzzy_ident_pairs`); exact matches win, and
+    ``report["ident"]`` counts ``exact`` and ``fuzzy`` matches."""
+    if not isinstance(fuzzy, bool):
+        raise ConfigError(f"init method 'ident': fuzzy must be true or false, got {fuzzy!r}")
+    pairs = {t: s for t, s in ident_pairs(ctx).items() if t in unassigned}
+    if fuzzy:
+        extra = {t: s for t, s in fuzzy_ident_pairs(ctx).items() if t in unassigned and t not in pairs}
+        ctx.report["ident"] = {"exact": len(pairs), "fuzzy": len(extra)}
+        pairs.update(extra)
+    return pairs
+
+
+def fuzzy_ident_pairs(ctx: InitContext) -> dict[int, int]:
+    """``{target id: source id}`` for the non-special target pieces *without* an identical source piece whose
+    string equals a non-special source piece's up to case and a leading ``▁`` (``▁Haus`` ~ ``haus``). Among
+    several candidates the one with the same ``▁`` status, then the same case, then the lowest id wins."""
+    def key(p: str) -> str:
+        return p.removeprefix("▁").casefold()
+
+    src_special = set(ctx.source_specials.values())
+    tgt_special = set(ctx.target_specials.values())
+    candidates: dict[str, list[tuple[str, int]]] = {}
+    for piece, s_id in ctx.source_vocab.items():
+        if s_id not in src_special and key(piece):
+            candidates.setdefault(key(piece), []).append((piece, s_id))
+    pairs: dict[int, int] = {}
+    for piece, t_id in ctx.target_vocab.items():
+        if t_id in tgt_special or piece in ctx.source_vocab or key(piece) not in candidates:
+            continue
+        initial = piece.startswith("▁")
+        bare = piece.removeprefix("▁")
+        _, s_id = min(
+            candidates[key(piece)],
+            key=lambda c: (c[0].startswith("▁") != initial, c[0].removeprefix("▁") != bare, c[1]),
+        )
+        pairs[t_id] = s_id
+    return pairs
 
 
 @INIT_METHODS.register("random")
@@ -259,6 +297,8 @@ def initialize_embeddings(
     provenance: dict | None = None,
     vocab: str = "replace",
     resources: InitResources | None = None,
+    diagnostics: bool = False,
+    factorize: int | None = None,
 ) -> dict:
     """Replace or extend a source MLM's vocabulary by a target tokenizer and initialize the new embeddings.
 
@@ -278,6 +318,13 @@ def initialize_embeddings(
         params: more per-method parameters, e.g. ``{"random_normal": {"std": 0.02}}``.
         vocab: ``replace`` or ``extend`` (`VOCAB_MODES`).
         resources: texts / word vectors / hypernetwork for the methods that need them.
+        diagnostics: also write ``pca.png`` (`langadapt.init_methods.diagnostics.pca_figure`: source and
+            initialized embeddings in one PCA, by script and word position, vocabulary paper Fig. 1-3) and
+            record it as ``stats["pca"]``; a plotting failure only logs a warning (``{"error": ...}``).
+        factorize: recipe key ``factorize: k`` (OFA §3, HyperOFA §3.2): the initialized matrix is projected
+            onto the top-k primitives of the source embeddings (`langadapt.models.factorized.factorize_init`);
+            the model's embeddings become ``C @ P`` and ``factorized.safetensors`` / ``factorized.json``
+            (``C``, ``P``) are written beside it; ``stats["factorize"]`` has ``dim`` and ``projection_error``.
 
     Returns:
         ``{method: n_assigned, ..., "total": V_tgt, "overlap": fraction}`` (`overlap_fraction`); with
@@ -375,9 +422,18 @@ def initialize_embeddings(
     if source_out is not None:
         out_emb = emb.clone()
         out_emb[copied] = source_out[src_of[copied]]
+    factorization = None
+    if factorize is not None:  # E = C @ P on the source primitives (langadapt.models.factorized)
+        from langadapt.models.factorized import factorize_init
+
+        if out_emb is not None:
+            raise ConfigError("embedding init: 'factorize' needs a model whose decoder is tied to its embeddings")
+        emb, factorization = factorize_init(source_emb, emb, factorize)
     _install(model, emb, bias, tgt_tok, out_emb)
 
     stats: dict[str, Any] = {**counts, "total": len(emb), "overlap": overlap}
+    if factorization is not None:
+        stats["factorize"] = {"dim": factorization.dim, "projection_error": factorization.meta["projection_error"]}
     if ctx.report:
         stats["report"] = ctx.report
     if extension is not None:
@@ -402,10 +458,30 @@ def initialize_embeddings(
     with atomic_dir(Path(out_dir)) as tmp:
         model.save_pretrained(str(tmp))
         tgt_tok.save_pretrained(str(tmp))
+        if factorization is not None:
+            from langadapt.models.factorized import save_factorization
+
+            save_factorization(tmp, factorization.coordinates, factorization.primitives, factorization.meta)
+        if diagnostics:
+            stats["pca"] = _pca_diagnostics(ctx, emb, copied, tmp / "pca.png", f"init {methods} ({vocab})", seed)
         (tmp / "langadapt.json").write_text(json.dumps(prov, indent=2, default=str) + "\n")
         (tmp / "init_stats.json").write_text(json.dumps(stats, indent=2) + "\n")
     log.info("initialized %s: %s", out_dir, stats)
     return stats
+
+
+def _pca_diagnostics(ctx: InitContext, emb: torch.Tensor, copied: torch.Tensor, path: Path, title: str,
+                     seed: int) -> dict[str, Any]:
+    """`pca_figure` of the source and the initialized embeddings; a failure is logged, not raised."""
+    try:
+        from langadapt.init_methods.diagnostics import pca_figure
+
+        return pca_figure(ctx.source_emb, ctx.source_vocab, ctx.source_specials, emb, ctx.target_vocab,
+                          ctx.target_specials, path, copied=copied, title=title, seed=seed)
+    except Exception as e:  # noqa: BLE001 - diagnostics must never fail the init job
+        log.warning("PCA diagnostics failed (the model is saved without pca.png): %s", e)
+        path.unlink(missing_ok=True)
+        return {"error": f"{type(e).__name__}: {e}"}
 
 
 def _install(

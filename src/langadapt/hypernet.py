@@ -1,18 +1,28 @@
-"""HyperOFA's hypernetwork, walking-skeleton version: word vectors -> source token embeddings.
+"""HyperOFA's hypernetwork (hyperofa.txt, Sec. 3.2-3.4, App. A): external word vectors -> token embeddings.
 
-HyperOFA (hyperofa.txt, Sec. 3.3-3.4) trains a network that maps external word vectors to the PLM's
-token embedding space on source tokens, then predicts embeddings of new target tokens. This module
-implements the training half with the simplest matching: a word ``w`` of the word-vector vocabulary is
-paired with the source piece ``"▁" + w`` when that is a single (non-special) piece, so each token has one
-matched word. The network interface already takes a *set* of matched vectors per token
-(``[batch, n_words, d_in]`` + mask), as the paper's BiLSTM does; more kinds register in `HYPERNETS`.
+Training data (Sec. 3.3-3.4): every non-special source piece ``i`` that matches at least one word of the
+external (aligned, multilingual) word vectors gives one pair ``(W_{s_i}, F_i)``: the *set* of vectors of the
+words that contain the piece (`piece_word_sets`) and the piece's row of the SVD-factorized source
+embeddings (`langadapt.embedding_factorization.factorize`, ``dim`` = D'). Pieces without a matched word are
+left out (footnote 5). The network (`HYPERNETS`: ``bilstm``, the paper's; ``mlp``, a mean-pool baseline;
+``set_transformer``, the paper's "Setformer" ablation of App. A.1) maps a set to coordinates and is trained
+with `hyperofa_loss` under the paper's augmentation (every set shuffled, half of them cut to 50-100%).
+`langadapt.init_methods.hyperofa` then predicts new target pieces (Sec. 3.5).
 
-Not yet (later issue): the BiLSTM kind, subword matching of all words containing a token, SVD-factorized
-targets (Sec. 3.2), and the init method that applies a trained hypernetwork to target tokens.
+Output directory (``results/hypernet/{base}``, `train_hypernetwork`): ``hypernet.safetensors`` (weights),
+``factorization.safetensors`` (``primitives [dim, d]``: predicted coordinates @ primitives = embedding
+rows; ``coordinate_scale [dim]``), ``hypernet.json`` (kind, sizes, config, word vectors, metrics incl. the
+held-out cosine against the mean-embedding baseline and the training time), ``loss.csv`` (one row per
+epoch) and ``pieces.csv`` (``token_id, piece, n_words, split``).
+
+The networks are in `langadapt.hypernet_nets`. The fastText helpers at the end (`build_word_vectors`,
+deterministic skipgram/CBOW training; `load_word_vectors` for ``.bin``/``.vec`` files) were the skeleton's
+corpus word vectors: the ``hypernet`` rule no longer uses them (FOCUS, `init_methods/focus.py`, does).
 """
 
 from __future__ import annotations
 
+import copy
 import csv
 import json
 import logging
@@ -23,6 +33,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,85 +45,493 @@ from torch import nn
 
 from langadapt.atomic import atomic_dir
 from langadapt.errors import ConfigError, DataError
-from langadapt.registry import Registry
+from langadapt.hypernet_nets import HYPERNETS, build_hypernetwork
 
 log = logging.getLogger(__name__)
 
-HYPERNETS: Registry[type[nn.Module]] = Registry("hypernetwork")
+MATCH_MODES = ("tokenize", "substring")
+COORDINATES = ("u", "us")
 
-#: Training configuration (keys of `cfg`) and defaults; paper constants cite HyperOFA (hyperofa.txt).
+#: Training configuration (the config's ``hypernetwork.train``) and defaults; constants cite HyperOFA.
 DEFAULT_CFG: dict[str, Any] = {
-    "kind": "mlp",  # registered in HYPERNETS (the paper's is a BiLSTM, Sec. 3.4; later issue)
-    "hidden": 256,  # walking-skeleton size (paper: BiLSTM hidden 800/1600, Appendix Table 6)
-    "layers": 2,  # hidden layers of the MLP (paper: 2-4 BiLSTM layers, Table 6)
-    "dropout": 0.4,  # HyperOFA App. A.2/A.3: "a dropout rate of 0.4"
-    "lr": 1e-4,  # HyperOFA App. A.2: learning rate starts at 1e-4 (Adam; we use AdamW, no decay)
-    "weight_decay": 0.01,
-    "steps": 2000,
-    "batch_size": 128,
-    "lambda": 0.1,  # HyperOFA App. A.2: "lambda = 0.1 for all hypernetworks" (weight of L_c, Sec. 3.4)
-    "temperature": 0.25,  # HyperOFA App. A.2: T = 0.25 for XLM-R (multi); 0.5 for RoBERTa (mono)
+    "kind": "bilstm",  # HyperOFA §3.4 and App. A.1: a BiLSTM (better than the Setformer, Table 5)
+    "dim": 100,  # D' of the SVD factorization (§3.2); §4.1 uses 100, 200 and 400
+    "coordinates": "u",  # targets: "u" = U of E = U S Vᵀ as in HyperOFA's code (F = U, P = S Vᵀ), times
+    #                      sqrt(V) for unit RMS (the losses are scale-free); "us" = factorize's U S
+    "match": "tokenize",  # piece ~ word: "tokenize" (the word's segmentation has the piece; OFA/HyperOFA
+    #                       code) or "substring" (`piece_word_sets`)
+    "hidden": 800,  # App. Table 6: BiLSTM hidden size 800 (D' 100/200), 1600 (D' 400)
+    "layers": 2,  # App. Table 6: 2 layers (RoBERTa), 4 (XLM-R)
+    "heads": 4,  # set_transformer only (attention heads; must divide hidden)
+    "dropout": 0.4,  # App. A.2/A.3: "a dropout rate of 0.4"
+    "max_set": 256,  # App. A.2: "a maximum context size of 256" (matched words per piece)
+    "augment_prob": 0.5,  # App. A.3: "with 50% probability, the number of word vectors is randomly limited
+    "augment_min_fraction": 0.5,  # to 50-100% of the available vectors"
+    "augment_min_size": 4,  # HyperOFA's code (augmentation_threshold): sets of <= 4 words are only shuffled
+    "lr": 1e-4,  # App. A.2: Adam, "the learning rate starts at 1e-4
+    "lr_decay": 0.95,  # and decays ... by a factor of 0.95
+    "lr_decay_epochs": 10,  # every 10 epochs"
+    "weight_decay": 0.0,  # HyperOFA's code: Adam without weight decay
+    "batch_size": 256,  # HyperOFA's code (not in the paper); also the contrastive loss's negatives
+    "epochs": 400,  # App. Table 6: converged after 80-470 epochs
+    "patience": 20,  # App. A.2 "trained until the validation loss converged": stop after this many epochs
+    #                  without a better held-out loss and keep the best epoch (0 = run all epochs)
+    "lambda": 0.1,  # App. A.2: "lambda = 0.1 for all hypernetworks" (weight of L_c, §3.4)
+    "temperature": 0.25,  # App. A.2: T = 0.25 for XLM-R (multi), 0.5 for RoBERTa (mono)
     "heldout_fraction": 0.1,
     "seed": 0,
-    "device": "cpu",
+    "device": "auto",  # auto = cuda if available, else cpu
 }
-_FASTTEXT_BUCKET = 20000  # hashed character n-gram rows; small to keep the model file small
-
-
-@HYPERNETS.register("mlp")
-class MLPHypernet(nn.Module):
-    """Mean of the matched word vectors, then an MLP ``d_in -> hidden (x layers) -> d_out`` (GELU)."""
-
-    def __init__(self, d_in: int, d_out: int, hidden: int = 256, layers: int = 2, dropout: float = 0.0):
-        super().__init__()
-        dims = [d_in] + [hidden] * layers
-        blocks: list[nn.Module] = []
-        for a, b in zip(dims[:-1], dims[1:], strict=True):
-            blocks += [nn.Linear(a, b), nn.GELU(), nn.Dropout(dropout)]
-        blocks.append(nn.Linear(dims[-1], d_out))
-        self.net = nn.Sequential(*blocks)
-
-    @torch.no_grad()
-    def init_output(self, mean: torch.Tensor) -> None:
-        """Start from the mean target embedding: last bias = `mean`, last weight scaled down."""
-        last = self.net[-1]
-        last.bias.copy_(mean)
-        last.weight.mul_(0.1)
-
-    def forward(self, vectors: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        """`vectors` ``[B, n, d_in]`` (or ``[B, d_in]``), `mask` ``[B, n]`` (True = real) -> ``[B, d_out]``."""
-        if vectors.dim() == 2:
-            return self.net(vectors)
-        if mask is None:
-            pooled = vectors.mean(1)
-        else:
-            m = mask.to(vectors.dtype).unsqueeze(-1)
-            pooled = (vectors * m).sum(1) / m.sum(1).clamp(min=1)
-        return self.net(pooled)
+_POSITIVE_INTS = ("dim", "hidden", "layers", "heads", "max_set", "lr_decay_epochs", "batch_size", "epochs")
 
 
 def resolve_cfg(cfg: dict | None) -> dict[str, Any]:
-    """`DEFAULT_CFG` updated with `cfg`; ConfigError on unknown keys or out-of-range values."""
+    """`DEFAULT_CFG` updated with `cfg`; ConfigError naming the key for unknown keys or bad values."""
     cfg = dict(cfg or {})
     unknown = sorted(set(cfg) - set(DEFAULT_CFG))
     if unknown:
         raise ConfigError(f"hypernetwork config: unknown key(s) {unknown}; known: {sorted(DEFAULT_CFG)}")
     out = {**DEFAULT_CFG, **cfg}
     HYPERNETS.get(out["kind"])
-    if not 0.0 <= out["lambda"] <= 1.0:
-        raise ConfigError(f"hypernetwork config: lambda must be in [0, 1], got {out['lambda']}")
-    if not 0.0 <= out["heldout_fraction"] < 1.0:
-        raise ConfigError(
-            f"hypernetwork config: heldout_fraction must be in [0, 1), got {out['heldout_fraction']}"
-        )
+
+    def bad(key: str, what: str) -> ConfigError:
+        return ConfigError(f"hypernetwork config: {key} must be {what}, got {out[key]!r}")
+
+    for key in (*_POSITIVE_INTS, "augment_min_size", "patience", "seed"):
+        v, lo = out[key], 1 if key in _POSITIVE_INTS else 0
+        if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+            raise bad(key, f"an integer >= {lo}")
+    for key, lo, hi in (("lambda", 0, 1), ("augment_prob", 0, 1), ("augment_min_fraction", 0, 1),
+                        ("dropout", 0, 0.99), ("heldout_fraction", 0, 0.99), ("lr_decay", 1e-9, 1)):
+        if isinstance(out[key], bool) or not isinstance(out[key], int | float) or not lo <= out[key] <= hi:
+            raise bad(key, f"a number in [{lo}, {hi}]")
     for key in ("temperature", "lr"):
-        if out[key] <= 0:
-            raise ConfigError(f"hypernetwork config: {key} must be > 0, got {out[key]}")
-    for key in ("steps", "batch_size", "hidden"):
-        if int(out[key]) < 1:
-            raise ConfigError(f"hypernetwork config: {key} must be >= 1, got {out[key]}")
+        if isinstance(out[key], bool) or not isinstance(out[key], int | float) or out[key] <= 0:
+            raise bad(key, "> 0")
+    if out["batch_size"] < 2:
+        raise bad("batch_size", ">= 2 (the contrastive loss needs negatives)")
+    if out["weight_decay"] < 0:
+        raise bad("weight_decay", ">= 0")
+    if out["match"] not in MATCH_MODES:
+        raise bad("match", f"one of {', '.join(MATCH_MODES)}")
+    if out["coordinates"] not in COORDINATES:
+        raise bad("coordinates", f"one of {', '.join(COORDINATES)}")
+    if out["kind"] == "set_transformer" and out["hidden"] % out["heads"]:
+        raise bad("hidden", f"a multiple of heads ({out['heads']}) for set_transformer")
     return out
 
+
+# ------------------------------------------------------------------------------------------- matching
+@dataclass
+class WordSets:
+    """Matched words of token ids, compressed: the set of ``ids[k]`` is ``members[offsets[k]:offsets[k+1]]``
+    (word indices, ascending). Only ids with at least one word appear; `ids` ascend."""
+
+    ids: np.ndarray  # int64 [n]
+    offsets: np.ndarray  # int64 [n + 1]
+    members: np.ndarray  # int64 [offsets[-1]]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def words_of(self, k: int) -> np.ndarray:
+        return self.members[self.offsets[k] : self.offsets[k + 1]]
+
+    def sizes(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    def as_lists(self) -> list[np.ndarray]:
+        return [self.words_of(k) for k in range(len(self))]
+
+
+def piece_word_sets(words: Sequence[str], tokenizer: Any, pieces: Sequence[int] | None = None,
+                    match: str = "tokenize", boundary_marker: str | None = None) -> WordSets:
+    """For each token id of `tokenizer` (the non-special ones, or those of `pieces`), the indices of the
+    `words` that contain it (HyperOFA §3.3: "a token is matched with a word if that word contains the token
+    as a subword").
+
+    The matching itself is OFA's (`langadapt.init_methods.ofa`, shared so that both methods see the same
+    sets): ``match="tokenize"`` (OFA/HyperOFA code): the piece occurs in the tokenizer's segmentation of
+    the word, of the word after a space, or of the capitalized word after a space (external words are
+    lower-cased, vocabularies are cased: ``▁The`` matches ``the``); ``match="substring"``: the piece
+    without ``▁`` occurs in the word, case-insensitively, a ``▁`` piece only at the start of a word.
+    `boundary_marker` (word-vector ``meta.json``; ColexNet+ ``$``) becomes spaces first
+    (`langadapt.word_vectors.surface_form`). Special tokens never match.
+    """
+    from langadapt.init_methods.ofa import _pairs_substring, _pairs_tokenize
+    from langadapt.word_vectors import surface_form
+
+    if match not in MATCH_MODES:
+        raise ConfigError(f"piece matching: unknown mode {match!r}; known: {', '.join(MATCH_MODES)}")
+    vocab: dict[str, int] = dict(tokenizer.get_vocab())
+    n_ids = max(vocab.values(), default=-1) + 1
+    allowed = np.zeros(n_ids, dtype=bool)
+    allowed[[i for i in (vocab.values() if pieces is None else pieces) if 0 <= i < n_ids]] = True
+    allowed[[i for i in getattr(tokenizer, "all_special_ids", []) if 0 <= i < n_ids]] = False
+    forms = [surface_form(w, boundary_marker) for w in words]
+    all_words = np.arange(len(forms), dtype=np.int64)
+    if match == "tokenize":
+        pid, wid = _pairs_tokenize(tokenizer, forms, all_words, allowed)
+    else:
+        pid, wid = _pairs_substring(vocab, forms, all_words, allowed)
+    n = max(len(forms), 1)
+    pairs = np.unique(pid * n + wid)  # sorted by piece, then word; duplicates removed
+    pid, wid = pairs // n, pairs % n
+    ids, starts = np.unique(pid, return_index=True)
+    return WordSets(ids.astype(np.int64), np.append(starts, len(pid)).astype(np.int64), wid.astype(np.int64))
+
+
+# ------------------------------------------------------------------------------------ sets -> batches
+def choose_words(members: np.ndarray, cfg: dict[str, Any], rng: np.random.Generator | None) -> np.ndarray:
+    """The words of one set that the network sees.
+
+    Training (`rng` given; HyperOFA §3.4, App. A.3): the set is shuffled; with probability
+    ``augment_prob`` a set of more than ``augment_min_size`` words keeps a random ``ceil(u * n)`` of them,
+    ``u ~ U(augment_min_fraction, 1)`` (so at least 50% by default); then at most ``max_set``.
+    Evaluation/inference (``rng=None``): deterministic, the words in index order, thinned evenly to
+    ``max_set``.
+    """
+    n, max_set = len(members), cfg["max_set"]
+    if rng is None:
+        if n > max_set:
+            members = members[np.linspace(0, n - 1, max_set).round().astype(np.int64)]
+        return members
+    chosen = rng.permutation(members)
+    if n > cfg["augment_min_size"] and rng.random() < cfg["augment_prob"]:
+        keep = max(1, math.ceil(n * rng.uniform(cfg["augment_min_fraction"], 1.0)))
+        chosen = chosen[:keep]
+    return chosen[:max_set]
+
+
+def collate(chosen: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Word indices ``[B, n]`` (padded with 0) and a left-aligned mask ``[B, n]`` for a batch of sets."""
+    n = max(1, max((len(c) for c in chosen), default=1))
+    idx = torch.zeros(len(chosen), n, dtype=torch.long)
+    mask = torch.zeros(len(chosen), n, dtype=torch.bool)
+    for b, c in enumerate(chosen):
+        idx[b, : len(c)] = torch.from_numpy(np.asarray(c, dtype=np.int64))
+        mask[b, : len(c)] = True
+    return idx, mask
+
+
+@torch.no_grad()
+def predict(net: nn.Module, vectors: torch.Tensor, sets: Sequence[np.ndarray], cfg: dict[str, Any],
+            batch_size: int = 512, device: torch.device | str = "cpu") -> torch.Tensor:
+    """Network outputs ``[len(sets), d_out]`` (eval mode, deterministic word choice, batches by set size)."""
+    net.eval()
+    chosen = [choose_words(s, cfg, None) for s in sets]
+    order = np.argsort([len(c) for c in chosen], kind="stable")
+    out = None
+    for start in range(0, len(order), batch_size):
+        part = order[start : start + batch_size]
+        idx, mask = collate([chosen[k] for k in part])
+        pred = net(vectors[idx.to(vectors.device)].to(device), mask.to(device)).float().cpu()
+        if out is None:
+            out = torch.zeros(len(chosen), pred.shape[1])
+        out[torch.from_numpy(part)] = pred
+    return out if out is not None else torch.zeros(0, 0)
+
+
+def hyperofa_loss(
+    pred: torch.Tensor, target: torch.Tensor, lam: float, tau: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """HyperOFA §3.4: ``lam * L_c + (1 - lam) * L_L1``; returns (loss, L_c, L_L1).
+
+    ``L_c`` is InfoNCE over the batch: for prediction i the positive is target i and the other targets are
+    negatives, with cosine similarity / `tau`. ``L_L1`` is the *normalized* L1 loss of the authors' code:
+    mean absolute error divided by the mean absolute target value (scale-free).
+    """
+    logits = F.normalize(pred, dim=-1) @ F.normalize(target, dim=-1).T / tau
+    l_c = F.cross_entropy(logits, torch.arange(len(pred), device=pred.device))
+    l_1 = (pred - target).abs().mean() / target.abs().mean().clamp(min=1e-12)
+    return lam * l_c + (1 - lam) * l_1, l_c, l_1
+
+
+# ------------------------------------------------------------------------------------------- training
+def _split(n: int, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    n_held = min(n - 1, max(1, round(fraction * n))) if fraction > 0 else 0
+    return perm[n_held:], perm[:n_held]
+
+
+def _mean_cosine(pred: torch.Tensor, target: torch.Tensor) -> float:
+    return float(F.cosine_similarity(pred, target, dim=-1).mean()) if len(target) else float("nan")
+
+
+@dataclass
+class FitResult:
+    net: nn.Module  # best epoch's weights (patience > 0) or the last epoch's, eval mode, on the CPU
+    model_params: dict[str, Any]
+    rows: list[dict[str, float]]  # one per epoch (loss.csv)
+    metrics: dict[str, Any]
+    train_idx: torch.Tensor
+    heldout_idx: torch.Tensor
+    heldout_pred: torch.Tensor  # [n_heldout, d_out]
+
+
+def fit_hypernetwork(vectors: torch.Tensor, sets: Sequence[np.ndarray], targets: torch.Tensor,
+                     cfg: dict | None = None) -> FitResult:
+    """Train a hypernetwork on pairs (set of word vectors ``vectors[sets[k]]``, ``targets[k]``).
+
+    `vectors` ``[n_words, d_in]``; `sets` one non-empty array of word indices per target row. A seeded
+    ``heldout_fraction`` of the pairs is held out: it is evaluated after every epoch (loss, cosine), picks
+    the best epoch and stops training after ``patience`` epochs without improvement. Adam with the paper's
+    step decay of the learning rate. Metrics: ``heldout_cosine`` (mean cosine of predicted and true
+    held-out targets, HyperOFA Fig. 2), ``baseline_cosine`` (the same for the mean training target),
+    ``train_cosine`` (up to 2,000 training pairs), sizes, epochs, ``train_seconds``.
+    """
+    cfg = resolve_cfg(cfg)
+    if len(sets) != len(targets):
+        raise ValueError(f"{len(sets)} sets for {len(targets)} targets")
+    if len(sets) < 2:
+        raise DataError(f"need at least 2 matched pieces to train the hypernetwork, got {len(sets)}")
+    if any(len(s) == 0 for s in sets):
+        raise ValueError("every set of matched words needs at least one word")
+    from langadapt.runtime import resolve_device
+
+    device = resolve_device(cfg["device"])
+    torch.manual_seed(cfg["seed"])
+    rng = np.random.default_rng(cfg["seed"])
+    used = np.unique(np.concatenate([np.asarray(s, dtype=np.int64) for s in sets]))  # only these go to `device`
+    remap = np.full(len(vectors), -1, dtype=np.int64)
+    remap[used] = np.arange(len(used))
+    sets = [remap[np.asarray(s, dtype=np.int64)] for s in sets]
+    vectors, targets = vectors[torch.from_numpy(used)].float().to(device), targets.float()
+    train_idx, held_idx = _split(len(sets), cfg["heldout_fraction"], cfg["seed"])
+    net, model_params = build_hypernetwork(cfg["kind"], vectors.shape[1], targets.shape[1], cfg)
+    if hasattr(net, "init_output"):  # start at the mean training target (not in the paper)
+        net.init_output(targets[train_idx].mean(0))
+    net = net.to(device)
+    opt = torch.optim.Adam(net.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=cfg["lr_decay_epochs"], gamma=cfg["lr_decay"])
+    held_sets = [sets[i] for i in held_idx.tolist()]
+    held_y = targets[held_idx]
+    bs = min(cfg["batch_size"], len(train_idx))
+    rows: list[dict[str, float]] = []
+    best: tuple[float, int, dict | None] = (math.inf, 0, None)
+    steps, start = 0, time.perf_counter()
+    for epoch in range(1, cfg["epochs"] + 1):
+        net.train()
+        order = train_idx[torch.from_numpy(rng.permutation(len(train_idx)))].tolist()
+        sums = np.zeros(3)
+        n_batches = 0
+        for b0 in range(0, len(order), bs):
+            batch = order[b0 : b0 + bs]
+            if len(batch) < 2:  # a contrastive loss needs negatives
+                continue
+            idx, mask = collate([choose_words(sets[i], cfg, rng) for i in batch])
+            pred = net(vectors[idx.to(device)], mask.to(device))
+            loss, l_c, l_1 = hyperofa_loss(pred, targets[batch].to(device), cfg["lambda"], cfg["temperature"])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sums += [loss.item(), l_c.item(), l_1.item()]
+            n_batches += 1
+            steps += 1
+            if not math.isfinite(loss.item()):
+                raise DataError(f"hypernetwork loss is not finite in epoch {epoch}; lower lr (now {cfg['lr']})")
+        row = {"epoch": epoch, "steps": steps, "lr": opt.param_groups[0]["lr"]}
+        row |= dict(zip(("loss", "contrastive", "l1"), (sums / max(n_batches, 1)).tolist(), strict=True))
+        sched.step()
+        if len(held_sets):
+            pred_ho = predict(net, vectors, held_sets, cfg, device=device)
+            parts = math.ceil(len(held_y) / bs)  # batches of about the training size: comparable losses
+            ho_loss = float(np.mean([hyperofa_loss(p, y, cfg["lambda"], cfg["temperature"])[0].item() for p, y in
+                                     zip(pred_ho.tensor_split(parts), held_y.tensor_split(parts), strict=True)]))
+            row |= {"heldout_loss": ho_loss, "heldout_cosine": _mean_cosine(pred_ho, held_y)}
+            if ho_loss < best[0]:
+                best = (ho_loss, epoch, copy.deepcopy(net.state_dict()) if cfg["patience"] else None)
+        row["elapsed_s"] = time.perf_counter() - start
+        rows.append(row)
+        log.info("hypernetwork epoch %d: %s", epoch, {k: round(v, 4) for k, v in row.items()})
+        if cfg["patience"] and len(held_sets) and epoch - best[1] >= cfg["patience"]:
+            break
+    seconds = time.perf_counter() - start
+    if best[2] is not None:
+        net.load_state_dict(best[2])
+    pred_ho = predict(net, vectors, held_sets, cfg, device=device) if len(held_sets) else torch.zeros(0, 0)
+    sample = train_idx[: min(2000, len(train_idx))]
+    pred_tr = predict(net, vectors, [sets[i] for i in sample.tolist()], cfg, device=device)
+    mean_y = targets[train_idx].mean(0, keepdim=True).expand(len(held_idx), -1)
+    metrics = {
+        "n_pairs": len(sets),
+        "n_train": len(train_idx),
+        "n_heldout": len(held_idx),
+        "heldout_cosine": _mean_cosine(pred_ho, held_y),
+        "baseline_cosine": _mean_cosine(mean_y, held_y),
+        "train_cosine": _mean_cosine(pred_tr, targets[sample]),
+        "final_loss": rows[-1]["loss"] if rows else float("nan"),
+        "epochs_run": len(rows),
+        "best_epoch": best[1] if best[2] is not None else len(rows),
+        "steps": steps,
+        "n_parameters": sum(p.numel() for p in net.parameters()),
+        "device": str(device),
+        "train_seconds": seconds,
+    }
+    return FitResult(net.cpu().eval(), model_params, rows, metrics, train_idx, held_idx, pred_ho)
+
+
+def train_hypernetwork(source_model_dir: Path, word_vectors_dir: Path, out_dir: Path, cfg: dict | None,
+                       word_vectors_name: str | None = None) -> dict:
+    """Train the configured hypernetwork from external word vectors to a source model's token embeddings.
+
+    `word_vectors_dir` is a `langadapt.word_vectors` directory (``results/word_vectors/{name}``). The
+    source embeddings ``E [V, d]`` are factorized (``dim``); pieces are matched to words
+    (`piece_word_sets`); `fit_hypernetwork` trains on the matched non-special source pieces. Besides the
+    metrics of `fit_hypernetwork` (coordinate space), ``heldout_cosine_embedding`` /
+    ``baseline_cosine_embedding`` compare held-out rows of ``E`` with the predictions mapped back by the
+    primitives and with the mean training row, and ``factorization_cosine`` is the ceiling a perfect
+    prediction of the ``dim`` coordinates reaches. Writes `out_dir` atomically (module docstring);
+    returns the metrics.
+    """
+    from safetensors.torch import save_file
+    from transformers import AutoModelForMaskedLM, AutoTokenizer
+
+    from langadapt.embedding_factorization import factorize
+    from langadapt.word_vectors import load_word_vectors as load_vector_dir
+    from langadapt.word_vectors import read_meta
+
+    cfg = resolve_cfg(cfg)
+    word_vectors_dir, source_model_dir = Path(word_vectors_dir), Path(source_model_dir)
+    wv = load_vector_dir(word_vectors_dir)
+    wv_meta = read_meta(word_vectors_dir)
+    if not source_model_dir.is_dir():
+        raise DataError(f"source model directory {source_model_dir} does not exist")
+    tok = AutoTokenizer.from_pretrained(str(source_model_dir))
+    emb = AutoModelForMaskedLM.from_pretrained(str(source_model_dir)).get_input_embeddings().weight
+    emb = emb.detach().float()
+    coords, prims = factorize(emb, cfg["dim"])
+    if cfg["coordinates"] == "u":  # U * sqrt(V): unit RMS per coordinate (the losses are scale-free)
+        scale = coords.norm(dim=0).clamp(min=1e-12) / math.sqrt(len(coords))
+    else:  # U S / rms(U S): one global factor
+        scale = coords.pow(2).mean().sqrt().clamp(min=1e-12).expand(cfg["dim"]).clone()
+    t0 = time.perf_counter()
+    sets = piece_word_sets(wv.words, tok, match=cfg["match"], boundary_marker=wv_meta.get("boundary_marker"))
+    sets = _drop_out_of_range(sets, len(emb))
+    match_seconds = time.perf_counter() - t0
+    n_candidates = len(set(tok.get_vocab().values()) - set(tok.all_special_ids))
+    if len(sets) < 2:
+        raise DataError(
+            f"{len(sets)} of the {n_candidates} source pieces of {source_model_dir} match a word of "
+            f"{word_vectors_dir} ({len(wv)} words, match={cfg['match']}); the hypernetwork needs at least 2"
+        )
+    targets = coords / scale
+    primitives = scale[:, None] * prims  # predicted coordinates @ primitives = embedding rows
+    ids = torch.from_numpy(sets.ids)
+    fit = fit_hypernetwork(torch.from_numpy(wv.vectors), sets.as_lists(), targets[ids], cfg)
+    held_ids, train_ids = ids[fit.heldout_idx], ids[fit.train_idx]
+    true_rows = emb[held_ids]
+    metrics = {
+        **fit.metrics,
+        "heldout_cosine_embedding": _mean_cosine(fit.heldout_pred @ primitives, true_rows) if len(held_ids)
+        else math.nan,
+        "baseline_cosine_embedding": _mean_cosine(emb[train_ids].mean(0, keepdim=True).expand_as(true_rows),
+                                                  true_rows),
+        "factorization_cosine": _mean_cosine(coords[held_ids] @ prims, true_rows),
+        "n_source_pieces": n_candidates,
+        "coverage": len(sets) / max(n_candidates, 1),
+        "median_words_per_piece": float(np.median(sets.sizes())),
+        "match_seconds": match_seconds,
+    }
+    meta = {
+        "format": 2,
+        "kind": cfg["kind"],
+        "model_params": fit.model_params,
+        "cfg": cfg,
+        "dim": cfg["dim"],
+        "hidden_size": int(emb.shape[1]),
+        "source_model": str(source_model_dir),
+        "source_vocab_size": int(emb.shape[0]),
+        "word_vectors": {"name": word_vectors_name or word_vectors_dir.name, "path": str(word_vectors_dir),
+                         "dim": wv.dim, "n": len(wv), "boundary_marker": wv_meta.get("boundary_marker")},
+        "metrics": metrics,
+    }
+    split = {int(i): "train" for i in fit.train_idx} | {int(i): "heldout" for i in fit.heldout_idx}
+    inv = {i: p for p, i in tok.get_vocab().items()}
+    sizes = sets.sizes()
+    with atomic_dir(Path(out_dir)) as tmp:
+        save_file({k: v.contiguous() for k, v in fit.net.state_dict().items()}, str(tmp / "hypernet.safetensors"))
+        save_file({"primitives": primitives.contiguous(), "coordinate_scale": scale.contiguous()},
+                  str(tmp / "factorization.safetensors"))
+        (tmp / "hypernet.json").write_text(json.dumps(meta, indent=2) + "\n")
+        _write_csv(tmp / "loss.csv", list(fit.rows[0]) if fit.rows else ["epoch"], fit.rows)
+        _write_csv(tmp / "pieces.csv", ["token_id", "piece", "n_words", "split"],
+                   [{"token_id": int(t), "piece": inv.get(int(t), ""), "n_words": int(sizes[k]),
+                     "split": split[k]} for k, t in enumerate(sets.ids)])
+    log.info("hypernetwork %s: %s", out_dir, metrics)
+    return metrics
+
+
+def _drop_out_of_range(sets: WordSets, n_rows: int) -> WordSets:
+    """Tokenizer ids beyond the embedding matrix (added tokens of a padded vocabulary) are not targets."""
+    keep = sets.ids < n_rows
+    if keep.all():
+        return sets
+    lists = [s for s, k in zip(sets.as_lists(), keep, strict=True) if k]
+    sizes = np.array([len(s) for s in lists], dtype=np.int64)
+    members = np.concatenate(lists) if lists else np.zeros(0, np.int64)
+    return WordSets(sets.ids[keep], np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64), members)
+
+
+def _write_csv(path: Path, columns: list[str], rows: list[dict]) -> None:
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+# ------------------------------------------------------------------------------------------- loading
+@dataclass
+class TrainedHypernet:
+    """A `train_hypernetwork` directory, loaded: the network, ``hypernet.json`` and the primitives."""
+
+    net: nn.Module
+    meta: dict[str, Any]
+    primitives: torch.Tensor  # [dim, d]: coordinates @ primitives = embedding rows
+
+    @property
+    def cfg(self) -> dict[str, Any]:
+        return self.meta["cfg"]
+
+    def embeddings(self, vectors: torch.Tensor, sets: Sequence[np.ndarray], batch_size: int = 512,
+                   device: str = "cpu") -> torch.Tensor:
+        """Embedding rows ``[len(sets), d]`` predicted from sets of word indices into `vectors`."""
+        from langadapt.runtime import resolve_device
+
+        dev = resolve_device(device)
+        self.net.to(dev)
+        try:
+            coords = predict(self.net, vectors.float(), sets, self.cfg, batch_size=batch_size, device=dev)
+        finally:
+            self.net.cpu()
+        return coords @ self.primitives if len(sets) else torch.zeros(0, self.primitives.shape[1])
+
+
+def load_trained_hypernet(hypernet_dir: Path) -> TrainedHypernet:
+    """Network (eval mode), metadata and primitives of a `train_hypernetwork` output directory."""
+    from safetensors.torch import load_file
+
+    hypernet_dir = Path(hypernet_dir)
+    meta_path = hypernet_dir / "hypernet.json"
+    if not meta_path.is_file():
+        raise DataError(f"{meta_path} is missing (not a hypernetwork directory)")
+    meta = json.loads(meta_path.read_text())
+    if meta.get("format") != 2:
+        raise DataError(f"{meta_path}: hypernetwork format {meta.get('format', 1)}, expected 2 (rerun the "
+                        f"hypernet rule)")
+    net = HYPERNETS.get(meta["kind"])(**meta["model_params"])
+    net.load_state_dict(load_file(str(hypernet_dir / "hypernet.safetensors")))
+    prims = load_file(str(hypernet_dir / "factorization.safetensors"))["primitives"]
+    return TrainedHypernet(net.eval(), meta, prims.float())
+
+
+def load_hypernetwork(hypernet_dir: Path) -> nn.Module:
+    """The trained network of a `train_hypernetwork` output directory, in eval mode."""
+    return load_trained_hypernet(hypernet_dir).net
+
+
+# -------------------------------------------------------------------------- fastText (corpus vectors)
+_FASTTEXT_BUCKET = 20000  # hashed character n-gram rows; small to keep the model file small
 
 # fastText >= 0.9.3 allocates its input matrix without zeroing it (intgemm::AlignedVector) and, with
 # one thread, randomly initializes only the first tenth of it (`DenseMatrix::uniform`): the rest is
@@ -136,13 +556,16 @@ def build_word_vectors(
     min_count: int = 2,
     seed: int = 0,
     threads: int = 1,
+    **options: Any,
 ) -> dict[str, int]:
     """Train fastText skipgram word vectors on `texts` and save the binary model to `out_path` (atomic).
 
     With ``threads=1`` the result is reproducible (fastText seeds its generators with fixed values; see
     the note above `_FASTTEXT_SCRIPT`); `seed` shuffles the order of the lines. Words are whitespace
     tokens (no segmentation for scripts written without spaces). ``bucket`` is 20,000 hashed character
-    n-gram rows to keep the model small. Returns ``{"words": vocabulary size, "dim": dim}``.
+    n-gram rows to keep the model small. `options` are further ``fasttext.train_unsupervised`` arguments
+    that override these (e.g. ``model="cbow", neg=10, bucket=2_000_000``).
+    Returns ``{"words": vocabulary size, "dim": dim}``.
     """
     lines = [t.strip() for t in texts if t.strip()]
     if not lines:
@@ -156,7 +579,7 @@ def build_word_vectors(
         kwargs = dict(
             model="skipgram", dim=dim, epoch=epochs, minCount=min_count, bucket=_FASTTEXT_BUCKET,
             thread=threads, verbose=0,
-        )  # fmt: skip
+        ) | options  # fmt: skip
         job = {"input": str(corpus), "output": str(Path(tmp) / "vectors.bin"), "kwargs": kwargs}
         proc = subprocess.run(
             [sys.executable, "-c", _FASTTEXT_SCRIPT, json.dumps(job)],
@@ -208,186 +631,3 @@ def load_word_vectors(path: Path) -> tuple[list[str], np.ndarray]:
     if not words:
         raise DataError(f"word-vector file {path} contains no words")
     return words, vecs
-
-
-def match_words(words: list[str], vocab: dict[str, int], special_ids: set[int]) -> list[tuple[int, int]]:
-    """``(word index, token id)`` for every word ``w`` whose ``"▁" + w`` is a single non-special piece."""
-    pairs = []
-    for i, w in enumerate(words):
-        if not w or any(c.isspace() for c in w):
-            continue
-        tid = vocab.get("▁" + w)
-        if tid is not None and tid not in special_ids:
-            pairs.append((i, tid))
-    return pairs
-
-
-def hyperofa_loss(
-    pred: torch.Tensor, target: torch.Tensor, lam: float, tau: float
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """HyperOFA Sec. 3.4: ``lam * L_c + (1 - lam) * L_L1``; returns (loss, L_c, L_L1).
-
-    ``L_c`` is InfoNCE over the batch: for prediction i the positive is target i and the other targets
-    are negatives, with cosine similarity / `tau`. ``L_L1`` is the L1 distance normalised by the
-    dimension (mean absolute error per coordinate), to keep it on the scale of the embedding values.
-    """
-    logits = F.normalize(pred, dim=-1) @ F.normalize(target, dim=-1).T / tau
-    l_c = F.cross_entropy(logits, torch.arange(len(pred), device=pred.device))
-    l_1 = (pred - target).abs().mean()
-    return lam * l_c + (1 - lam) * l_1, l_c, l_1
-
-
-def _split(n: int, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-    n_held = min(n - 1, max(1, round(fraction * n))) if fraction > 0 else 0
-    return perm[n_held:], perm[:n_held]
-
-
-@torch.no_grad()
-def _mean_cosine(pred: torch.Tensor, target: torch.Tensor) -> float:
-    return float(F.cosine_similarity(pred, target, dim=-1).mean()) if len(target) else float("nan")
-
-
-def fit_hypernetwork(
-    x: torch.Tensor, y: torch.Tensor, cfg: dict | None = None
-) -> tuple[nn.Module, list[dict[str, float]], dict[str, Any]]:
-    """Train a hypernetwork on pairs ``x [N, d_in]`` (or ``[N, n, d_in]``) -> ``y [N, d_out]``.
-
-    Networks with an ``init_output`` method (the MLP) start at the mean training embedding (not in the
-    paper; it only sets the starting point). Returns (network in eval mode, per-step loss rows, metrics). Metrics: ``heldout_cosine`` (mean
-    cosine of predicted vs true held-out embeddings), ``baseline_cosine`` (same for predicting the mean
-    training embedding), ``train_cosine``, sizes, ``final_loss`` and ``train_seconds``.
-    """
-    cfg = resolve_cfg(cfg)
-    if len(x) < 2:
-        raise DataError(f"need at least 2 training pairs for the hypernetwork, got {len(x)}")
-    torch.manual_seed(cfg["seed"])
-    device = torch.device(cfg["device"])
-    x, y = x.float(), y.float()
-    train_idx, held_idx = _split(len(x), cfg["heldout_fraction"], cfg["seed"])
-    net = HYPERNETS.get(cfg["kind"])(
-        d_in=x.shape[-1],
-        d_out=y.shape[-1],
-        hidden=cfg["hidden"],
-        layers=cfg["layers"],
-        dropout=cfg["dropout"],
-    )
-    if hasattr(net, "init_output"):  # start at the mean-embedding baseline
-        net.init_output(y[train_idx].mean(0))
-    net = net.to(device)
-    opt = torch.optim.AdamW(net.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
-    gen = torch.Generator().manual_seed(cfg["seed"])
-    bs = min(int(cfg["batch_size"]), len(train_idx))
-    order, pos, rows = train_idx[torch.randperm(len(train_idx), generator=gen)], 0, []
-    start = time.perf_counter()
-    net.train()
-    for step in range(1, int(cfg["steps"]) + 1):
-        if pos + bs > len(order):  # new epoch
-            order, pos = train_idx[torch.randperm(len(train_idx), generator=gen)], 0
-        batch = order[pos : pos + bs]
-        pos += bs
-        pred = net(x[batch].to(device))
-        loss, l_c, l_1 = hyperofa_loss(pred, y[batch].to(device), cfg["lambda"], cfg["temperature"])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        rows.append({"step": step, "loss": loss.item(), "contrastive": l_c.item(), "l1": l_1.item()})
-        if not math.isfinite(rows[-1]["loss"]):
-            raise DataError(f"hypernetwork loss is not finite at step {step}; lower lr (now {cfg['lr']})")
-    seconds = time.perf_counter() - start
-    net.eval()
-    with torch.no_grad():
-        pred_tr = net(x[train_idx].to(device)).cpu()
-        pred_ho = net(x[held_idx].to(device)).cpu() if len(held_idx) else torch.zeros(0, y.shape[-1])
-    mean_emb = y[train_idx].mean(0, keepdim=True).expand(len(held_idx), -1)
-    metrics = {
-        "n_pairs": len(x),
-        "n_train": len(train_idx),
-        "n_heldout": len(held_idx),
-        "heldout_cosine": _mean_cosine(pred_ho, y[held_idx]),
-        "baseline_cosine": _mean_cosine(mean_emb, y[held_idx]),
-        "train_cosine": _mean_cosine(pred_tr, y[train_idx]),
-        "final_loss": rows[-1]["loss"],
-        "train_seconds": seconds,
-    }
-    return net.cpu(), rows, metrics
-
-
-def train_hypernetwork(source_model_dir: Path, word_vectors_path: Path, out_dir: Path, cfg: dict) -> dict:
-    """Train the configured hypernetwork from word vectors to a source model's token embeddings.
-
-    Pairs: (vector of word ``w``, source embedding of piece ``"▁" + w``) for every word whose ``"▁" + w``
-    is a single non-special source piece (`match_words`); split train/held-out by a seeded permutation.
-    Writes `out_dir` atomically: ``hypernet.safetensors`` (weights), ``hypernet.json`` (kind, sizes,
-    config, metrics, inputs), ``loss.csv`` (``step, loss, contrastive, l1``) and ``pairs.csv``
-    (``word, token_id, split``). Returns the metrics of `fit_hypernetwork`.
-    """
-    from safetensors.torch import save_file
-    from transformers import AutoModelForMaskedLM, AutoTokenizer
-
-    cfg = resolve_cfg(cfg)
-    word_vectors_path, source_model_dir = Path(word_vectors_path), Path(source_model_dir)
-    words, vecs = load_word_vectors(word_vectors_path)
-    if not source_model_dir.is_dir():
-        raise DataError(f"source model directory {source_model_dir} does not exist")
-    tok = AutoTokenizer.from_pretrained(str(source_model_dir))
-    pairs = match_words(words, dict(tok.get_vocab()), set(tok.all_special_ids))
-    if not pairs:
-        raise DataError(
-            f"no word of {word_vectors_path} ({len(words)} words) is a single '▁word' piece of the source "
-            f"tokenizer in {source_model_dir}"
-        )
-    model = AutoModelForMaskedLM.from_pretrained(str(source_model_dir))
-    emb = model.get_input_embeddings().weight.detach().float()
-    x = torch.from_numpy(vecs[[w for w, _ in pairs]])
-    y = emb[[t for _, t in pairs]].clone()
-    net, rows, metrics = fit_hypernetwork(x, y, cfg)
-    train_idx, held_idx = _split(len(pairs), cfg["heldout_fraction"], cfg["seed"])
-    split = {int(i): "train" for i in train_idx} | {int(i): "heldout" for i in held_idx}
-    meta = {
-        "kind": cfg["kind"],
-        "model_params": {
-            "d_in": int(x.shape[1]),
-            "d_out": int(y.shape[1]),
-            "hidden": cfg["hidden"],
-            "layers": cfg["layers"],
-            "dropout": cfg["dropout"],
-        },
-        "cfg": cfg,
-        "metrics": metrics,
-        "source_model": str(source_model_dir),
-        "word_vectors": str(word_vectors_path),
-        "n_words": len(words),
-    }
-    with atomic_dir(Path(out_dir)) as tmp:
-        save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(tmp / "hypernet.safetensors"))
-        (tmp / "hypernet.json").write_text(json.dumps(meta, indent=2) + "\n")
-        _write_csv(tmp / "loss.csv", ["step", "loss", "contrastive", "l1"], rows)
-        _write_csv(
-            tmp / "pairs.csv",
-            ["word", "token_id", "split"],
-            [{"word": words[w], "token_id": t, "split": split[k]} for k, (w, t) in enumerate(pairs)],
-        )
-    log.info("hypernetwork %s: %s", out_dir, metrics)
-    return metrics
-
-
-def _write_csv(path: Path, columns: list[str], rows: list[dict]) -> None:
-    with path.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
-
-
-def load_hypernetwork(hypernet_dir: Path) -> nn.Module:
-    """The trained network of a `train_hypernetwork` output directory, in eval mode."""
-    from safetensors.torch import load_file
-
-    hypernet_dir = Path(hypernet_dir)
-    meta_path = hypernet_dir / "hypernet.json"
-    if not meta_path.is_file():
-        raise DataError(f"{meta_path} is missing (not a hypernetwork directory)")
-    meta = json.loads(meta_path.read_text())
-    net = HYPERNETS.get(meta["kind"])(**meta["model_params"])
-    net.load_state_dict(load_file(str(hypernet_dir / "hypernet.safetensors")))
-    return net.eval()

@@ -99,7 +99,8 @@ def init_job(spec: dict, model_dir: Path, tokenizer_dir: Path, out_dir: Path, pr
         resources.workdir = Path(scratch)
         stats = initialize_embeddings(model_dir, tokenizer_dir, spec["init"], out_dir, seed=spec.get("seed", 0),
                                       provenance=provenance, vocab=spec.get("vocab", "replace"),
-                                      resources=resources)
+                                      resources=resources, diagnostics=True,  # + pca.png
+                                      factorize=spec.get("factorize"))  # + factorized.safetensors
     log.info("init stats: %s", stats)
     return stats
 
@@ -129,17 +130,15 @@ def pretrain_job(spec: dict, model_dir: Path, corpus_paths: dict[str, Path], out
         pretrain(model_dir, corpus_paths, out_dir, run_dir, cfg, provenance=provenance, inventory=inventory)
 
 
-def hypernet_job(spec: dict, model_dir: Path, corpus_paths: Sequence[str], out_dir: Path,
+def hypernet_job(spec: dict, model_dir: Path, word_vectors_dir: Path, out_dir: Path,
                  threads: int = 1, log: logging.Logger = log) -> dict:
-    """Word vectors from the corpora (fastText), then the hypernetwork word vectors -> embeddings."""
-    from langadapt.hypernet import build_word_vectors, train_hypernetwork
+    """The `hypernet` rule: HyperOFA's hypernetwork from external word vectors (``results/word_vectors/
+    {spec["word_vectors"]}``) to the base model's factorized token embeddings (`langadapt.hypernet`)."""
+    from langadapt.hypernet import train_hypernetwork
 
-    texts = list(corpus_texts(corpus_paths, split="train"))
-    with atomic_dir(out_dir) as tmp, tempfile.TemporaryDirectory(dir=out_dir.parent) as scratch:
-        wv = Path(scratch) / "word_vectors.bin"
-        build_word_vectors(texts, wv, threads=threads, **spec.get("word_vectors", {}))
-        metrics = train_hypernetwork(model_dir, wv, tmp, spec.get("train", {}))
-        log.info("hypernetwork: %s", metrics)
+    metrics = train_hypernetwork(model_dir, word_vectors_dir, out_dir, spec.get("train", {}),
+                                 word_vectors_name=spec.get("word_vectors"))
+    log.info("hypernetwork: %s", metrics)
     return metrics
 
 

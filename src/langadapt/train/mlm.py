@@ -26,6 +26,14 @@ import torch
 
 from langadapt.errors import ConfigError, DataError
 from langadapt.languages import parse_lang
+from langadapt.models.factorized import (
+    Factorization,
+    factorization_of,
+    install_factorized,
+    materialize,
+    read_factorization,
+    save_factorization,
+)
 from langadapt.runtime import resolve_device
 from langadapt.train.checkpoint import (
     fingerprint,
@@ -99,6 +107,17 @@ def _packed(tokenizer: Any, corpus_paths: Mapping[str, Path], cfg: Mapping[str, 
     return PackedCorpus.load(cache)
 
 
+def _factorization(model_dir: Path, mode: Any) -> Factorization | None:
+    """The factorization to train (`factorized` = auto | true | false), or None."""
+    if mode is False:
+        return None
+    found = read_factorization(model_dir)
+    if found is None and mode is True:
+        raise DataError(f"pretrain config 'factorized: true' but {model_dir} has no factorized.safetensors "
+                        f"(give the init stage a 'factorize: k')")
+    return found
+
+
 def pretrain(model_dir: Path, corpus_paths: Mapping[str, Path], out_dir: Path, run_dir: Path,
              cfg: Mapping[str, Any] | None, provenance: Mapping[str, Any] | None = None, *,
              inventory: Sequence[str] | None = None,
@@ -149,6 +168,11 @@ def pretrain(model_dir: Path, corpus_paths: Mapping[str, Path], out_dir: Path, r
         raise ConfigError(f"pretrain config 'seq_len' {cfg['seq_len']} exceeds the model's limit {limit}")
     if tokenizer.mask_token_id is None:
         raise DataError(f"tokenizer in {model_dir} has no mask token")
+    factorization = _factorization(model_dir, cfg["factorized"])
+    if factorization is not None:
+        install_factorized(model, factorization.coordinates, factorization.primitives)
+        log.info("training factorized embeddings: coordinates %s x primitives %s",
+                 tuple(factorization.coordinates.shape), tuple(factorization.primitives.shape))
     grad_accum = accumulation(cfg, dist.world)
     packed = _packed(tokenizer, corpus_paths, cfg, run_dir, dist)
     objective = MLMObjective(model, cfg["langsamp"], maps, seed=cfg["seed"])
@@ -215,7 +239,18 @@ def pretrain(model_dir: Path, corpus_paths: Mapping[str, Path], out_dir: Path, r
                         final_checkpoint=cfg["keep_final_checkpoint"])
     for p in model.parameters():
         p.requires_grad_(True)
-    model.get_input_embeddings().sparse = False
+    if isinstance(model.get_input_embeddings(), torch.nn.Embedding):
+        model.get_input_embeddings().sparse = False
+    trained_factors = factorization_of(model) if factorization is not None else None
+    if trained_factors is not None:
+        materialize(model)  # an ordinary HF model again; the factors are saved beside it
+
+    def extra_files(directory: Path) -> None:
+        objective.save_tables(directory)
+        if trained_factors is not None:
+            save_factorization(directory, trained_factors.coordinates, trained_factors.primitives,
+                               {**factorization.meta, "trained_by": "pretrain"})
+
     training = {"stage": "pretrain", "config": cfg, "fingerprint": fp, "languages": packed.langs,
                 "train_tokens": dict(zip(packed.langs, packed.tokens, strict=True)),
                 "train_sentences": dict(zip(packed.langs, packed.sentences, strict=True)),
@@ -223,10 +258,11 @@ def pretrain(model_dir: Path, corpus_paths: Mapping[str, Path], out_dir: Path, r
                 "processes": dist.world, "grad_accum": grad_accum,
                 "effective_batch": cfg["batch_size"] * dist.world * grad_accum,
                 "frozen_body_steps": frozen_until, "langsamp": cfg["langsamp"], "langsamp_rows_copied": copied,
+                "factorized_dim": factorization.dim if factorization is not None else None,
                 "steps": stats["steps"], "tokens_seen": stats["tokens"], "final_loss": stats["final_loss"]}
     if dist.is_main:
         save_model_dir(model, tokenizer, out_dir, {**(provenance or {}), "training": training},
-                       run_dir / "loss.csv", extra=objective.save_tables)
+                       run_dir / "loss.csv", extra=extra_files)
         if not cfg["keep_final_checkpoint"]:
             remove_checkpoints(run_dir)
         log.info("pretrain done: %s (%d steps, %.0f tokens/s)", out_dir, stats["steps"], stats["tokens_per_s"])

@@ -69,6 +69,9 @@ PRETRAIN_DEFAULTS: dict[str, Any] = {
     "device": "auto",  # auto = cuda if available, else cpu
     "bf16": False,  # bf16 autocast (GPU); float32 master weights either way
     "processes": None,  # data-parallel processes (torchrun); null = one per visible GPU, 1 on CPU
+    # OFA §3 / HyperOFA §3.2: train coordinates x primitives instead of the embedding matrix when the model
+    # directory has a factorization (factorized.safetensors, from the init stage's `factorize: k`)
+    "factorized": "auto",  # auto = when present | true = required | false = train the plain matrix
 }
 
 #: Paper hyperparameter sets; `preset` picks one, explicit keys override it.
@@ -133,6 +136,8 @@ def _validate(cfg: Mapping[str, Any]) -> None:
     if eb is not None and (isinstance(eb, bool) or not isinstance(eb, int) or eb <= 0):
         raise ConfigError(f"pretrain config 'effective_batch' must be a positive integer or null, got {eb!r}")
     check_processes(cfg["processes"])
+    if cfg["factorized"] not in ("auto", True, False):
+        raise ConfigError(f"pretrain config 'factorized' must be auto, true or false, got {cfg['factorized']!r}")
 
 
 def frozen_steps(cfg: Mapping[str, Any]) -> int:
