@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers
-from transformers import PreTrainedTokenizerFast, XLMRobertaConfig, XLMRobertaForMaskedLM
+from init_helpers import unigram
+from transformers import XLMRobertaConfig, XLMRobertaForMaskedLM
 
 from langadapt.config import SCHEMA_PATH
 from langadapt.errors import ConfigError, DataError
@@ -190,16 +190,6 @@ def test_fit_rejects_too_few_pairs():
 
 
 # -------------------------------------------------------------------------------------------- matching
-SPECIALS = ["<s>", "<pad>", "</s>", "<unk>"]
-
-
-def unigram(pieces: list[str]) -> PreTrainedTokenizerFast:
-    vocab = [(p, 0.0) for p in SPECIALS] + [(p, -1.0) for p in pieces] + [("<mask>", 0.0)]
-    tok = Tokenizer(models.Unigram(vocab, unk_id=3, byte_fallback=False))
-    tok.pre_tokenizer = pre_tokenizers.Metaspace()
-    tok.decoder = decoders.Metaspace()
-    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", unk_token="<unk>",
-                                   pad_token="<pad>", mask_token="<mask>", cls_token="<s>", sep_token="</s>")
 
 
 def test_piece_word_sets_tokenize_and_substring():

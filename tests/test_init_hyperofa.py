@@ -8,10 +8,9 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+from init_helpers import SPECIALS, unigram
 from transformers import (
     AutoModelForMaskedLM,
-    PreTrainedTokenizerFast,
     XLMRobertaConfig,
     XLMRobertaForMaskedLM,
 )
@@ -29,7 +28,6 @@ from langadapt.word_vectors import load_word_vectors, save_word_vectors
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-SPECIALS = ["<s>", "<pad>", "</s>", "<unk>"]
 SRC_SYL = ["ka", "lo", "mi", "ne", "tu"]
 TGT_SYL = ["ba", "du", "fe"]
 SOURCE = [f"▁{s}" for s in SRC_SYL] + SRC_SYL + ["▁kalo", "▁mine"]
@@ -37,15 +35,6 @@ SOURCE = [f"▁{s}" for s in SRC_SYL] + SRC_SYL + ["▁kalo", "▁mine"]
 TARGET = ["▁ka", "lo", "▁ba", "du", "▁badu", "fe", "▁kadu", "▁xq", "zz"]
 HN = {"kind": "bilstm", "dim": 8, "hidden": 8, "layers": 1, "epochs": 2, "batch_size": 8, "dropout": 0.0,
       "patience": 0, "device": "cpu"}
-
-
-def unigram(pieces: list[str]) -> PreTrainedTokenizerFast:
-    vocab = [(p, 0.0) for p in SPECIALS] + [(p, -1.0) for p in pieces] + [("<mask>", 0.0)]
-    tok = Tokenizer(models.Unigram(vocab, unk_id=3, byte_fallback=False))
-    tok.pre_tokenizer = pre_tokenizers.Metaspace()
-    tok.decoder = decoders.Metaspace()
-    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", unk_token="<unk>",
-                                   pad_token="<pad>", mask_token="<mask>", cls_token="<s>", sep_token="</s>")
 
 
 @pytest.fixture(scope="module")

@@ -7,11 +7,10 @@ import json
 import numpy as np
 import pytest
 import torch
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+from init_helpers import SPECIALS, unigram
 from transformers import (
     AutoModelForMaskedLM,
     AutoTokenizer,
-    PreTrainedTokenizerFast,
     XLMRobertaConfig,
     XLMRobertaForMaskedLM,
 )
@@ -27,18 +26,8 @@ from langadapt.errors import ConfigError
 from langadapt.models.factorized import install_factorized, read_factorization
 from langadapt.word_vectors import save_word_vectors
 
-SPECIALS = ["<s>", "<pad>", "</s>", "<unk>"]
 SOURCE = ["▁house", "▁dog", "▁cat", "▁tree", "▁the", "▁a", "zz"]  # zz, ▁a: in no word
 TARGET = ["▁house", "▁haus", "▁hund", "▁katze", "▁baum", "▁xyz", "boot"]  # ▁xyz: in no word
-
-
-def unigram(pieces: list[str]) -> PreTrainedTokenizerFast:
-    vocab = [(p, 0.0) for p in SPECIALS] + [(p, -1.0) for p in pieces] + [("<mask>", 0.0)]
-    tok = Tokenizer(models.Unigram(vocab, unk_id=3, byte_fallback=False))
-    tok.pre_tokenizer = pre_tokenizers.Metaspace()
-    tok.decoder = decoders.Metaspace()
-    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", unk_token="<unk>",
-                                   pad_token="<pad>", mask_token="<mask>", cls_token="<s>", sep_token="</s>")
 
 
 # aligned "external" vectors: translations share a vector (deu haus == eng house, ...)

@@ -158,7 +158,7 @@ def piece_word_sets(words: Sequence[str], tokenizer: Any, pieces: Sequence[int] 
     `boundary_marker` (word-vector ``meta.json``; ColexNet+ ``$``) becomes spaces first
     (`langadapt.word_vectors.surface_form`). Special tokens never match.
     """
-    from langadapt.init_methods.ofa import _pairs_substring, _pairs_tokenize
+    from langadapt.init_methods.ofa import piece_word_pairs
     from langadapt.word_vectors import surface_form
 
     if match not in MATCH_MODES:
@@ -170,10 +170,7 @@ def piece_word_sets(words: Sequence[str], tokenizer: Any, pieces: Sequence[int] 
     allowed[[i for i in getattr(tokenizer, "all_special_ids", []) if 0 <= i < n_ids]] = False
     forms = [surface_form(w, boundary_marker) for w in words]
     all_words = np.arange(len(forms), dtype=np.int64)
-    if match == "tokenize":
-        pid, wid = _pairs_tokenize(tokenizer, forms, all_words, allowed)
-    else:
-        pid, wid = _pairs_substring(vocab, forms, all_words, allowed)
+    pid, wid = piece_word_pairs(tokenizer, vocab, forms, all_words, allowed, match)
     n = max(len(forms), 1)
     pairs = np.unique(pid * n + wid)  # sorted by piece, then word; duplicates removed
     pid, wid = pairs // n, pairs % n

@@ -118,14 +118,21 @@ def _pairs_substring(vocab: dict[str, int], forms: list[str], words: np.ndarray,
     return np.asarray(pieces, dtype=np.int64), np.asarray(owners, dtype=np.int64)
 
 
+def piece_word_pairs(tokenizer, vocab: dict[str, int], forms: list[str], words: np.ndarray, allowed: np.ndarray,
+                     match: str = "tokenize") -> tuple[np.ndarray, np.ndarray]:
+    """(piece ids, word indices) of every match between an allowed piece and one of `words` (indices into
+    `forms`), by OFA's rule (``tokenize``) or by substring; shared by OFA and HyperOFA so both see the same
+    matches. Pairs may repeat."""
+    if match == "tokenize":
+        return _pairs_tokenize(tokenizer, forms, words, allowed)
+    return _pairs_substring(vocab, forms, words, allowed)
+
+
 def piece_vectors(tokenizer, vocab: dict[str, int], forms: list[str], words: np.ndarray, vectors: np.ndarray,
                   allowed: np.ndarray, match: str = "tokenize") -> tuple[torch.Tensor, torch.Tensor, int]:
     """(piece ids [n], mean word vectors [n, d_wv], number of words matched to some piece) for the pieces
     with ``allowed[id]`` that match at least one of the words `words` (indices into `forms`/`vectors`)."""
-    if match == "tokenize":
-        p, w = _pairs_tokenize(tokenizer, forms, words, allowed)
-    else:
-        p, w = _pairs_substring(vocab, forms, words, allowed)
+    p, w = piece_word_pairs(tokenizer, vocab, forms, words, allowed, match)
     if len(p) == 0:
         return torch.zeros(0, dtype=torch.long), torch.zeros(0, vectors.shape[1]), 0
     key = np.unique(p * len(forms) + w)
