@@ -178,6 +178,20 @@ def test_donor():
         select_donors(emb, ["xyz"], ["deu"])
 
 
+def test_donor_from_langsamp_model_dir(tmp_path):
+    torch = pytest.importorskip("torch")
+    from safetensors.torch import save_file
+
+    codes = ["deu", "hin", "nld", "urd"]
+    table = torch.tensor([[1.0, 0.0, 0.1], [0.0, 1.0, 0.0], [0.9, 0.1, 0.1], [0.1, 0.95, 0.0]])
+    save_file({"language_embeddings": table}, str(tmp_path / "langsamp.safetensors"))
+    (tmp_path / "langsamp.json").write_text(json.dumps(
+        {"variant": "language", "languages": {c: i for i, c in enumerate(codes)}, "scripts": {}}))
+    sel = select("donor", load_pool(codes=codes), 0, embeddings=tmp_path, donors=["deu", "hin"])
+    assert sel.record["donors"] == {"nld": {"donor": "deu", "similarity": pytest.approx(0.9939, abs=1e-3)},
+                                    "urd": {"donor": "hin", "similarity": pytest.approx(0.9945, abs=1e-3)}}
+
+
 @pytest.mark.skipif(not HAS_URIEL, reason="urielplus not installed")
 def test_urielplus_against_paper_table(pool):
     # Table 6 of the paper: "Joshi Class = 2 (Most URIEL)", n = 10

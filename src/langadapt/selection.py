@@ -593,13 +593,11 @@ def language_embeddings_from_model(model_dir: str | Path) -> dict[str, np.ndarra
     if got is None:
         raise ConfigError(f"{model_dir}: no LangSAMP tables (langsamp.safetensors) there")
     tables, meta = got
-    lang_key = next((k for k in tables if "lang" in k), None)
-    ids = meta.get("languages") or meta.get("language_ids") or meta.get("lang2id")
-    if lang_key is None or ids is None:
-        raise ConfigError(f"{model_dir}: LangSAMP tables/maps have no language table ({sorted(tables)}, {sorted(meta)})")
-    table = tables[lang_key].float().numpy()
-    items = ids.items() if isinstance(ids, Mapping) else ((c, i) for i, c in enumerate(ids))
-    return {str(c): table[int(i)] for c, i in items}
+    if "language_embeddings" not in tables or not isinstance(meta.get("languages"), Mapping):
+        raise ConfigError(f"{model_dir}: the LangSAMP tables have no language embeddings (variant "
+                          f"{meta.get('variant')!r}; tables {sorted(tables)})")
+    table = tables["language_embeddings"].float().numpy()
+    return {str(c): table[int(i)] for c, i in meta["languages"].items()}
 
 
 @SELECTORS.register("donor")
