@@ -35,6 +35,7 @@ def _alt(names):
 
 
 wildcard_constraints:
+    selection=_alt([n for n, s in config["realignment"].items() if isinstance(s.get("languages"), dict)]),
     lang=_alt(LANGS),
     recipe=_alt(RECIPES),
     base=_alt(list(config["base_models"])),
@@ -113,4 +114,14 @@ def init_inputs(wildcards):
         inputs["word_vectors"] = [f"results/word_vectors/{n}" for n in word_vector_names(recipe["init"])]
     if "hypernet" in needs:
         inputs["hypernet"] = f"results/hypernet/{lc.root_base(config, wildcards.recipe)}"
+    return inputs
+
+
+def realign_inputs(wildcards):
+    """Model and parallel pairs, plus the selected subset when the entry's languages is a selector."""
+    name = config["recipes"][wildcards.recipe]["realign"]
+    inputs = {"model": lc.stage_input_dir(config, wildcards.recipe, "realign"),
+              "parallel": "results/data/parallel.parquet"}
+    if isinstance(config["realignment"][name].get("languages"), dict):
+        inputs["selection"] = f"results/selection/{name}.json"
     return inputs

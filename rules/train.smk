@@ -31,8 +31,7 @@ rule pretrain:
 
 rule realign:
     input:
-        model=lambda w: lc.stage_input_dir(config, w.recipe, "realign"),
-        parallel="results/data/parallel.parquet",
+        unpack(realign_inputs),
     output:
         directory("results/models/{recipe}/realign"),
     params:

@@ -37,3 +37,22 @@ rule word_vectors:
         runtime=lambda w, attempt: 60 * attempt,
     script:
         "../scripts/word_vectors.py"
+
+
+# Language subsets for realignment chosen by a selector (langadapt.selection), one JSON per entry.
+rule select_languages:
+    output:
+        "results/selection/{selection}.json",
+    params:
+        spec=lambda w: as_json(config["realignment"][w.selection]["languages"]),
+        langs=LANGS,
+    log:
+        "results/logs/selection/{selection}.log",
+    conda:
+        "../envs/train.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=lambda wc, attempt: 10 * attempt,
+    script:
+        "../scripts/select_languages.py"

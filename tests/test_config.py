@@ -161,3 +161,10 @@ def test_default_source_fills_languages_without_an_entry(smoke_raw):
     cfg = lc.prepare_config(raw)
     assert cfg["data"]["sources"]["hin_Deva"]["repo_id"] == "cis-lmu/Glot500"
     assert cfg["data"]["sources"]["eng_Latn"] == smoke_raw["data"]["sources"]["eng_Latn"]  # explicit wins
+
+
+def test_unknown_selector_is_named(smoke_raw):
+    raw = copy.deepcopy(smoke_raw)
+    raw["realignment"]["pairs_tiny"]["languages"] = {"select": "most_beautiful", "n": 2}
+    msg = _error(raw)
+    assert "realignment.pairs_tiny.languages" in msg and "most_beautiful" in msg and "uriel_diversity" in msg

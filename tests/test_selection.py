@@ -209,3 +209,19 @@ def test_urielplus_against_paper_table(pool):
     overlap = len(paper_unseen & set(sel.languages))
     print(f"Unseen by XLM-R most-URIEL n=10: {sorted(sel.languages)}; overlap with the paper {overlap}/10")
     assert overlap >= 4
+
+
+def test_selection_job_maps_iso_codes_to_the_config_languages(tmp_path):
+    import json
+
+    from langadapt.selection import selection_job
+
+    langs = ["eng_Latn", "deu_Latn", "hin_Deva", "jpn_Jpan", "nya_Latn", "rus_Cyrl"]
+    out = tmp_path / "sel" / "s.json"
+    chosen = selection_job({"select": "uriel_diversity", "n": 3, "direction": "max", "method": "exhaustive"},
+                           langs, out)
+    rec = json.loads(out.read_text())
+    assert rec["languages"] == chosen and len(chosen) == 3 and set(chosen) <= set(langs) - {"eng_Latn"}
+    assert [c.split("_")[0] for c in chosen] == sorted(rec["iso"]) or set(rec["iso"]) == {
+        c.split("_")[0] for c in chosen}
+    assert rec["record"]["optimal"] is True

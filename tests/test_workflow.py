@@ -101,3 +101,17 @@ def test_hf_tokenizer_needs_only_the_corpora_of_its_stats_languages(workdir, lan
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out
     assert "recipe=xlmr_glot500" in out and "tok=glot500" in out
+
+
+def test_selector_subset_is_a_job_that_realignment_reads(workdir):
+    cfg = yaml.safe_load((workdir / "configs/smoke.yaml").read_text())
+    cfg["realignment"]["pairs_tiny"]["languages"] = {"select": "uriel_diversity", "n": 2, "direction": "max"}
+    (workdir / "configs/sel.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    proc = snakemake(workdir, "-n", "results/models/tiny_realigned/realign", "--configfile", "configs/sel.yaml")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    assert "rule select_languages:" in out and "results/selection/pairs_tiny.json" in out
+    cfg["realignment"]["pairs_tiny"]["languages"] = {"select": "uriel_diversity", "n": 9}
+    (workdir / "configs/sel.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    proc = snakemake(workdir, "-n", "--configfile", "configs/sel.yaml")
+    assert proc.returncode != 0 and "realignment.pairs_tiny.languages: n = 9" in proc.stdout + proc.stderr

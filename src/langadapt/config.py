@@ -109,7 +109,10 @@ def check_semantics(config: dict, source: str = "config") -> None:
 
     for section in ("tokenizers", "pretraining", "realignment"):
         for name, spec in config.get(section, {}).items():
-            check_langs(section, name, spec.get("languages"))
+            if isinstance(spec.get("languages"), dict):
+                check_selector(config, f"{source}: {section}.{name}.languages", spec["languages"])
+            else:
+                check_langs(section, name, spec.get("languages"))
     from langadapt.train.settings import resolve_config  # torch-free
 
     for name, spec in config.get("pretraining", {}).items():
@@ -178,6 +181,20 @@ def _check_hypernet_recipes(config: dict, source: str) -> None:
         if recipe.get("factorize") is not None and recipe["factorize"] != dim:
             raise ConfigError(f"{source}: recipes.{name}.factorize: {recipe['factorize']}, but the hypernetwork "
                               f"of base {base!r} predicts {dim} coordinates (hypernetwork dim)")
+
+
+def check_selector(config: dict, where: str, spec: dict) -> None:
+    """A ``{select: name, n: k, ...}`` subset spec: known selector, and a pool (the L65 languages among the
+    config's languages) large enough for n (the selection itself runs in the select_languages rule)."""
+    from langadapt.selection import SELECTORS, load_pool
+
+    if spec["select"] not in SELECTORS:
+        raise ConfigError(f"{where}: unknown selector {spec['select']!r}; known: {', '.join(sorted(SELECTORS))}")
+    isos = {parse_lang(c).iso for c in config["languages"]}
+    pool = [lang.code for lang in load_pool().languages if lang.code in isos]
+    if spec["n"] > len(pool):
+        raise ConfigError(f"{where}: n = {spec['n']} but only {len(pool)} languages of the selection pool "
+                          f"(L65 minus English) are in languages: {pool}")
 
 
 def prepare_config(config: dict, schema_path: Path = SCHEMA_PATH, source: str = "config") -> dict:

@@ -36,6 +36,8 @@ import numpy as np
 from langadapt.errors import ConfigError
 from langadapt.registry import Registry
 
+log = logging.getLogger(__name__)
+
 POOL_RESOURCE = "realign_l65_languages.tsv"
 ENGLISH = "eng"
 PAPER_SEEDS = (17, 23, 42, 66)
@@ -625,3 +627,30 @@ def donor(pool: Pool, n: int = 0, seed: int = 0, embeddings: Any = None, donors:
 def select(name: str, pool: Pool | None = None, n: int = 10, seed: int = 0, **params: Any) -> Selection:
     """``SELECTORS.get(name)(pool or load_pool(), n, seed, **params)``."""
     return SELECTORS.get(name)(pool if pool is not None else load_pool(), n, seed, **params)
+
+
+def selection_job(spec: Mapping[str, Any], config_langs: Sequence[str], out: Path) -> list[str]:
+    """The ``select_languages`` rule: run the selector of a realignment entry's ``languages:`` spec
+    (``{select: name, n: k, seed: s, ...parameters}``) over the L65 pool restricted to the ISO 639-3 codes
+    of `config_langs`, and write ``{"languages": [lang_Script...], "record": {...}}`` to `out` (JSON).
+    Returns the selected config language codes (every variety of a selected ISO code)."""
+    import json
+
+    from langadapt.languages import parse_lang
+
+    params = {k: v for k, v in spec.items() if k not in ("select", "n", "seed")}
+    by_iso: dict[str, list[str]] = {}
+    for code in config_langs:
+        by_iso.setdefault(parse_lang(code, where="languages").iso, []).append(code)
+    pool = load_pool()
+    pool = pool.subset([c for c in pool.codes if c in by_iso])
+    sel = select(str(spec["select"]), pool, int(spec["n"]), int(spec.get("seed", 0)), **params)
+    langs = sorted(code for iso in sel.languages for code in by_iso[iso])
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_text(json.dumps({"languages": langs, "iso": list(sel.languages), "record": sel.record},
+                              indent=1, default=str) + "\n")
+    tmp.replace(out)
+    log.info("selected %s: %s", spec["select"], ", ".join(langs))
+    return langs
