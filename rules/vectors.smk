@@ -1,4 +1,5 @@
-# External word vectors for OFA / HyperOFA: results/word_vectors/{name} (format: langadapt.word_vectors).
+# External word vectors for OFA / HyperOFA (results/word_vectors/{name}; format: langadapt.word_vectors),
+# and realignment language subsets chosen by a selector (results/selection/{name}.json).
 # An entry of the config's `word_vectors` section is built only when a recipe's init method names it
 # (init_inputs in common.smk); kinds: langadapt.word_vectors.WORD_VECTOR_KINDS.
 from langadapt.word_vectors import word_vector_kind
