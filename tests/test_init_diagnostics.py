@@ -8,7 +8,7 @@ import random
 
 import pytest
 import torch
-from transformers import AutoTokenizer, XLMRobertaConfig, XLMRobertaForMaskedLM
+from init_helpers import save_tiny_xlmr
 
 from langadapt.embedding_init import initialize_embeddings
 from langadapt.errors import DataError
@@ -100,11 +100,7 @@ def dirs(tmp_path_factory, one_torch_thread):
     texts = {"eng_Latn": lines(["ka", "lo", "mi", "ne"]), "rus_Cyrl": lines(["ка", "ло", "ми", "не"])}
     train_sentencepiece(texts, root / "src", vocab_size=60)
     train_sentencepiece({"myv_Cyrl": lines(["ка", "зу", "ке", "ло"])}, root / "tgt", vocab_size=30)
-    tok = AutoTokenizer.from_pretrained(root / "src")
-    torch.manual_seed(0)
-    cfg = XLMRobertaConfig(vocab_size=len(tok), max_position_embeddings=40, pad_token_id=1, hidden_size=16,
-                           num_hidden_layers=1, num_attention_heads=2, intermediate_size=32)
-    XLMRobertaForMaskedLM(cfg).save_pretrained(root / "src")
+    save_tiny_xlmr(root / "src")
     return root
 
 

@@ -7,7 +7,8 @@ import random
 
 import pytest
 import torch
-from transformers import AutoModelForMaskedLM, AutoTokenizer, XLMRobertaConfig, XLMRobertaForMaskedLM
+from init_helpers import save_tiny_xlmr
+from transformers import AutoModelForMaskedLM
 
 from langadapt.embedding_init import INIT_METHODS, InitContext, assign_embeddings, initialize_embeddings
 from langadapt.errors import ConfigError, DataError
@@ -247,11 +248,7 @@ def dirs(tmp_path_factory, one_torch_thread):
     train_sentencepiece({"eng_Latn": _corpus(lat, 0), "rus_Cyrl": _corpus(cyr, 1)}, root / "src", vocab_size=80)
     train_sentencepiece({"myv_Cyrl": _corpus(cyr[:20], 2), "sme_Latn": _corpus(tgt_lat, 3)}, root / "tgt",
                         vocab_size=60)
-    tok = AutoTokenizer.from_pretrained(root / "src")
-    torch.manual_seed(0)
-    cfg = XLMRobertaConfig(vocab_size=len(tok), max_position_embeddings=40, pad_token_id=1, hidden_size=16,
-                           num_hidden_layers=1, num_attention_heads=2, intermediate_size=32)
-    XLMRobertaForMaskedLM(cfg).save_pretrained(root / "src")
+    save_tiny_xlmr(root / "src")
     return root
 
 
