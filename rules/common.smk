@@ -117,11 +117,59 @@ def init_inputs(wildcards):
     return inputs
 
 
+def parallel_path(data=None):
+    """Translation pairs: a parallel_data entry, or (None / 'bible') the verse pairs of the corpora."""
+    return "results/data/parallel.parquet" if data in (None, "bible") else f"results/parallel/{data}.parquet"
+
+
 def realign_inputs(wildcards):
-    """Model and parallel pairs, plus the selected subset when the entry's languages is a selector."""
+    """Model and parallel pairs, plus the selected subset when the entry's languages is a selector,
+    plus the word alignments of those pairs for loss `word`."""
     name = config["recipes"][wildcards.recipe]["realign"]
+    entry = config["realignment"][name]
     inputs = {"model": lc.stage_input_dir(config, wildcards.recipe, "realign"),
-              "parallel": "results/data/parallel.parquet"}
-    if isinstance(config["realignment"][name].get("languages"), dict):
+              "parallel": parallel_path(entry.get("data"))}
+    if isinstance(entry.get("languages"), dict):
         inputs["selection"] = f"results/selection/{name}.json"
+    if entry["loss"] == "word":
+        inputs["alignments"] = f"results/alignments/{entry.get('data') or 'bible'}/{entry['aligner']}.parquet"
     return inputs
+
+
+def parallel_data_inputs(wildcards):
+    """Local pair files of a parallel_data entry (hub sources are fetched inside the job)."""
+    from langadapt.data.parallel_sources import local_inputs
+
+    return local_inputs(config["parallel_data"][wildcards.name], config["pivot"], LANGS)
+
+
+def aligned_langs(data, aligner):
+    """Languages to align: the union of the explicit lists of the entries that read this file; every
+    language (None) when one of them uses all languages or a selector."""
+    langs = set()
+    for entry in config["realignment"].values():
+        if entry["loss"] != "word" or entry["aligner"] != aligner or (entry.get("data") or "bible") != data:
+            continue
+        if not isinstance(entry.get("languages"), list):
+            return None
+        langs.update(entry["languages"])
+    return sorted(langs)
+
+
+def align_langs(data, aligner):
+    """`aligned_langs`, where a Pharaoh aligner (which reads one file per language) needs every non-pivot
+    language in place of None."""
+    langs = aligned_langs(data, aligner)
+    if langs is None and config["aligners"][aligner]["kind"] == "pharaoh":
+        return [lang for lang in LANGS if lang != config["pivot"]]
+    return langs
+
+
+def align_inputs(wildcards):
+    """Pharaoh aligner: its text and alignment files; eflomal: the translation pairs it aligns."""
+    from langadapt.word_align import pharaoh_inputs
+
+    spec = config["aligners"][wildcards.aligner]
+    if spec["kind"] == "pharaoh":
+        return {"files": pharaoh_inputs(spec, align_langs(wildcards.data, wildcards.aligner))}
+    return {"parallel": parallel_path(wildcards.data)}

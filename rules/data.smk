@@ -77,3 +77,27 @@ rule sampling:
         runtime=5,
     script:
         "../scripts/sampling.py"
+
+
+rule parallel_data:
+    input:
+        parallel_data_inputs,
+    output:
+        pairs="results/parallel/{name}.parquet",
+        report="results/parallel/{name}.json",
+    wildcard_constraints:
+        name=_alt(list(config.get("parallel_data", {}))),
+    params:
+        spec=lambda w: as_json(config["parallel_data"][w.name]),
+        pivot=config["pivot"],
+        langs=LANGS,
+    log:
+        "results/logs/parallel_data/{name}.log",
+    conda:
+        "../envs/data.yaml"
+    threads: 1
+    resources:
+        mem_mb=8000,
+        runtime=lambda wc, attempt: 60 * attempt,
+    script:
+        "../scripts/parallel_data.py"

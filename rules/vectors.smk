@@ -1,4 +1,5 @@
 # External word vectors for OFA / HyperOFA (results/word_vectors/{name}; format: langadapt.word_vectors),
+# word alignments for word-level realignment (results/alignments/{data}/{aligner}.parquet),
 # and realignment language subsets chosen by a selector (results/selection/{name}.json).
 # An entry of the config's `word_vectors` section is built only when a recipe's init method names it
 # (init_inputs in common.smk); kinds: langadapt.word_vectors.WORD_VECTOR_KINDS.
@@ -57,3 +58,30 @@ rule select_languages:
         runtime=lambda wc, attempt: 10 * attempt,
     script:
         "../scripts/select_languages.py"
+
+
+# Word alignments of translation pairs for word-level realignment (langadapt.word_align), one file per
+# (parallel data, aligner) that a realignment entry with `loss: word` reads.
+rule align_words:
+    input:
+        unpack(align_inputs),
+    output:
+        "results/alignments/{data}/{aligner}.parquet",
+    params:
+        spec=lambda w: as_json(config["aligners"][w.aligner]),
+        langs=lambda w: align_langs(w.data, w.aligner),
+    wildcard_constraints:
+        data=_alt(["bible", *config.get("parallel_data", {})]),
+        aligner=_alt(list(config["aligners"])),
+    log:
+        "results/logs/alignments/{data}/{aligner}.log",
+    benchmark:
+        "results/benchmarks/alignments/{data}/{aligner}.tsv"
+    conda:
+        "../envs/data.yaml"
+    threads: 1
+    resources:
+        mem_mb=8000,
+        runtime=lambda wc, attempt: 120 * attempt,
+    script:
+        "../scripts/align_words.py"

@@ -1,4 +1,4 @@
-"""Realignment on translation pairs (resumable from results/runs/)."""
+"""Realignment on translation pairs or word-aligned pairs (resumable from results/runs/)."""
 
 import json
 from pathlib import Path
@@ -8,8 +8,10 @@ from langadapt.train.realign import realign
 
 j = job(snakemake)  # noqa: F821
 spec = j.param_json("spec")
-cfg = {k: v for k, v in spec.items() if k not in ("name", "loss")}
-if "selection" in snakemake.input.keys():  # noqa: F821  languages chosen by a selector (select_languages rule)
-    cfg["languages"] = json.loads(Path(snakemake.input.selection).read_text())["languages"]  # noqa: F821
-realign(Path(snakemake.input.model), Path(snakemake.input.parallel), Path(snakemake.output[0]),  # noqa: F821
-        Path(snakemake.params.run_dir), cfg, provenance=j.provenance(spec))  # noqa: F821
+cfg = {k: v for k, v in spec.items() if k not in ("name", "data", "aligner")}
+inputs = snakemake.input  # noqa: F821
+if "selection" in inputs.keys():  # languages chosen by a selector (select_languages rule)
+    cfg["languages"] = json.loads(Path(inputs.selection).read_text())["languages"]
+realign(Path(inputs.model), Path(inputs.parallel), Path(snakemake.output[0]),  # noqa: F821
+        Path(snakemake.params.run_dir), cfg, provenance=j.provenance(spec),  # noqa: F821
+        alignments_path=Path(inputs.alignments) if "alignments" in inputs.keys() else None)

@@ -121,6 +121,23 @@ def check_semantics(config: dict, source: str = "config") -> None:
             resolve_config(trainer_keys)
         except ConfigError as e:
             raise ConfigError(f"{source}: pretraining.{name}: {e}") from None
+    from langadapt.train.settings import REALIGN_DEFAULTS, check_realign_config, merge_config
+    from langadapt.word_align import check_aligner  # torch-free
+
+    for name, spec in config.get("aligners", {}).items():
+        check_aligner(spec, f"{source}: aligners.{name}")
+    for name, spec in config.get("realignment", {}).items():
+        where = f"{source}: realignment.{name}"
+        trainer_keys = {k: v for k, v in spec.items() if k not in ("data", "aligner", "languages")}
+        try:
+            check_realign_config(merge_config(trainer_keys, REALIGN_DEFAULTS, "realign"))
+        except ConfigError as e:
+            raise ConfigError(f"{where}: {e}") from None
+        if spec["loss"] == "word" and spec.get("aligner") not in config.get("aligners", {}):
+            raise ConfigError(f"{where}: loss 'word' needs `aligner:` naming an entry of aligners, "
+                              f"got {spec.get('aligner')!r} (defined: {sorted(config.get('aligners', {}))})")
+        if spec["loss"] != "word" and "aligner" in spec:
+            raise ConfigError(f"{where}: `aligner` is only read by loss 'word' (loss is {spec['loss']!r})")
     hyper = config.get("hypernetwork", {})
     if hyper.get("enabled"):
         if hyper.get("base") not in config["base_models"]:
@@ -131,6 +148,10 @@ def check_semantics(config: dict, source: str = "config") -> None:
     for base in hyper.get("per_base", {}):
         if base not in config["base_models"]:
             raise ConfigError(f"{source}: hypernetwork.per_base.{base}: not in base_models")
+
+    from langadapt.data.parallel_sources import check_parallel_config  # torch-free, no I/O
+
+    check_parallel_config(config, source)  # parallel_data entries; realignment `data:` references
 
     recipes = config["recipes"]
     refs = {"base": "base_models", "tokenizer": "tokenizers", "pretrain": "pretraining", "realign": "realignment"}

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from langadapt.errors import ConfigError
+from langadapt.languages import parse_lang
 
 #: LangSAMP §5.1 ablation variants (see `langadapt.train.objective`, which owns the tables)
 LANGSAMP_CHOICES = ("none", "language", "script", "both")
@@ -161,3 +162,61 @@ def accumulation(cfg: Mapping[str, Any], world: int) -> int:
     return eb // per_step
 
 
+# ------------------------------------------------------------------------------------------ realignment
+REALIGN_DEFAULTS: dict[str, Any] = {
+    "loss": "sentence_average",  # realignment §2, Eq. 1; "word": aligned word pairs (App. A.2, Wu & Dredze 2020)
+    "languages": None,  # realignment §3.1: the language subset S; null = every language in the file
+    "steps": 24_544,  # realignment App. A.6: "Realignment is performed for 24,544 steps"
+    "batch_size": 16,  # realignment App. A.6: realignment batch size 16
+    "max_length": 96,  # realignment App. A.6: realignment maximum sequence length 96
+    "lr": 2e-5,  # realignment App. A.6: learning rate 2e-5
+    "temperature": 0.1,  # realignment §2, Eq. 1: T = 0.1
+    # hidden-state layer(s) aligned (0 = embeddings, n = last): an int, a list (loss averaged over the layers,
+    # like the reference code's realignment_layers), or null = the last layer (the reference code's default [-1])
+    "layer": None,
+    # uniform: every translation pair equally likely (languages in proportion to their number of pairs);
+    # by_language: a language uniformly, then one of its pairs
+    "sampling": "uniform",
+    # pairs whose pivot sentences are identical are not each other's negatives (sentence_average)
+    "mask_same_source": True,
+    # word loss candidates: "all" = every other word of the batch on both sides (as H in Eq. 1); "cross" = only
+    # the other side's words (the reference code's weak alignment)
+    "negatives": "all",
+    "betas": [0.9, 0.999],  # not stated; AdamW defaults
+    "eps": 1e-8,  # not stated; AdamW default
+    "weight_decay": 0.0,  # not stated; Hugging Face Trainer default
+    "warmup_steps": 0,  # not stated
+    "schedule": "linear",  # not stated; Hugging Face Trainer default (linear decay)
+    "max_grad_norm": 1.0,  # not stated; Hugging Face Trainer default
+    "checkpoint_every": 1000,
+    "keep_checkpoints": 2,
+    "keep_final_checkpoint": False,
+    "log_every": 100,
+    "seed": 42,
+    "device": "auto",
+    "bf16": False,
+}
+SAMPLING = ("uniform", "by_language")
+LOSSES = ("sentence_average", "word")
+NEGATIVES = ("all", "cross")
+
+
+def check_realign_config(cfg: Mapping[str, Any]) -> list[str] | None:
+    """Validate merged realignment settings; the sorted language subset (None = every language)."""
+    check_positive(cfg, ("steps", "batch_size", "max_length", "checkpoint_every", "keep_checkpoints",
+                         "log_every"), "realign")
+    for key, allowed in (("sampling", SAMPLING), ("loss", LOSSES), ("negatives", NEGATIVES)):
+        if cfg[key] not in allowed:
+            raise ConfigError(f"realign config {key!r} must be one of {allowed}, got {cfg[key]!r}")
+    if not float(cfg["temperature"]) > 0:
+        raise ConfigError(f"realign config 'temperature' must be > 0, got {cfg['temperature']!r}")
+    if cfg["batch_size"] < 2:
+        raise ConfigError("realign config 'batch_size' must be >= 2 (in-batch negatives)")
+    langs = cfg["languages"]
+    if langs is None:
+        return None
+    if isinstance(langs, str) or not langs:
+        raise ConfigError(f"realign config 'languages' must be a non-empty list or null, got {langs!r}")
+    for code in langs:
+        parse_lang(code, where="realign config 'languages'")
+    return sorted(set(langs))

@@ -1,0 +1,11 @@
+"""Word alignments of translation pairs (eflomal, or Pharaoh files) for word-level realignment."""
+
+from pathlib import Path
+
+from langadapt.runtime import job
+from langadapt.word_align import align_job
+
+j = job(snakemake)  # noqa: F821
+inputs = snakemake.input  # noqa: F821
+align_job(j.param_json("spec"), Path(inputs.parallel) if "parallel" in inputs.keys() else None,
+          snakemake.params.langs, Path(snakemake.output[0]))  # noqa: F821
