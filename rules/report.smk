@@ -36,3 +36,56 @@ rule loss_curves:
         runtime=5,
     script:
         "../scripts/loss_curves.py"
+
+
+# Realignment reports (the realignment paper): the language subsets the selectors chose (Table 6) and
+# the transfer score against the number of realignment languages per selector (Figure 5).
+from langadapt.realign_report import realign_design, scaling_recipes
+
+SELECTOR_ENTRIES = [n for n, s in config["realignment"].items() if isinstance(s.get("languages"), dict)]
+SCALING_DESIGN = realign_design(config, scaling_recipes(realign_design(config)))
+SCALING_SELECTIONS = sorted({f"results/selection/{r['realign']}.json"
+                             for r in SCALING_DESIGN["recipes"].values() if isinstance(r["languages"], dict)})
+if SELECTOR_ENTRIES:
+    ALL_TARGETS += ["results/tables/realign_subsets.csv", "results/tables/realign_subsets.tex"]
+if SCALING_SELECTIONS:
+    ALL_TARGETS += ["results/tables/realign_scaling.csv", "results/plots/realign_scaling.png"]
+
+
+rule subsets_table:
+    input:
+        [f"results/selection/{name}.json" for name in SELECTOR_ENTRIES],
+    output:
+        csv="results/tables/realign_subsets.csv",
+        tex="results/tables/realign_subsets.tex",
+    log:
+        "results/logs/subsets_table.log",
+    conda:
+        "../envs/data.yaml"
+    localrule: True
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    script:
+        "../scripts/subsets_table.py"
+
+
+rule realign_scaling:
+    input:
+        evals=[f for r in SCALING_DESIGN["recipes"] for f in EVAL_FILES if f.startswith(f"results/eval/{r}/")],
+        selections=SCALING_SELECTIONS,
+    output:
+        csv="results/tables/realign_scaling.csv",
+        plot="results/plots/realign_scaling.png",
+    params:
+        design=as_json(SCALING_DESIGN),
+    log:
+        "results/logs/realign_scaling.log",
+    conda:
+        "../envs/data.yaml"
+    localrule: True
+    resources:
+        mem_mb=2000,
+        runtime=5,
+    script:
+        "../scripts/realign_scaling.py"

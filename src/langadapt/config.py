@@ -207,10 +207,11 @@ def _check_hypernet_recipes(config: dict, source: str) -> None:
 def check_selector(config: dict, where: str, spec: dict) -> None:
     """A ``{select: name, n: k, ...}`` subset spec: known selector, and a pool (the L65 languages among the
     config's languages) large enough for n (the selection itself runs in the select_languages rule)."""
-    from langadapt.selection import SELECTORS, load_pool
+    from langadapt.selection import SELECTORS, check_params, load_pool
 
     if spec["select"] not in SELECTORS:
         raise ConfigError(f"{where}: unknown selector {spec['select']!r}; known: {', '.join(sorted(SELECTORS))}")
+    check_params(spec["select"], spec, where=where)  # e.g. seen/unseen: exactly one of `model` and `seen`
     isos = {parse_lang(c).iso for c in config["languages"]}
     pool = [lang.code for lang in load_pool().languages if lang.code in isos]
     if spec["n"] > len(pool):

@@ -39,6 +39,14 @@ from langadapt.registry import Registry
 log = logging.getLogger(__name__)
 
 POOL_RESOURCE = "realign_l65_languages.tsv"
+SEEN_RESOURCE = "seen_languages.tsv"  # languages seen in pretraining by XLM-R / mBERT (sources in its header)
+SEEN_MODELS = ("xlmr", "mbert")
+# Macrolanguage <-> individual-language codes mapped onto the code the L65 pool uses, so that a `seen:`
+# list written with either code matches the pool (zho/cmn, ara/arb, msa/zsm, fas/pes, swh/swa, ...).
+POOL_ALIASES = {
+    "cmn": "zho", "arb": "ara", "zsm": "msa", "pes": "fas", "azj": "aze", "ekk": "est",
+    "swa": "swh", "orm": "gaz", "aka": "twi", "fil": "tgl",
+}
 ENGLISH = "eng"
 PAPER_SEEDS = (17, 23, 42, 66)
 INDO_EUROPEAN_FAMILIES = frozenset({"Germanic", "Romance", "Balto-Slavic", "Indo-Iranian", "Hellenic"})
@@ -524,23 +532,84 @@ def joshi(pool: Pool, n: int, seed: int = 0, classes: Sequence[int] = (2,), **pa
     return diverse_subset(sub, n, seed, heuristic="joshi", extra={"classes": sorted(want)}, **params)
 
 
-def _seen_split(pool: Pool, seen: Sequence[str] | None, keep_seen: bool, name: str) -> Pool:
-    if seen is None:
-        raise ConfigError(f"{name}: give `seen`, the languages the base model was pretrained on")
-    seen_set = set(seen)
-    return pool.where(lambda lang: (lang.code in seen_set) == keep_seen)
+def pool_code(code: str) -> str:
+    """``code`` as the L65 pool writes it (see ``POOL_ALIASES``); other codes unchanged."""
+    return POOL_ALIASES.get(code, code)
+
+
+@lru_cache(maxsize=1)
+def _seen_table() -> dict[str, frozenset[str]]:
+    text = resources.files("langadapt").joinpath("resources", SEEN_RESOURCE).read_text(encoding="utf-8")
+    origin = f"langadapt/resources/{SEEN_RESOURCE}"
+    lines = [(k, line) for k, line in enumerate(text.splitlines(), start=1)
+             if line.strip() and not line.startswith("#")]
+    header = lines[0][1].split("\t")
+    if header[:2] != ["model", "iso639_3"]:
+        raise ConfigError(f"{origin}:{lines[0][0]}: expected columns model, iso639_3, ...; got {header}")
+    table: dict[str, set[str]] = {}
+    for k, line in lines[1:]:
+        f = line.split("\t")
+        if len(f) < 2 or not f[1].strip():
+            raise ConfigError(f"{origin}:{k}: bad row {line!r}")
+        table.setdefault(f[0].strip(), set()).add(pool_code(f[1].strip()))
+    return {m: frozenset(c) for m, c in table.items()}
+
+
+def seen_languages(model: str) -> frozenset[str]:
+    """ISO 639-3 codes (pool spelling) of the languages ``model`` (``xlmr`` or ``mbert``) saw in pretraining:
+    XLM-R's 100 CC-100 languages, mBERT's 104 Wikipedia languages (``resources/seen_languages.tsv``)."""
+    table = _seen_table()
+    if model not in table:
+        raise ConfigError(f"unknown model {model!r} for the seen-language lists; known: {', '.join(sorted(table))}")
+    return table[model]
+
+
+def _seen_args(name: str, seen: Sequence[str] | None, model: str | None) -> None:
+    if seen is not None and model is not None:
+        raise ConfigError(f"{name}: give either `seen` (a list of ISO 639-3 codes) or `model` "
+                          f"({' | '.join(SEEN_MODELS)}), not both")
+    if seen is None and model is None:
+        raise ConfigError(f"{name}: give `model` ({' | '.join(SEEN_MODELS)}) or `seen`, the languages the base "
+                          f"model was pretrained on")
+    if model is not None and model not in SEEN_MODELS:
+        raise ConfigError(f"{name}: unknown model {model!r}; known: {', '.join(SEEN_MODELS)}")
+    if seen is not None and (isinstance(seen, str) or not all(isinstance(c, str) for c in seen)):
+        raise ConfigError(f"{name}: `seen` must be a list of ISO 639-3 codes, not {seen!r}")
+
+
+def _seen_split(pool: Pool, seen: Sequence[str] | None, model: str | None, keep_seen: bool,
+                name: str) -> tuple[Pool, dict[str, Any]]:
+    _seen_args(name, seen, model)
+    seen_set = seen_languages(model) if model is not None else {pool_code(c) for c in seen}
+    extra = {"model": model} if model is not None else {"seen_given": len(seen)}
+    return pool.where(lambda lang: (lang.code in seen_set) == keep_seen), extra
+
+
+def check_params(name: str, params: Mapping[str, Any], where: str = "") -> None:
+    """Config-time checks of a selector's parameters that need no selection run (a ConfigError naming
+    ``where``): for ``seen``/``unseen``, exactly one of ``model`` (xlmr | mbert) and ``seen``."""
+    try:
+        if name in ("seen", "unseen"):
+            _seen_args(name, params.get("seen"), params.get("model"))
+    except ConfigError as e:
+        raise ConfigError(f"{where}: {e}" if where else str(e)) from None
 
 
 @SELECTORS.register("seen")
-def seen(pool: Pool, n: int, seed: int = 0, seen: Sequence[str] | None = None, **params: Any) -> Selection:
-    """Languages seen by the base model (``seen`` list, e.g. XLM-R's), then most URIEL-diverse."""
-    return diverse_subset(_seen_split(pool, seen, True, "seen"), n, seed, heuristic="seen", **params)
+def seen(pool: Pool, n: int, seed: int = 0, seen: Sequence[str] | None = None, model: str | None = None,
+         **params: Any) -> Selection:
+    """Languages seen by the base model in pretraining (``model: xlmr | mbert`` for the packaged lists, or
+    an explicit ``seen`` list), then most URIEL-diverse."""
+    sub, extra = _seen_split(pool, seen, model, True, "seen")
+    return diverse_subset(sub, n, seed, heuristic="seen", extra=extra, **params)
 
 
 @SELECTORS.register("unseen")
-def unseen(pool: Pool, n: int, seed: int = 0, seen: Sequence[str] | None = None, **params: Any) -> Selection:
-    """Languages not seen by the base model, then most URIEL-diverse."""
-    return diverse_subset(_seen_split(pool, seen, False, "unseen"), n, seed, heuristic="unseen", **params)
+def unseen(pool: Pool, n: int, seed: int = 0, seen: Sequence[str] | None = None, model: str | None = None,
+           **params: Any) -> Selection:
+    """Languages not seen by the base model (``model`` or ``seen`` as for ``seen``), then most URIEL-diverse."""
+    sub, extra = _seen_split(pool, seen, model, False, "unseen")
+    return diverse_subset(sub, n, seed, heuristic="unseen", extra=extra, **params)
 
 
 @SELECTORS.register("random")
@@ -632,7 +701,8 @@ def select(name: str, pool: Pool | None = None, n: int = 10, seed: int = 0, **pa
 def selection_job(spec: Mapping[str, Any], config_langs: Sequence[str], out: Path) -> list[str]:
     """The ``select_languages`` rule: run the selector of a realignment entry's ``languages:`` spec
     (``{select: name, n: k, seed: s, ...parameters}``) over the L65 pool restricted to the ISO 639-3 codes
-    of `config_langs`, and write ``{"languages": [lang_Script...], "record": {...}}`` to `out` (JSON).
+    of `config_langs`, and write ``{"languages": [lang_Script...], "iso": [...], "spec": {...},
+    "record": {...}}`` to `out` (JSON; ``spec`` is the entry's selector spec, read by the subsets table).
     Returns the selected config language codes (every variety of a selected ISO code)."""
     import json
 
@@ -641,7 +711,8 @@ def selection_job(spec: Mapping[str, Any], config_langs: Sequence[str], out: Pat
     params = {k: v for k, v in spec.items() if k not in ("select", "n", "seed")}
     by_iso: dict[str, list[str]] = {}
     for code in config_langs:
-        by_iso.setdefault(parse_lang(code, where="languages").iso, []).append(code)
+        # a config code may be the macrolanguage / individual code the pool does not use (cmn for zho, ...)
+        by_iso.setdefault(pool_code(parse_lang(code, where="languages").iso), []).append(code)
     pool = load_pool()
     pool = pool.subset([c for c in pool.codes if c in by_iso])
     sel = select(str(spec["select"]), pool, int(spec["n"]), int(spec.get("seed", 0)), **params)
@@ -649,8 +720,8 @@ def selection_job(spec: Mapping[str, Any], config_langs: Sequence[str], out: Pat
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(json.dumps({"languages": langs, "iso": list(sel.languages), "record": sel.record},
-                              indent=1, default=str) + "\n")
+    doc = {"languages": langs, "iso": list(sel.languages), "spec": dict(spec), "record": sel.record}
+    tmp.write_text(json.dumps(doc, indent=1, default=str) + "\n")
     tmp.replace(out)
     log.info("selected %s: %s", spec["select"], ", ".join(langs))
     return langs

@@ -1,0 +1,12 @@
+"""Transfer score vs number of realignment languages, per selector and base model (paper Figure 5)."""
+
+from pathlib import Path
+
+from langadapt.aggregate import collect
+from langadapt.realign_report import realign_scaling
+from langadapt.runtime import job
+
+j = job(snakemake)  # noqa: F821
+df = collect([Path(p) for p in snakemake.input.evals])  # noqa: F821
+realign_scaling(df, j.param_json("design"), [Path(p) for p in snakemake.input.selections],  # noqa: F821
+                Path(snakemake.output.csv), Path(snakemake.output.plot))  # noqa: F821
