@@ -77,6 +77,20 @@ def test_pharaoh_parsing_and_files(tmp_path):
         read_pharaoh(text, align)
 
 
+def test_pharaoh_aligner_job_reads_one_file_pair_per_language(tmp_path):
+    for iso, text, align in [("deu", "the house ||| das Haus\nthe cat sleeps ||| die Katze schläft\n", "0-0 1-1\n0-0 1-1 2-2\n"),
+                             ("fra", "the house ||| la maison\n", "0-0 1-1\n")]:
+        (tmp_path / f"{iso}.txt").write_text(text)
+        (tmp_path / f"{iso}.align").write_text(align)
+    spec = {"kind": "pharaoh", "text": str(tmp_path / "{iso}.txt"), "alignment": str(tmp_path / "{iso}.align")}
+    stats = align_job(spec, None, ["fra_Latn", "deu_Latn"], tmp_path / "out.parquet")
+    assert stats == {"deu_Latn": {"pairs": 2, "links_per_pair": 2.5}, "fra_Latn": {"pairs": 1, "links_per_pair": 2.0}}
+    table = pq.read_table(tmp_path / "out.parquet")
+    assert table.column("lang").to_pylist() == ["deu_Latn", "deu_Latn", "fra_Latn"]
+    assert table.column("tgt_words").to_pylist()[1] == ["die", "Katze", "schläft"]
+    assert table.column("tgt_index").to_pylist()[1] == [0, 1, 2]
+
+
 def test_aligner_config_checks():
     check_aligner({"kind": "eflomal", "symmetrize": "intersection"}, "aligners.e")
     with pytest.raises(ConfigError, match="aligners.e: unknown eflomal key"):
@@ -244,9 +258,10 @@ def test_config_errors_name_the_entry(mutate, fragment):
     import copy
 
     import yaml
-    from conftest import REPO
 
     from langadapt import config as lc
+
+    from conftest import REPO
 
     raw = yaml.safe_load((REPO / "configs" / "smoke.yaml").read_text())
     mutate(raw)
