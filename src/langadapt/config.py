@@ -207,12 +207,12 @@ def _check_hypernet_recipes(config: dict, source: str) -> None:
 def check_selector(config: dict, where: str, spec: dict) -> None:
     """A ``{select: name, n: k, ...}`` subset spec: known selector, and a pool (the L65 languages among the
     config's languages) large enough for n (the selection itself runs in the select_languages rule)."""
-    from langadapt.selection import SELECTORS, check_params, load_pool
+    from langadapt.selection import SELECTORS, check_params, load_pool, pool_code
 
     if spec["select"] not in SELECTORS:
         raise ConfigError(f"{where}: unknown selector {spec['select']!r}; known: {', '.join(sorted(SELECTORS))}")
     check_params(spec["select"], spec, where=where)  # e.g. seen/unseen: exactly one of `model` and `seen`
-    isos = {parse_lang(c).iso for c in config["languages"]}
+    isos = {pool_code(parse_lang(c).iso) for c in config["languages"]}  # macrolanguage codes as the pool spells them
     pool = [lang.code for lang in load_pool().languages if lang.code in isos]
     if spec["n"] > len(pool):
         raise ConfigError(f"{where}: n = {spec['n']} but only {len(pool)} languages of the selection pool "

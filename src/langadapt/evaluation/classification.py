@@ -151,6 +151,16 @@ class BibleGenre(Task):
         return train, dev, tests
 
     # ---- model ------------------------------------------------------------------------------------
+    dev_metric = "macro-F1"  # name (in log lines) of the dev score that selects the checkpoint
+
+    def _dev_score(self, gold: np.ndarray, pred: np.ndarray) -> float:
+        """Score of a dev evaluation; the checkpoint with the highest one is kept."""
+        return macro_f1(gold, pred)
+
+    def _text_length(self, text: Any) -> int:
+        """Sort key of an input for length-sorted inference batches."""
+        return len(text)
+
     def run(self, model_dir: Path, data: TaskData, seed: int) -> list[dict[str, Any]]:
         import torch
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
@@ -210,13 +220,15 @@ class BibleGenre(Task):
         if p["max_steps"] is not None:
             total = min(total, p["max_steps"])
         best_f1, best_state, best_step, step, evaluated_at = -1.0, None, 0, 0, -1
-        bar = tqdm(total=total, desc="bible_genre fine-tune", unit="step", mininterval=5.0, leave=False)
+        bar = tqdm(total=total, desc=f"{self.kind} fine-tune", unit="step", mininterval=5.0, leave=False)
 
         def dev_eval() -> None:
             nonlocal best_f1, best_state, best_step, evaluated_at
             evaluated_at = step
-            f1 = macro_f1(dev["label"].to_numpy(), self._predict(model, tokenizer, dev["text"].tolist()))
-            log.info("bible_genre step %d/%d: dev macro-F1 %.4f", step, total, f1)
+            f1 = self._dev_score(
+                dev["label"].to_numpy(), self._predict(model, tokenizer, dev["text"].tolist())
+            )
+            log.info("%s step %d/%d: dev %s %.4f", self.kind, step, total, self.dev_metric, f1)
             if f1 > best_f1:
                 best_f1, best_step = f1, step
                 best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
@@ -250,7 +262,9 @@ class BibleGenre(Task):
         bar.close()
         if evaluated_at != step:
             dev_eval()  # the last state is always a candidate
-        log.info("bible_genre: best dev macro-F1 %.4f at step %d of %d", best_f1, best_step, step)
+        log.info(
+            "%s: best dev %s %.4f at step %d of %d", self.kind, self.dev_metric, best_f1, best_step, step
+        )
         assert best_state is not None
         return best_state
 
@@ -260,7 +274,7 @@ class BibleGenre(Task):
 
         model.eval()
         device = next(model.parameters()).device
-        order = np.argsort([-len(t) for t in texts], kind="stable")
+        order = np.argsort([-self._text_length(t) for t in texts], kind="stable")
         pred = np.zeros(len(texts), dtype=np.int64)
         bs = self.params["eval_batch_size"]
         with torch.inference_mode():

@@ -62,7 +62,8 @@ def load_encoder(model_dir: Path, layer: int, device: Any) -> tuple[Any, Any]:
     from transformers import AutoModel, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    model = load_pretrained(AutoModel, model_dir, (r"(^|\.)pooler\.",), num_hidden_layers=layer)
+    # at least one layer: a 0-layer encoder returns no hidden_states at all (transformers 5)
+    model = load_pretrained(AutoModel, model_dir, (r"(^|\.)pooler\.",), num_hidden_layers=max(layer, 1))
     model.to(device).eval()
     return tokenizer, model
 
