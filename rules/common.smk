@@ -67,12 +67,7 @@ def stage_langs(section, name):
     return config[section][name].get("languages") or LANGS
 
 
-EVAL_FILES = [
-    f"results/eval/{recipe}/{task}/seed{seed}.csv"
-    for recipe in EVAL_RECIPES
-    for task in TASKS
-    for seed in SEEDS
-]
+EVAL_FILES = [f"results/eval/{recipe}/{task}/seed{seed}.csv" for recipe, task, seed in lc.eval_jobs(config)]
 TRAIN_RUNS = [lc.stage_dir(r, s) for r, s in lc.recipe_stage_pairs(config) if s in ("pretrain", "realign")]
 ALL_TARGETS = [
     "results/tables/results.csv",

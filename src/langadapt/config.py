@@ -181,6 +181,21 @@ def check_semantics(config: dict, source: str = "config") -> None:
     for name in wanted or []:
         if name not in recipes:
             raise ConfigError(f"{source}: evaluation.recipes: unknown recipe {name!r}")
+    from langadapt.evaluation.tasks import build_task  # torch-free: task kinds and their dataset specs
+
+    for task, spec in config["evaluation"]["tasks"].items():
+        where = f"{source}: evaluation.tasks.{task}"
+        try:
+            build_task(spec, task)
+        except ConfigError as e:
+            raise ConfigError(f"{where}: {e}") from None
+        task_recipes, seeds = spec.get("recipes"), spec.get("seeds")
+        if task_recipes is not None and (not isinstance(task_recipes, list) or not task_recipes
+                                         or any(r not in eval_recipes(config) for r in task_recipes)):
+            raise ConfigError(f"{where}.recipes must be a non-empty list of evaluated recipes, got {task_recipes!r}")
+        if seeds is not None and (not isinstance(seeds, list) or not seeds
+                                  or any(isinstance(x, bool) or not isinstance(x, int) for x in seeds)):
+            raise ConfigError(f"{where}.seeds must be a non-empty list of integers, got {seeds!r}")
 
 
 def _check_hypernet_recipes(config: dict, source: str) -> None:
@@ -339,6 +354,18 @@ def recipe_spec(config: dict, recipe: str) -> dict:
 def eval_recipes(config: dict) -> list[str]:
     wanted = config["evaluation"].get("recipes")
     return list(wanted) if wanted else list(config["recipes"])
+
+
+def eval_jobs(config: dict) -> list[tuple[str, str, int]]:
+    """(recipe, task, seed) of every evaluation job: the evaluated recipes x tasks x seeds, where a task's
+    own `recipes` / `seeds` keys narrow (recipes) or replace (seeds) the evaluation-wide ones."""
+    jobs = []
+    default_recipes = eval_recipes(config)
+    for task, spec in config["evaluation"]["tasks"].items():
+        recipes = [r for r in default_recipes if r in spec["recipes"]] if spec.get("recipes") else default_recipes
+        for recipe in recipes:
+            jobs += [(recipe, task, int(seed)) for seed in spec.get("seeds") or config["evaluation"]["seeds"]]
+    return jobs
 
 
 # ---------------------------------------------------------------------------------------- provenance

@@ -6,8 +6,12 @@ Importing this package registers the built-in task kinds:
 * ``bible_genre`` (:mod:`.classification`): Bible book-genre classification, a Taxi1500 stand-in.
 """
 
-import langadapt.evaluation.token_classification  # noqa: F401  (registers token_classification)
-from langadapt.evaluation import classification, retrieval, sequence_tasks  # noqa: F401  (registers task kinds)
+from langadapt.evaluation import (  # noqa: F401  (registers task kinds)
+    classification,
+    retrieval,
+    sequence_tasks,
+    token_classification,
+)
 from langadapt.evaluation.metrics import accuracy, macro_f1, topk_accuracy
 from langadapt.evaluation.tasks import ROW_COLUMNS, TASKS, Task, TaskData, build_task, evaluate
 

@@ -35,8 +35,9 @@ log = logging.getLogger(__name__)
 ROW_COLUMNS = ["recipe", "task", "language", "seed", "metric", "value", "config_hash", "code_version"]
 CORPUS_COLUMNS = ("verse_id", "book", "text", "split")
 # Keys of a task config that belong to the workflow rather than to the task class: `languages`
-# restricts the evaluated languages (default: every corpus passed in), `seeds` is expanded by the rules.
-WORKFLOW_KEYS = frozenset({"kind", "languages", "seeds"})
+# restricts the evaluated languages (default: every corpus passed in); `recipes` (a subset of the evaluated
+# recipes) and `seeds` (replacing evaluation.seeds) choose the task's jobs (langadapt.config.eval_jobs).
+WORKFLOW_KEYS = frozenset({"kind", "languages", "seeds", "recipes"})
 
 
 @dataclass(frozen=True)
