@@ -6,9 +6,13 @@ rule tables:
     input:
         EVAL_FILES,
     output:
-        csv="results/tables/results.csv",
+        csv=report("results/tables/results.csv", caption="../workflow/report/results_table.rst", category="Results"),
         by_task=directory("results/tables/by_task"),
-        plot="results/plots/results.png",
+        grouped=directory("results/tables/grouped"),
+        significance="results/tables/significance.csv",
+        plot=report("results/plots/results.png", caption="../workflow/report/results_plot.rst", category="Results"),
+    params:
+        report=as_json(config["evaluation"].get("report", {})),
     log:
         "results/logs/tables.log",
     conda:
@@ -25,7 +29,7 @@ rule loss_curves:
     input:
         TRAIN_RUNS,
     output:
-        "results/plots/loss_curves.png",
+        report("results/plots/loss_curves.png", caption="../workflow/report/loss_curves.rst", category="Training"),
     log:
         "results/logs/loss_curves.log",
     conda:

@@ -1,11 +1,15 @@
-"""Long-format result rows -> CSV + LaTeX tables -> plot."""
+"""Long-format result rows -> CSV + LaTeX tables (per task, and per language group) -> significance -> plot."""
 
+import json
 from pathlib import Path
 
 from langadapt.aggregate import collect, plot_results, write_tables
 from langadapt.runtime import job
+from langadapt.stats import write_report
 
 job(snakemake)  # noqa: F821
+out = snakemake.output  # noqa: F821
 df = collect([Path(p) for p in snakemake.input])  # noqa: F821
-write_tables(df, Path(snakemake.output.by_task), all_rows_csv=Path(snakemake.output.csv))  # noqa: F821
-plot_results(df, Path(snakemake.output.plot))  # noqa: F821
+write_tables(df, Path(out.by_task), all_rows_csv=Path(out.csv))
+write_report(df, Path(out.grouped), Path(out.significance), json.loads(snakemake.params.report))  # noqa: F821
+plot_results(df, Path(out.plot))

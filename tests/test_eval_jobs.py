@@ -6,10 +6,11 @@ import copy
 
 import pytest
 import yaml
-from conftest import REPO
 
 from langadapt import config as lc
 from langadapt.errors import ConfigError
+
+from conftest import REPO
 
 
 @pytest.fixture(scope="module")
@@ -32,15 +33,16 @@ def test_task_recipes_narrow_and_task_seeds_replace(smoke):
 
 
 @pytest.mark.parametrize(("mutate", "fragment"), [
-    (lambda t: t["jpn_ner"].update(recipes=["nope"]), "evaluation.tasks.jpn_ner.recipes must be"),
-    (lambda t: t["jpn_ner"].update(seeds=[]), "evaluation.tasks.jpn_ner.seeds must be"),
-    (lambda t: t["jpn_ner"].update(protocol="few_shot"), "evaluation.tasks.jpn_ner: "),
-    (lambda t: t["jpn_ner"]["dataset"].update(kind="conll2003"), "unknown evaluation dataset 'conll2003'"),
-    (lambda t: t["srb_bible"].update(layerz=2), "evaluation.tasks.srb_bible: unknown parameter(s) 'layerz'"),
-], ids=["unknown-recipe", "empty-seeds", "bad-protocol", "unknown-dataset", "unknown-param"])
-def test_task_errors_before_any_job(mutate, fragment):
+    (lambda e: e["tasks"]["jpn_ner"].update(recipes=["nope"]), "evaluation.tasks.jpn_ner.recipes must be"),
+    (lambda e: e["tasks"]["jpn_ner"].update(seeds=[]), "evaluation.tasks.jpn_ner.seeds must be"),
+    (lambda e: e["tasks"]["jpn_ner"].update(protocol="few_shot"), "evaluation.tasks.jpn_ner: "),
+    (lambda e: e["tasks"]["jpn_ner"]["dataset"].update(kind="conll2003"), "unknown evaluation dataset 'conll2003'"),
+    (lambda e: e["tasks"]["srb_bible"].update(layerz=2), "evaluation.tasks.srb_bible: unknown parameter(s) 'layerz'"),
+    (lambda e: e.update(report={"baseline": "nope"}), "evaluation.report.baseline 'nope' is not an evaluated"),
+], ids=["unknown-recipe", "empty-seeds", "bad-protocol", "unknown-dataset", "unknown-param", "bad-baseline"])
+def test_evaluation_errors_before_any_job(mutate, fragment):
     raw = yaml.safe_load((REPO / "configs" / "smoke.yaml").read_text())
-    mutate(raw["evaluation"]["tasks"])
+    mutate(raw["evaluation"])
     with pytest.raises(ConfigError) as exc:
         lc.prepare_config(raw, source="smoke.yaml")
     assert fragment in str(exc.value)

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from langadapt.atomic import save_figure
 from langadapt.errors import DataError
 from langadapt.evaluation.tasks import ROW_COLUMNS
 
@@ -233,14 +234,4 @@ def plot_results(df: pd.DataFrame, out_png: Path, scale: float = 100.0) -> Path:
         ax.set_title(f"{task}: {metric}")
         ax.set_ylabel(f"{metric} (x{scale:g})" if scale != 1 else metric)
         ax.legend(fontsize=7, ncols=min(len(recipes), 4))
-    out_png = Path(out_png)
-    out_png.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out_png.stem}.", suffix=".png", dir=out_png.parent)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=120)
-        os.replace(tmp, out_png)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return out_png
+    return save_figure(fig, out_png)

@@ -181,6 +181,10 @@ def check_semantics(config: dict, source: str = "config") -> None:
     for name in wanted or []:
         if name not in recipes:
             raise ConfigError(f"{source}: evaluation.recipes: unknown recipe {name!r}")
+    baseline = config["evaluation"].get("report", {}).get("baseline")
+    if baseline is not None and baseline not in eval_recipes(config):
+        raise ConfigError(f"{source}: evaluation.report.baseline {baseline!r} is not an evaluated recipe "
+                          f"({', '.join(eval_recipes(config))})")
     from langadapt.evaluation.tasks import build_task  # torch-free: task kinds and their dataset specs
 
     for task, spec in config["evaluation"]["tasks"].items():

@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import inspect
 import json
-import os
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -30,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from langadapt.aggregate import _write_text_atomic, latex_escape, main_metric
+from langadapt.atomic import save_figure
 from langadapt.errors import DataError
 
 # Paper order of the heuristics (Table 6: featural, phylogenetic, script, then the ablation pools).
@@ -346,17 +345,7 @@ def plot_scaling(table: pd.DataFrame, out_png: Path, scale: float = 100.0) -> Pa
             rank = {label: i for i, label in enumerate(mine["series"])}
             pairs = sorted(zip(handles, labels, strict=True), key=lambda hl: rank.get(hl[1], len(rank)))
             ax.legend(*zip(*pairs, strict=True), fontsize=7, loc="best")
-    out_png = Path(out_png)
-    out_png.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out_png.stem}.", suffix=".png", dir=out_png.parent)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=120)
-        os.replace(tmp, out_png)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return out_png
+    return save_figure(fig, out_png)
 
 
 def realign_scaling(df: pd.DataFrame, design: Mapping[str, Any], selection_paths: Iterable[Path],
