@@ -129,6 +129,18 @@ def cosine_matrix(queries: np.ndarray, candidates: np.ndarray) -> np.ndarray:
     return q.astype(np.float64) @ c.astype(np.float64).T
 
 
+def check_retrieval_params(task: Task) -> None:
+    """Checks shared by the retrieval tasks: positive sizes, layer >= 0, k >= 1, sample even|seeded."""
+    p, kind = task.params, task.kind
+    task._positive("max_sentences", "max_length", "batch_size")
+    if isinstance(p["layer"], bool) or p["layer"] < 0:
+        raise ConfigError(f"{kind}.layer must be >= 0, got {p['layer']!r}")
+    if not p["k"] or any(isinstance(k, bool) or not isinstance(k, int) or k < 1 for k in p["k"]):
+        raise ConfigError(f"{kind}.k must be a non-empty list of integers >= 1, got {p['k']!r}")
+    if p["sample"] not in ("even", "seeded"):
+        raise ConfigError(f"{kind}.sample must be 'even' or 'seeded', got {p['sample']!r}")
+
+
 @TASKS.register("retrieval_bible")
 class BibleRetrieval(Task):
     """SR-B style retrieval: English test verses as queries, the same verses in L as candidates."""
@@ -147,16 +159,9 @@ class BibleRetrieval(Task):
     }
 
     def validate(self) -> None:
-        p = self.params
-        self._positive("max_sentences", "max_length", "batch_size")
-        if isinstance(p["layer"], bool) or p["layer"] < 0:
-            raise ConfigError(f"retrieval_bible.layer must be >= 0, got {p['layer']!r}")
-        if not p["k"] or any(isinstance(k, bool) or not isinstance(k, int) or k < 1 for k in p["k"]):
-            raise ConfigError(f"retrieval_bible.k must be a non-empty list of integers >= 1, got {p['k']!r}")
-        if p["split"] not in ("train", "dev", "test"):
-            raise ConfigError(f"retrieval_bible.split must be train, dev or test, got {p['split']!r}")
-        if p["sample"] not in ("even", "seeded"):
-            raise ConfigError(f"retrieval_bible.sample must be 'even' or 'seeded', got {p['sample']!r}")
+        check_retrieval_params(self)
+        if self.params["split"] not in ("train", "dev", "test"):
+            raise ConfigError(f"retrieval_bible.split must be train, dev or test, got {self.params['split']!r}")
 
     def run(self, model_dir: Path, data: TaskData, seed: int) -> list[dict[str, Any]]:
         p = self.params

@@ -52,7 +52,13 @@ from langadapt.errors import ConfigError, DataError
 from langadapt.evaluation.classification import BibleGenre
 from langadapt.evaluation.datasets import EvalDataset, Examples, build_dataset
 from langadapt.evaluation.metrics import accuracy, macro_f1, topk_accuracy
-from langadapt.evaluation.retrieval import cosine_matrix, encode_mean, load_encoder, select_ids
+from langadapt.evaluation.retrieval import (
+    check_retrieval_params,
+    cosine_matrix,
+    encode_mean,
+    load_encoder,
+    select_ids,
+)
 from langadapt.evaluation.tasks import TASKS, Task, TaskData, check_layer, load_pretrained
 from langadapt.languages import parse_lang
 from langadapt.runtime import resolve_device
@@ -314,14 +320,7 @@ class TatoebaRetrieval(_DatasetMixin, Task):
     }
 
     def validate(self) -> None:
-        p = self.params
-        self._positive("max_sentences", "max_length", "batch_size")
-        if isinstance(p["layer"], bool) or p["layer"] < 0:
-            raise ConfigError(f"{self.kind}.layer must be >= 0, got {p['layer']!r}")
-        if not p["k"] or any(isinstance(k, bool) or not isinstance(k, int) or k < 1 for k in p["k"]):
-            raise ConfigError(f"{self.kind}.k must be a non-empty list of integers >= 1, got {p['k']!r}")
-        if p["sample"] not in ("even", "seeded"):
-            raise ConfigError(f"{self.kind}.sample must be 'even' or 'seeded', got {p['sample']!r}")
+        check_retrieval_params(self)
         self._build_dataset()
 
     def run(self, model_dir: Path, data: TaskData, seed: int) -> list[dict[str, Any]]:
