@@ -1,4 +1,5 @@
 # Shared definitions: config validation (before any job), wildcard constraints, path helpers.
+import functools
 import json
 import re
 
@@ -110,6 +111,31 @@ def init_inputs(wildcards):
     if "hypernet" in needs:
         inputs["hypernet"] = f"results/hypernet/{lc.root_base(config, wildcards.recipe)}"
     return inputs
+
+
+@functools.cache
+def task_eval_inputs(task):
+    """What an evaluation task reads besides the model (computed once per task): `corpora` (its languages'
+    corpora, in `lc.task_languages` order), `parallel` (the Bible verse pairs), `data` (existing local
+    dataset files / folders)."""
+    from langadapt.evaluation.tasks import task_inputs, task_local_inputs
+
+    spec = config["evaluation"]["tasks"][task]
+    reads, langs = task_inputs(spec), lc.task_languages(config, task)
+    inputs = {}
+    if "corpora" in reads:
+        inputs["corpora"] = corpora(langs)
+    if "parallel" in reads:
+        inputs["parallel"] = parallel_path()
+    local = task_local_inputs(spec, langs)
+    if local:
+        inputs["data"] = local
+    return inputs
+
+
+def eval_inputs(wildcards):
+    """Inputs of one evaluation job: the recipe's final model plus `task_eval_inputs` of its task."""
+    return {"model": lc.final_model_dir(config, wildcards.recipe), **task_eval_inputs(wildcards.task)}
 
 
 def parallel_path(data=None):

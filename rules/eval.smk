@@ -1,17 +1,18 @@
 # Evaluation: one job per model x task x seed; every language of the task inside the job.
+# A job declares only what its task reads (langadapt.evaluation.tasks.task_inputs): the corpora of the
+# task's languages for kinds reading the Bible corpora, nothing of the pretraining data for dataset-backed
+# kinds (plus their existing local dataset files), so a changed corpus reruns only the tasks that read it.
 
 
 rule evaluate:
     input:
-        model=lambda w: lc.final_model_dir(config, w.recipe),
-        corpora=corpora(),
-        parallel="results/data/parallel.parquet",
+        unpack(eval_inputs),
     output:
         "results/eval/{recipe}/{task}/seed{seed}.csv",
     params:
         task=lambda w: as_json(config["evaluation"]["tasks"][w.task]),
         recipe_hash=lambda w: lc.config_hash(lc.recipe_spec(config, w.recipe)),
-        langs=LANGS,
+        langs=lambda w: lc.task_languages(config, w.task),
         pivot=config["pivot"],
     log:
         "results/logs/eval/{recipe}/{task}/seed{seed}.log",

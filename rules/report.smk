@@ -10,9 +10,10 @@ rule tables:
         by_task=directory("results/tables/by_task"),
         grouped=directory("results/tables/grouped"),
         significance="results/tables/significance.csv",
+        paper=directory("results/tables/paper"),
         plot=report("results/plots/results.png", caption="../workflow/report/results_plot.rst", category="Results"),
     params:
-        report=as_json(config["evaluation"].get("report", {})),
+        report=lambda w: as_json(config["evaluation"].get("report", {})),  # a function: "{task}" is no wildcard
     log:
         "results/logs/tables.log",
     conda:

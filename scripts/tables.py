@@ -1,15 +1,19 @@
-"""Long-format result rows -> CSV + LaTeX tables (per task, and per language group) -> significance -> plot."""
+"""Long-format result rows -> CSV + LaTeX tables (per task, per language group, paper layouts) -> significance
+-> plot."""
 
 import json
 from pathlib import Path
 
 from langadapt.aggregate import collect, plot_results, write_tables
+from langadapt.paper_tables import write_tables as write_paper_tables
 from langadapt.runtime import job
 from langadapt.stats import write_report
 
 job(snakemake)  # noqa: F821
 out = snakemake.output  # noqa: F821
+report = json.loads(snakemake.params.report)  # noqa: F821
 df = collect([Path(p) for p in snakemake.input])  # noqa: F821
 write_tables(df, Path(out.by_task), all_rows_csv=Path(out.csv))
-write_report(df, Path(out.grouped), Path(out.significance), json.loads(snakemake.params.report))  # noqa: F821
+write_report(df, Path(out.grouped), Path(out.significance), report)
+write_paper_tables(df, report.get("tables", {}), Path(out.paper), seen_model=report.get("seen_model") or "xlmr")
 plot_results(df, Path(out.plot))

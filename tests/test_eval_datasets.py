@@ -318,7 +318,7 @@ def test_ud_local_and_hub(tmp_path: Path, hub) -> None:
 
 # -------------------------------------------------------------------------------------------- errors
 def test_spec_errors() -> None:
-    assert DATASETS.names() == ["hironsan", "sib200", "tatoeba", "taxi1500", "turkish_treebanks", "ud",
+    assert DATASETS.names() == ["hironsan", "pbc", "sib200", "tatoeba", "taxi1500", "turkish_treebanks", "ud",
                                 "wikiann", "xnli"]  # fmt: skip
     with pytest.raises(ConfigError, match=r"unknown key\(s\) \['data_files'\] for evaluation dataset 'xnli'"):
         build_dataset({"kind": "xnli", "data_files": "x"})

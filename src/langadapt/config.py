@@ -185,7 +185,7 @@ def check_semantics(config: dict, source: str = "config") -> None:
     if baseline is not None and baseline not in eval_recipes(config):
         raise ConfigError(f"{source}: evaluation.report.baseline {baseline!r} is not an evaluated recipe "
                           f"({', '.join(eval_recipes(config))})")
-    from langadapt.evaluation.tasks import build_task  # torch-free: task kinds and their dataset specs
+    from langadapt.evaluation.tasks import build_task, task_inputs  # torch-free: task kinds, dataset specs
 
     for task, spec in config["evaluation"]["tasks"].items():
         where = f"{source}: evaluation.tasks.{task}"
@@ -193,6 +193,14 @@ def check_semantics(config: dict, source: str = "config") -> None:
             build_task(spec, task)
         except ConfigError as e:
             raise ConfigError(f"{where}: {e}") from None
+        task_langs = spec.get("languages")
+        if task_langs is not None:
+            if not isinstance(task_langs, list) or not task_langs:
+                raise ConfigError(f"{where}.languages must be a non-empty list of language codes, got {task_langs!r}")
+            for i, code in enumerate(task_langs):
+                parse_lang(code, where=f"{where}.languages[{i}]")
+            if "corpora" in task_inputs(spec) and (unknown := [c for c in task_langs if c not in known]):
+                raise ConfigError(f"{where}.languages: {unknown} are not in languages (the task reads their corpora)")
         task_recipes, seeds = spec.get("recipes"), spec.get("seeds")
         if task_recipes is not None and (not isinstance(task_recipes, list) or not task_recipes
                                          or any(r not in eval_recipes(config) for r in task_recipes)):
@@ -358,6 +366,13 @@ def recipe_spec(config: dict, recipe: str) -> dict:
 def eval_recipes(config: dict) -> list[str]:
     wanted = config["evaluation"].get("recipes")
     return list(wanted) if wanted else list(config["recipes"])
+
+
+def task_languages(config: dict, task: str) -> list[str]:
+    """The languages of an evaluation task: its own `languages` or the config's, the pivot included
+    (appended when missing), in config order. A dataset-backed task may name languages without a corpus."""
+    langs = list(config["evaluation"]["tasks"][task].get("languages") or config["languages"])
+    return langs if config["pivot"] in langs else [*langs, config["pivot"]]
 
 
 def eval_jobs(config: dict) -> list[tuple[str, str, int]]:

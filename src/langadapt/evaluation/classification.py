@@ -75,6 +75,7 @@ class BibleGenre(Task):
     """Taxi1500 stand-in: 6-way Bible book-genre classification, English-trained, zero-shot."""
 
     kind = "bible_genre"
+    inputs = frozenset({"corpora"})  # the verse-aligned corpora of the task's languages
     defaults = {
         "lr": 1e-5,  # LangSAMP App. A (Taxi1500): AdamW, learning rate 1e-5
         "batch_size": 8,  # LangSAMP App. A: batch size 8 ...

@@ -40,6 +40,14 @@ XTREME / Glot500 / Taxi1500, the installed PyPI packages) and what is assumed.
     The real UD layout ``UD_English-EWT/en_ewt-ud-{train,dev,test}.conllu``; ``treebanks`` maps language
     codes to one or more treebank folders, ``pattern`` (default ``{treebank}/*-ud-{split}.conllu``) finds
     the files. Parsed by :func:`parse_conllu` (words = FORM, tags = UPOS).
+``pbc`` (Parallel Bible Corpus files, local; the Bible data of SR-B is not on the hub)
+    Verified (PBC release, Mayer & Cysouw 2014, as read by Glot500's SR-B preparation): one UTF-8 text file per
+    translation, comment lines starting with ``#`` (``# language_name: ...``), then ``verse_id<TAB>text`` with
+    8-digit verse ids ``BBCCCVVV`` (book, chapter, verse: the corpus ``verse_id`` numbering of
+    docs/architecture.md); a verse a translation lacks has an empty text. ``path`` is a filename pattern
+    with ``{lang}``, ``{iso}``, ``{script}`` (e.g. ``pbc/{iso}-x-bible.txt``); a glob in it must match exactly
+    one file per language. Only a ``test`` split (all verses; SR-B involves no training). Examples carry
+    ``texts`` and their verse ``ids``.
 ``turkish_treebanks`` (PyPI ``turkish-treebanks``, ``tur_Latn``)
     Verified by inspection: ``data/web.conllu`` and ``data/wiki.conllu`` in site-packages (2,541 + 2,310
     sentences), 10-column CoNLL-U whose UPOS column holds the Google universal tagset (Petrov et al. 2012:
@@ -63,6 +71,7 @@ against ``label_names``.
 from __future__ import annotations
 
 import csv
+import glob
 import importlib.metadata
 import logging
 from collections.abc import Iterable, Mapping
@@ -120,6 +129,7 @@ class Examples:
     Sequence classification: ``texts`` + ``labels``; pair classification: ``texts`` + ``texts_b`` +
     ``labels``; token classification: ``words`` + ``tags``; retrieval: ``texts`` (the language) aligned
     with ``texts_b`` (English). ``label_names`` is the dataset's full inventory in canonical order.
+    ``ids`` (optional, one per text): the texts' alignment keys across languages (Bible verse ids).
     """
 
     source: str
@@ -129,12 +139,13 @@ class Examples:
     labels: list[str] | None = None
     words: list[list[str]] | None = None
     tags: list[list[str]] | None = None
+    ids: list[int] | None = None
 
     def __post_init__(self) -> None:
         n = len(self)
         if n == 0:
             raise DataError(f"empty dataset: {self.source}")
-        for name in ("texts", "texts_b", "labels", "words", "tags"):
+        for name in ("texts", "texts_b", "labels", "words", "tags", "ids"):
             value = getattr(self, name)
             if value is not None and len(value) != n:
                 raise DataError(f"{self.source}: {name} has {len(value)} items, expected {n}")
@@ -266,6 +277,13 @@ class EvalDataset:
         log.info("%s %s/%s: %d examples", self.describe(), lang.code, split, len(ex))
         return ex
 
+    def local_inputs(self, langs: Iterable[str]) -> list[str]:
+        """Existing local files / folders this dataset reads for `langs` (workflow inputs; hub data: none).
+
+        Cheap: path formatting and existence checks only, never a hub request or a file read.
+        """
+        return []
+
     def _covers(self, lang: Lang) -> bool:
         raise NotImplementedError
 
@@ -300,6 +318,11 @@ class _FileDataset(EvalDataset):
     def describe(self) -> str:
         where = self.cfg["path"] or f"{self.cfg['repo_id']}@{self.cfg['revision']}"
         return f"{self.kind} ({where})"
+
+    def local_inputs(self, langs: Iterable[str]) -> list[str]:
+        """The local directory ``path`` when it exists (a hub snapshot is not a workflow input)."""
+        path = self.cfg["path"]
+        return [str(path)] if path and Path(path).is_dir() else []
 
     def listing(self) -> list[str]:
         """Relative paths of all files (local directory walk, or the hub repo file listing)."""
@@ -475,6 +498,14 @@ class Taxi1500(EvalDataset):
     def _covers(self, lang: Lang) -> bool:
         return _format(str(self.cfg["path"]), lang, split="test").is_file()
 
+    def local_inputs(self, langs: Iterable[str]) -> list[str]:
+        files = (
+            _format(str(self.cfg["path"]), parse_lang(c, where=self.kind), split=s)
+            for c in langs
+            for s in SPLITS
+        )
+        return sorted({str(f) for f in files if f.is_file()})
+
     def _load(self, lang: Lang, split: str) -> Examples:
         f = _format(str(self.cfg["path"]), lang, split=split)
         texts, labels = [], []
@@ -493,6 +524,63 @@ class Taxi1500(EvalDataset):
         return Examples(
             f"{self.describe()} {lang.code}/{split}", list(self.LABEL_NAMES), texts=texts, labels=labels
         )
+
+
+@DATASETS.register("pbc")
+class ParallelBible(EvalDataset):
+    """Parallel Bible Corpus files (``verse_id<TAB>text``, ``#`` comments), one per language at ``path``
+    (``{lang}``, ``{iso}``, ``{script}`` placeholders; a glob must match one file). Test split only."""
+
+    REQUIRED = ("path",)
+
+    def describe(self) -> str:
+        return f"pbc ({self.cfg['path']})"
+
+    def file(self, lang: Lang) -> Path | None:
+        """The file of `lang`, or None when there is none (DataError when a glob matches several)."""
+        path = _format(str(self.cfg["path"]), lang)
+        if not glob.has_magic(str(path)):
+            return path if path.is_file() else None
+        found = sorted(Path(p) for p in glob.glob(str(path)) if Path(p).is_file())
+        if len(found) > 1:
+            raise DataError(
+                f"{self.describe()}: {len(found)} files match {path} for {lang.code}: {found[:3]}"
+            )
+        return found[0] if found else None
+
+    def _covers(self, lang: Lang) -> bool:
+        return self.file(lang) is not None
+
+    def local_inputs(self, langs: Iterable[str]) -> list[str]:
+        files = (self.file(parse_lang(c, where=self.kind)) for c in langs)
+        return sorted({str(f) for f in files if f is not None})
+
+    def _load(self, lang: Lang, split: str) -> Examples:
+        if split != "test":
+            raise DataError(
+                f"{self.describe()}: the Parallel Bible Corpus has only a test split, not {split!r}"
+            )
+        f = self.file(lang)
+        if f is None:
+            raise DataError(f"{self.describe()}: no file for {lang.code}")
+        ids: list[int] = []
+        texts: list[str] = []
+        seen: dict[int, int] = {}
+        for n, line in enumerate(_read_lines(f), start=1):
+            if not line.strip() or line.startswith("#"):
+                continue
+            vid, tab, text = line.partition("\t")
+            if not tab or not vid.strip().isdigit():
+                raise DataError(f"{f}: line {n}: expected verse_id<TAB>text, got {line[:60]!r}")
+            if not text.strip():
+                continue  # a verse this translation lacks
+            verse = int(vid)
+            if verse in seen:
+                raise DataError(f"{f}: line {n}: verse {verse} already on line {seen[verse]}")
+            seen[verse] = n
+            ids.append(verse)
+            texts.append(text.strip())
+        return Examples(f"{self.describe()} {lang.code}/test", [], texts=texts, ids=ids)
 
 
 @DATASETS.register("tatoeba")
@@ -549,7 +637,8 @@ class UniversalDependencies(_FileDataset):
     """UD treebanks (CoNLL-U) per language: ``treebanks: {lang: UD_X-Y | [..]}``, ``pattern`` in the tree."""
 
     KEYS: ClassVar[dict[str, Any]] = {**_FileDataset.KEYS, "treebanks": {},
-                                      "pattern": "{treebank}/*-ud-{split}.conllu"}  # fmt: skip
+                                      "pattern": "{treebank}/*-ud-{split}.conllu",
+                                      "dev_from_train": {}, "seed": 0}  # fmt: skip
 
     LABEL_NAMES = UPOS
 
@@ -560,6 +649,17 @@ class UniversalDependencies(_FileDataset):
             raise ConfigError(f"ud: 'treebanks' must map language codes to treebank folders, got {tbs!r}")
         for code in tbs:
             parse_lang(code, where="ud treebanks")
+        # {lang: n}: a treebank without a dev file (e.g. Erzya) gets n sentences of its train split, drawn
+        # with `seed`, as its dev split; train keeps the rest (vocabulary-specialization paper, App. A)
+        carve = self.cfg["dev_from_train"]
+        if not isinstance(carve, Mapping) or any(
+            isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in carve.values()
+        ):
+            raise ConfigError(
+                f"ud: 'dev_from_train' must map language codes to sentence counts, got {carve!r}"
+            )
+        for code in carve:
+            parse_lang(code, where="ud dev_from_train")
 
     def treebanks(self, lang: Lang) -> list[str]:
         tb = self.cfg["treebanks"].get(lang.code, [])
@@ -569,6 +669,23 @@ class UniversalDependencies(_FileDataset):
         return bool(self.treebanks(lang))
 
     def _load(self, lang: Lang, split: str) -> Examples:
+        n_dev = self.cfg["dev_from_train"].get(lang.code)
+        if n_dev is not None and split in ("train", "dev"):
+            train = self._read(lang, "train")
+            assert train.words is not None and train.tags is not None
+            if n_dev >= len(train):
+                raise DataError(
+                    f"{train.source}: {len(train)} sentences, cannot carve a dev split of {n_dev}"
+                )
+            dev = set(
+                np.random.default_rng(int(self.cfg["seed"])).choice(len(train), size=n_dev, replace=False)
+            )
+            keep = [i for i in range(len(train)) if (i in dev) == (split == "dev")]
+            return Examples(f"{self.describe()} {lang.code}/{split} (dev = {n_dev} train sentences)", list(UPOS),
+                            words=[train.words[i] for i in keep], tags=[train.tags[i] for i in keep])  # fmt: skip
+        return self._read(lang, split)
+
+    def _read(self, lang: Lang, split: str) -> Examples:
         words, tags = [], []
         source = f"{self.describe()} {lang.code}/{split}"
         for tb in self.treebanks(lang):

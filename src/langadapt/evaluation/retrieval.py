@@ -23,18 +23,24 @@ metric of LangSAMP Table 2).
 * Inference is batched, length-sorted (little padding), ``max_length`` 128 tokens (truncation),
   under ``torch.inference_mode``. Pivot embeddings are computed once per job.
 * Ties in similarity count as a random tie-break in expectation (see ``metrics.topk_accuracy``).
+* Verse source: by default the workflow's verse-aligned corpora (``results/data/corpora/{lang}.parquet``,
+  task inputs ``corpora``); with a ``dataset`` spec (``{kind: pbc, path: .../{iso}-x-bible.txt}``, the
+  Parallel Bible Corpus files of SR-B, see :mod:`.datasets`) the verses are read from those files instead
+  and the job reads no corpus. Languages without a file are skipped (logged); the pivot must have one.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
+import pandas as pd
 
 from langadapt.errors import ConfigError, DataError
+from langadapt.evaluation.datasets import EvalDataset, build_dataset
 from langadapt.evaluation.metrics import topk_accuracy
 from langadapt.evaluation.tasks import TASKS, Task, TaskData, check_layer, load_pretrained
 from langadapt.runtime import resolve_device
@@ -146,7 +152,10 @@ class BibleRetrieval(Task):
     """SR-B style retrieval: English test verses as queries, the same verses in L as candidates."""
 
     kind = "retrieval_bible"
+    inputs = frozenset({"corpora"})  # without a `dataset` (see inputs_for)
+    dataset_kinds: ClassVar[tuple[str, ...]] = ("pbc",)
     defaults = {
+        "dataset": None,  # None = the workflow corpora; {kind: pbc, path: ...} = Parallel Bible Corpus files
         "layer": 8,  # LangSAMP App. A: mean of the contextual token embeddings at the 8th layer
         "max_sentences": 500,  # LangSAMP App. A: up to 500 English-aligned sentences for SR-B
         "k": [1, 10],  # LangSAMP Table 2: SR-B metric is top-10 accuracy (top-1 reported as well)
@@ -158,26 +167,77 @@ class BibleRetrieval(Task):
         "device": "auto",  # "auto" = cuda if available, else cpu
     }
 
+    @classmethod
+    def inputs_for(cls, task_cfg: Mapping[str, Any]) -> frozenset[str]:
+        """The workflow corpora, unless the verses come from a ``dataset``."""
+        return frozenset() if task_cfg.get("dataset") is not None else cls.inputs
+
     def validate(self) -> None:
         check_retrieval_params(self)
         if self.params["split"] not in ("train", "dev", "test"):
-            raise ConfigError(f"retrieval_bible.split must be train, dev or test, got {self.params['split']!r}")
+            raise ConfigError(
+                f"retrieval_bible.split must be train, dev or test, got {self.params['split']!r}"
+            )
+        self.dataset: EvalDataset | None = None
+        spec = self.params["dataset"]
+        if spec is not None:
+            if not isinstance(spec, Mapping) or spec.get("kind") not in self.dataset_kinds:
+                raise ConfigError(
+                    f"retrieval_bible.dataset must be a dataset spec {{kind: {'|'.join(self.dataset_kinds)}, "
+                    f"...}} or null (the workflow corpora), got {spec!r}"
+                )
+            try:
+                self.dataset = build_dataset(spec)
+            except ConfigError as exc:
+                raise ConfigError(f"retrieval_bible.dataset: {exc}") from None
+
+    def _languages(self, data: TaskData) -> list[str]:
+        """Target languages: all of them with the corpora; those the dataset has a file for otherwise."""
+        if self.dataset is None:
+            return data.targets
+        if not self.dataset.covers([data.pivot]):
+            raise DataError(
+                f"retrieval_bible: {self.dataset.describe()} has no file for the pivot {data.pivot}"
+            )
+        langs = self.dataset.covers(data.targets)
+        if skipped := sorted(set(data.targets) - set(langs)):
+            log.info(
+                "retrieval_bible: %s has no data for %s (skipped)",
+                self.dataset.describe(),
+                ", ".join(skipped),
+            )
+        if not langs:
+            raise DataError(
+                f"retrieval_bible: {self.dataset.describe()} covers none of {', '.join(data.targets)}"
+            )
+        return langs
+
+    def _verses(self, data: TaskData, lang: str) -> tuple[pd.Series, str]:
+        """Texts of the ``split`` verses of `lang`, indexed by verse id, and where they come from."""
+        split = self.params["split"]
+        if self.dataset is None:
+            df = data.corpus(lang)
+            assert data.corpus_paths is not None
+            return df.loc[df["split"] == split].set_index("verse_id")["text"], str(data.corpus_paths[lang])
+        ex = self.dataset.load(lang, split)
+        verses = pd.Series(ex.texts, index=pd.Index(ex.ids, dtype="int64", name="verse_id"), name="text")
+        return verses, ex.source
 
     def run(self, model_dir: Path, data: TaskData, seed: int) -> list[dict[str, Any]]:
         p = self.params
         check_layer(model_dir, p["layer"])
         if not data.targets:
             raise ConfigError(f"retrieval_bible needs at least one language besides the pivot {data.pivot}")
-        pivot = data.corpus(data.pivot)
-        pivot = pivot[pivot["split"] == p["split"]].set_index("verse_id")["text"]
+        targets = self._languages(data)
+        pivot, pivot_source = self._verses(data, data.pivot)
         chosen: dict[str, np.ndarray] = {}
-        for lang in data.targets:  # all selections first: input errors surface before any inference
-            df = data.corpus(lang)
-            common = np.intersect1d(df.loc[df["split"] == p["split"], "verse_id"].to_numpy(), pivot.index)
+        texts_of: dict[str, pd.Series] = {}
+        for lang in targets:  # all selections first: input errors surface before any inference
+            texts_of[lang], source = self._verses(data, lang)
+            common = np.intersect1d(texts_of[lang].index.to_numpy(), pivot.index)
             if len(common) == 0:
                 raise DataError(
-                    f"no {p['split']} verse of {data.corpus_paths[lang]} is also in the pivot corpus "
-                    f"{data.corpus_paths[data.pivot]}"
+                    f"no {p['split']} verse of {source} is also in the pivot's verses {pivot_source}"
                 )
             chosen[lang] = select_ids(common, p["max_sentences"], p["sample"], seed)
             if len(chosen[lang]) < p["max_sentences"]:
@@ -202,9 +262,9 @@ class BibleRetrieval(Task):
         row_of = {int(v): i for i, v in enumerate(pivot_ids)}
 
         rows: list[dict[str, Any]] = []
-        for lang in data.targets:
+        for lang in targets:
             ids = chosen[lang]
-            texts = data.corpus(lang).set_index("verse_id").loc[ids, "text"].tolist()
+            texts = texts_of[lang].loc[ids].tolist()
             vecs = encode_mean(model, tokenizer, texts, p["layer"], desc=f"encode {lang}", **kw)
             queries = pivot_vecs[[row_of[int(v)] for v in ids]]
             scores = topk_accuracy(cosine_matrix(queries, vecs), np.arange(len(ids)), p["k"])

@@ -10,10 +10,12 @@ is a DataError raised before any model is loaded.
 classification head on the backbone is fine-tuned on the ``source`` language's train split (English
 by default); the checkpoint with the best ``source`` dev score (macro-F1 for classification, accuracy
 for NLI) is kept in memory and applied to the test split of every evaluated language, the source
-included. The fine-tuning loop, the dev-based checkpoint selection and the batched prediction are
-those of :class:`~langadapt.evaluation.classification.BibleGenre` (subclassed here), so that the
-``bible_genre`` stand-in and the real benchmarks are trained identically. NLI inputs are
-(premise, hypothesis) pairs encoded as the tokenizer's sentence pairs. Rows: ``macro_f1`` and
+included. ``source: donor`` (LangSAMP §5.3, Table 4) scores each target with a model fine-tuned on its
+closest donor language by the evaluated model's language embeddings instead (one model per donor used;
+see :mod:`langadapt.evaluation.donor`). The fine-tuning loop, the dev-based checkpoint selection and
+the batched prediction are those of :class:`~langadapt.evaluation.classification.BibleGenre`
+(subclassed here), so that the ``bible_genre`` stand-in and the real benchmarks are trained identically.
+NLI inputs are (premise, hypothesis) pairs encoded as the tokenizer's sentence pairs. Rows: ``macro_f1`` and
 ``accuracy`` per language.
 
 LangSAMP App. A gives one set of fine-tuning hyperparameters for Taxi1500 and SIB200 (AdamW, lr 1e-5,
@@ -51,6 +53,7 @@ import pandas as pd
 from langadapt.errors import ConfigError, DataError
 from langadapt.evaluation.classification import BibleGenre
 from langadapt.evaluation.datasets import EvalDataset, Examples, build_dataset
+from langadapt.evaluation.donor import PAPER_DONORS, check_source_params, plan_sources, run_plan
 from langadapt.evaluation.metrics import accuracy, macro_f1, topk_accuracy
 from langadapt.evaluation.retrieval import (
     check_retrieval_params,
@@ -60,7 +63,6 @@ from langadapt.evaluation.retrieval import (
     select_ids,
 )
 from langadapt.evaluation.tasks import TASKS, Task, TaskData, check_layer, load_pretrained
-from langadapt.languages import parse_lang
 from langadapt.runtime import resolve_device
 
 log = logging.getLogger(__name__)
@@ -137,7 +139,7 @@ class _FineTuneTask(_DatasetMixin, BibleGenre):
         self._positive("lr", "batch_size", "grad_accum", "epochs", "max_length", "eval_batch_size")
         if isinstance(p["data_seed"], bool) or p["data_seed"] < 0:
             raise ConfigError(f"{self.kind}.data_seed must be an integer >= 0, got {p['data_seed']!r}")
-        parse_lang(p["source"], where=f"{self.kind}.source")
+        check_source_params(self.kind, p)
         self._build_dataset()
 
     # ---- data -------------------------------------------------------------------------------------
@@ -150,43 +152,79 @@ class _FineTuneTask(_DatasetMixin, BibleGenre):
         labels = np.array([index[ex.labels[i]] for i in keep], dtype=np.int64)  # type: ignore[index]
         return pd.DataFrame({"text": pd.Series(items, dtype=object), "label": labels})
 
+    def source_data(self, lang: str) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
+        """Train and dev frames of a source language and the label names (DataError when missing)."""
+        p = self.params
+        dataset = self._build_dataset()
+        if not dataset.covers([lang]):
+            raise DataError(f"{self.kind}: {dataset.describe()} has no data for the source {lang}")
+        train_ex = dataset.load(lang, "train")
+        train = self._frame(train_ex, p["max_train"], p["data_seed"])
+        dev = self._frame(dataset.load(lang, "dev"), p["max_dev"], p["data_seed"] + 1)
+        if train["label"].nunique() < 2:
+            raise DataError(f"{self.kind}: the {lang} train split has examples of fewer than 2 labels")
+        log.info("%s (%s): source %s, %d train, %d dev examples", self.kind, dataset.describe(), lang,
+                 len(train), len(dev))  # fmt: skip
+        return train, dev, list(train_ex.label_names)
+
+    def test_data(self, data: TaskData) -> dict[str, pd.DataFrame]:
+        """One test frame per evaluated language."""
+        p = self.params
+        dataset = self._build_dataset()
+        tests = {
+            lang: self._frame(dataset.load(lang, "test"), p["max_test"], p["data_seed"] + 2)
+            for lang in self.evaluated_languages(data)
+        }
+        log.info(
+            "%s test examples: %s", self.kind, ", ".join(f"{lang} {len(t)}" for lang, t in tests.items())
+        )
+        return tests
+
     def select_data(  # type: ignore[override]
         self, data: TaskData
     ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, pd.DataFrame], list[str]]:
-        """Source train and dev frames, one test frame per evaluated language, the label names."""
+        """Train and dev frames of a fixed ``source`` (``fallback_source`` for ``source: donor``), one test
+        frame per evaluated language, the label names."""
         p = self.params
-        langs = self.evaluated_languages(data)
-        dataset = self._build_dataset()
-        if not dataset.covers([p["source"]]):
-            raise DataError(f"{self.kind}: {dataset.describe()} has no data for the source {p['source']}")
-        train_ex = dataset.load(p["source"], "train")
-        train = self._frame(train_ex, p["max_train"], p["data_seed"])
-        dev = self._frame(dataset.load(p["source"], "dev"), p["max_dev"], p["data_seed"] + 1)
-        if train["label"].nunique() < 2:
-            raise DataError(f"{self.kind}: the {p['source']} train split has examples of fewer than 2 labels")
-        tests = {
-            lang: self._frame(dataset.load(lang, "test"), p["max_test"], p["data_seed"] + 2) for lang in langs
-        }
-        log.info(
-            "%s (%s): %d train, %d dev %s examples; test: %s",
-            self.kind,
-            dataset.describe(),
-            len(train),
-            len(dev),
-            p["source"],
-            ", ".join(f"{lang} {len(t)}" for lang, t in tests.items()),
-        )
-        return train, dev, tests, list(train_ex.label_names)
+        tests = self.test_data(data)
+        train, dev, names = self.source_data(p["fallback_source"] if p["source"] == "donor" else p["source"])
+        return train, dev, tests, names
 
     # ---- model ------------------------------------------------------------------------------------
     def run(self, model_dir: Path, data: TaskData, seed: int) -> list[dict[str, Any]]:
+        tests = self.test_data(data)  # data errors before the model loads
+        sources: dict[str, tuple[pd.DataFrame, pd.DataFrame, list[str]] | None] = {}
+
+        def usable(lang: str) -> bool:
+            if lang not in sources:
+                try:
+                    sources[lang] = self.source_data(lang)
+                except DataError as exc:
+                    log.warning("%s: no usable train + dev data for %s (%s)", self.kind, lang, exc)
+                    sources[lang] = None
+            return sources[lang] is not None
+
+        plan = plan_sources(self.kind, self.params, model_dir, list(tests), usable)
+        for source in plan.groups:  # every data error before the first model is loaded
+            if sources.get(source) is None:
+                sources[source] = self.source_data(source)
+
+        def fit(source: str) -> tuple[Any, Any]:
+            train, dev, label_names = sources[source]  # type: ignore[misc]
+            return self._fit(model_dir, train, dev, label_names, seed)
+
+        def score(fitted: tuple[Any, Any], source: str, lang: str) -> list[dict[str, Any]]:
+            return self._score(*fitted, tests[lang], source, lang)
+
+        return run_plan(plan, fit, score)
+
+    def _fit(
+        self, model_dir: Path, train: pd.DataFrame, dev: pd.DataFrame, label_names: list[str], seed: int
+    ) -> tuple[Any, Any]:
+        """A sequence classification model fine-tuned on (train, dev), best dev checkpoint; its tokenizer."""
         import torch
-        from tqdm.auto import tqdm
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-        p = self.params
-        train, dev, tests, label_names = self.select_data(data)  # data errors before the model loads
-        device = resolve_device(p["device"])
         tokenizer = AutoTokenizer.from_pretrained(model_dir)
         torch.manual_seed(seed)  # head initialization, then batch order and dropout
         model = load_pretrained(
@@ -194,27 +232,23 @@ class _FineTuneTask(_DatasetMixin, BibleGenre):
             model_dir,
             (r"^classifier\.", r"(^|\.)pooler\."),
             num_labels=len(label_names),
-        ).to(device)
+        ).to(resolve_device(self.params["device"]))
         model.load_state_dict(self._train(model, tokenizer, train, dev, seed))
-        rows: list[dict[str, Any]] = []
-        for lang, test in tqdm(tests.items(), desc=f"{self.kind} test", unit="lang", leave=False):
-            pred = self._predict(model, tokenizer, test["text"].tolist())
-            gold = test["label"].to_numpy()
-            f1, acc = macro_f1(gold, pred), accuracy(gold, pred)
-            rows += [
-                {"language": lang, "metric": "macro_f1", "value": f1},
-                {"language": lang, "metric": "accuracy", "value": acc},
-            ]
-            log.info(
-                "%s %s -> %s: %d test examples, macro-F1 %.3f, accuracy %.3f",
-                self.kind,
-                p["source"],
-                lang,
-                len(test),
-                f1,
-                acc,
-            )
-        return rows
+        return model, tokenizer
+
+    def _score(
+        self, model: Any, tokenizer: Any, test: pd.DataFrame, source: str, lang: str
+    ) -> list[dict[str, Any]]:
+        """``macro_f1`` and ``accuracy`` rows of `lang`."""
+        pred = self._predict(model, tokenizer, test["text"].tolist())
+        gold = test["label"].to_numpy()
+        f1, acc = macro_f1(gold, pred), accuracy(gold, pred)
+        log.info("%s %s -> %s: %d test examples, macro-F1 %.3f, accuracy %.3f", self.kind, source, lang,
+                 len(test), f1, acc)  # fmt: skip
+        return [
+            {"language": lang, "metric": "macro_f1", "value": f1},
+            {"language": lang, "metric": "accuracy", "value": acc},
+        ]
 
 
 # LangSAMP App. A "Text Classification" (the same for Taxi1500 and SIB200).
@@ -237,6 +271,11 @@ class SequenceClassification(_FineTuneTask):
         "dataset": None,  # required: {kind: sib200|taxi1500, ...} (see evaluation/datasets.py)
         # LangSAMP §4.2 / App. A: train on the English train set, best checkpoint on the English dev set
         "source": "eng_Latn",
+        # source "donor": each target from its most cosine-similar donor by the evaluated model's LangSAMP
+        # language embeddings (LangSAMP §5.3, Table 4); the candidate donors (default: the paper's 10; those
+        # without train + dev data are dropped) and the source of targets without an embedding
+        "donors": list(PAPER_DONORS),
+        "fallback_source": "eng_Latn",
         **_LANGSAMP_CLASSIFICATION,
         "max_steps": None,  # optional cap on optimizer steps (CPU-sized runs); None = no cap
         "eval_every": None,  # dev evaluation every N optimizer steps; None = at the end of each epoch
@@ -262,6 +301,11 @@ class NaturalLanguageInference(_FineTuneTask):
     defaults = {
         "dataset": None,  # required: {kind: xnli, ...} (see evaluation/datasets.py)
         "source": "eng_Latn",  # realignment §3: fine-tune on the English subset of XNLI
+        # source "donor": each target from its most cosine-similar donor by the evaluated model's LangSAMP
+        # language embeddings (LangSAMP §5.3, Table 4); the candidate donors (default: the paper's 10; those
+        # without train + dev data are dropped) and the source of targets without an embedding
+        "donors": list(PAPER_DONORS),
+        "fallback_source": "eng_Latn",
         "lr": 2e-5,  # realignment App. A.6: learning rate 2e-5
         "batch_size": 32,  # realignment App. A.6: batch size 32 for training ...
         "eval_batch_size": 32,  # ... and for evaluation

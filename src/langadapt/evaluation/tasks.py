@@ -10,6 +10,12 @@ atomically (see docs/architecture.md, "Evaluation rows").
 Example task config (``kind`` picks the class; the rest are its params)::
 
     sr_b: {kind: retrieval_bible, layer: 8, max_sentences: 500, k: [1, 10]}
+
+Workflow inputs: a task kind declares in ``Task.inputs`` which workflow files it reads (a subset of
+:data:`INPUT_KINDS`: ``corpora`` = the pretraining corpus of each of its languages, ``parallel`` = the Bible
+verse pairs). Dataset-backed kinds (a ``dataset`` param) read their data themselves and declare nothing, so
+the workflow gives their jobs only the model (plus existing local dataset files, :func:`task_local_inputs`)
+and a changed corpus never reruns them. :func:`task_inputs` answers for a task config without torch.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ import math
 import os
 import re
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -35,24 +41,44 @@ log = logging.getLogger(__name__)
 ROW_COLUMNS = ["recipe", "task", "language", "seed", "metric", "value", "config_hash", "code_version"]
 CORPUS_COLUMNS = ("verse_id", "book", "text", "split")
 # Keys of a task config that belong to the workflow rather than to the task class: `languages`
-# restricts the evaluated languages (default: every corpus passed in); `recipes` (a subset of the evaluated
-# recipes) and `seeds` (replacing evaluation.seeds) choose the task's jobs (langadapt.config.eval_jobs).
+# restricts the evaluated languages (default: the config languages; the pivot is always included); `recipes`
+# (a subset of the evaluated recipes) and `seeds` (replacing evaluation.seeds) choose the task's jobs
+# (langadapt.config.eval_jobs).
 WORKFLOW_KEYS = frozenset({"kind", "languages", "seeds", "recipes"})
+# What a task kind may read from the workflow besides the model (Task.inputs).
+INPUT_KINDS = frozenset({"corpora", "parallel"})
 
 
 @dataclass(frozen=True)
 class TaskData:
-    """Inputs of a task: one corpus parquet per language, the parallel pairs, the pivot language."""
+    """Inputs of a task: its languages, the pivot, and (only for kinds reading them) the corpora and pairs.
 
-    corpus_paths: Mapping[str, Path]
+    ``languages`` are the task's languages, pivot included (sorted, deduplicated); left out, they are exactly
+    the languages of ``corpus_paths`` (the older call ``TaskData(corpus_paths, pivot)``). ``corpus_paths``
+    (one corpus parquet per language) is needed only by kinds with ``"corpora"`` in ``Task.inputs``; when
+    given together with ``languages`` it must cover every one of them.
+    """
+
+    corpus_paths: Mapping[str, Path] | None = None
     pivot: str = "eng_Latn"
     parallel_path: Path | None = None
+    languages: Sequence[str] | None = None
     _cache: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False, compare=False)
 
-    @property
-    def languages(self) -> list[str]:
-        """All languages, sorted, pivot included."""
-        return sorted(self.corpus_paths)
+    def __post_init__(self) -> None:
+        if self.languages is None:
+            if self.corpus_paths is None:
+                raise ValueError("TaskData needs languages or corpus_paths")
+            langs = sorted(self.corpus_paths)  # the older call: exactly the languages of the corpora
+        elif isinstance(self.languages, str):
+            raise ValueError(f"TaskData.languages must be a list of language codes, got {self.languages!r}")
+        else:
+            langs = sorted(set(self.languages) | {self.pivot})
+        object.__setattr__(self, "languages", langs)
+        if self.corpus_paths is not None:
+            if missing := [lang for lang in langs if lang not in self.corpus_paths]:
+                raise ValueError(f"TaskData: languages {missing} have no corpus in corpus_paths")
+            object.__setattr__(self, "corpus_paths", {lang: Path(p) for lang, p in self.corpus_paths.items()})
 
     @property
     def targets(self) -> list[str]:
@@ -61,6 +87,11 @@ class TaskData:
 
     def corpus(self, lang: str) -> pd.DataFrame:
         """The corpus of `lang` (validated, one row per verse id; read once and cached)."""
+        if self.corpus_paths is None or lang not in self.corpus_paths:
+            raise DataError(
+                f"no corpus of {lang} among the task's inputs: only task kinds declaring 'corpora' in "
+                f"Task.inputs are given the corpora"
+            )
         if lang not in self._cache:
             self._cache[lang] = read_corpus(Path(self.corpus_paths[lang]))
         return self._cache[lang]
@@ -71,6 +102,18 @@ class Task:
 
     kind: ClassVar[str] = ""
     defaults: ClassVar[dict[str, Any]] = {}
+    # Workflow files the kind reads (subset of INPUT_KINDS). A kind with a `dataset` param that does not
+    # set it itself reads nothing from the workflow (see __init_subclass__), whatever its base class reads.
+    inputs: ClassVar[frozenset[str]] = frozenset()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "inputs" not in cls.__dict__ and "dataset" in cls.defaults:
+            cls.inputs = frozenset()
+        if unknown := sorted(set(cls.inputs) - INPUT_KINDS):
+            raise TypeError(
+                f"{cls.__name__}.inputs: unknown input kind(s) {unknown}; known: {sorted(INPUT_KINDS)}"
+            )
 
     def __init__(self, **params: Any) -> None:
         unknown = sorted(set(params) - set(self.defaults))
@@ -84,6 +127,11 @@ class Task:
             merged[key] = _check_type(self.kind, key, value, self.defaults[key])
         self.params: dict[str, Any] = merged
         self.validate()
+
+    @classmethod
+    def inputs_for(cls, task_cfg: Mapping[str, Any]) -> frozenset[str]:
+        """Workflow inputs of this kind for one task config (``inputs``; a kind may refine it by params)."""
+        return cls.inputs
 
     def validate(self) -> None:
         """Check parameter values (ConfigError naming the key); called by ``__init__``."""
@@ -136,6 +184,29 @@ def build_task(task_cfg: Mapping[str, Any], name: str = "") -> Task:
     cls = TASKS.get(task_cfg["kind"])
     params = {k: v for k, v in task_cfg.items() if k not in WORKFLOW_KEYS}
     return cls(**params)
+
+
+def task_inputs(task_cfg: Mapping[str, Any]) -> frozenset[str]:
+    """Workflow inputs (subset of ``{"corpora", "parallel"}``) that the task of a config mapping reads.
+
+    Torch-free (the workflow calls it at DAG time); ConfigError for a config without a known ``kind``.
+    """
+    if not isinstance(task_cfg, Mapping) or "kind" not in task_cfg:
+        raise ConfigError(f"evaluation task config must be a mapping with a 'kind' key, got {task_cfg!r}")
+    return TASKS.get(task_cfg["kind"]).inputs_for(task_cfg)
+
+
+def task_local_inputs(task_cfg: Mapping[str, Any], languages: Sequence[str]) -> list[str]:
+    """Local dataset files / folders the task reads for `languages` that exist now (hub data: none).
+
+    For the workflow to declare them as inputs, so that editing a local dataset reruns its tasks.
+    """
+    from langadapt.evaluation.datasets import build_dataset
+
+    spec = task_cfg.get("dataset") if isinstance(task_cfg, Mapping) else None
+    if not isinstance(spec, Mapping) or "kind" not in spec:
+        return []
+    return build_dataset(spec).local_inputs(languages)
 
 
 def read_corpus(path: Path) -> pd.DataFrame:
@@ -218,7 +289,7 @@ def evaluate(
     model_dir: Path,
     task_name: str,
     task_cfg: Mapping[str, Any],
-    corpus_paths: Mapping[str, Path],
+    corpus_paths: Mapping[str, Path] | None,
     parallel_path: Path | None,
     pivot: str,
     seed: int,
@@ -226,42 +297,69 @@ def evaluate(
     config_hash: str,
     code_version: str,
     out_csv: Path,
+    languages: Sequence[str] | None = None,
 ) -> pd.DataFrame:
     """Run one evaluation job (one model x task x seed, all languages) and write its rows CSV.
 
-    Config, languages and inputs are checked before the model is loaded; the CSV is written to a
-    temporary file and renamed, so an interrupted job leaves nothing at `out_csv`.
+    `languages` are the task's languages (the workflow passes the task's ``languages`` or the config's);
+    left out, the languages of `corpus_paths`. A ``languages`` key of `task_cfg` narrows them further; the
+    pivot is always included. `corpus_paths` / `parallel_path` are needed only when the task kind reads
+    them (``Task.inputs``) and are ignored otherwise. Config, languages and inputs are checked before the
+    model is loaded; the CSV is written to a temporary file and renamed, so an interrupted job leaves
+    nothing at `out_csv`.
     """
     task = build_task(task_cfg, task_name)
+    reads = task_inputs(task_cfg)
     parse_lang(pivot, where=f"evaluation task {task_name!r} pivot")
-    for lang in corpus_paths:
-        parse_lang(lang, where=f"corpora of evaluation task {task_name!r}")
-    if pivot not in corpus_paths:
-        raise ConfigError(f"pivot language {pivot!r} of task {task_name!r} has no corpus among the inputs")
-    paths = {lang: Path(p) for lang, p in corpus_paths.items()}
+    if languages is None:
+        if corpus_paths is None:
+            raise ConfigError(f"task {task_name!r}: no languages given (neither languages nor corpus_paths)")
+        languages = list(corpus_paths)
+    if isinstance(languages, str):
+        raise ConfigError(
+            f"task {task_name!r}: languages must be a list of language codes, got {languages!r}"
+        )
+    for lang in languages:
+        parse_lang(lang, where=f"languages of evaluation task {task_name!r}")
+    langs = set(languages)
     wanted = task_cfg.get("languages")
     if wanted is not None:
         if isinstance(wanted, str) or not all(isinstance(x, str) for x in wanted):
             raise ConfigError(
                 f"task {task_name!r}: languages must be a list of language codes, got {wanted!r}"
             )
-        missing = sorted(set(wanted) - set(paths))
-        if missing:
+        if missing := sorted(set(wanted) - langs):
+            raise ConfigError(f"task {task_name!r}: languages {missing} are not among the task's languages")
+        langs &= set(wanted)
+    langs.add(pivot)
+    paths: dict[str, Path] | None = None
+    if "corpora" in reads:
+        given = {lang: Path(p) for lang, p in (corpus_paths or {}).items()}
+        for lang in given:
+            parse_lang(lang, where=f"corpora of evaluation task {task_name!r}")
+        if pivot not in given:
+            raise ConfigError(
+                f"pivot language {pivot!r} of task {task_name!r} has no corpus among the inputs"
+            )
+        if missing := sorted(langs - set(given)):
             raise ConfigError(f"task {task_name!r}: languages {missing} have no corpus among the inputs")
-        paths = {lang: p for lang, p in paths.items() if lang in set(wanted) | {pivot}}
-    for lang, p in sorted(paths.items()):
-        if not p.is_file():
-            raise DataError(f"corpus of {lang} for task {task_name!r} does not exist: {p}")
+        paths = {lang: given[lang] for lang in sorted(langs)}
+        for lang, p in paths.items():
+            if not p.is_file():
+                raise DataError(f"corpus of {lang} for task {task_name!r} does not exist: {p}")
+    parallel = Path(parallel_path) if parallel_path and "parallel" in reads else None
+    if "parallel" in reads and (parallel is None or not parallel.is_file()):
+        raise DataError(f"parallel pairs for task {task_name!r} do not exist: {parallel_path}")
     if not (Path(model_dir) / "config.json").is_file():
         raise DataError(f"model directory {model_dir} has no config.json")
-    data = TaskData(paths, pivot, Path(parallel_path) if parallel_path else None)
+    data = TaskData(paths, pivot, parallel, languages=sorted(langs))
     log.info(
         "evaluating %s on task %s (%s), seed %d, %d languages",
         model_dir,
         task_name,
         task.kind,
         seed,
-        len(paths),
+        len(data.languages),
     )
     rows = task.run(Path(model_dir), data, int(seed))
     df = rows_frame(

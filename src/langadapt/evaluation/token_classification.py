@@ -8,7 +8,9 @@ Two protocols:
 ``zero_shot`` (LangSAMP App. A "Sequence Labeling"; HyperOFA Sec. 4 "Sequence Labeling"; realignment
 App. A.6): one model is fine-tuned on the ``source`` language's train split, the checkpoint best on the
 source dev split is kept (in memory) and applied to the test split of every evaluated language, the
-source included (the papers report English too).
+source included (the papers report English too). ``source: donor`` (LangSAMP §5.3) scores each target
+with a model fine-tuned on its closest donor language instead (one model per donor used; see
+:mod:`langadapt.evaluation.donor`).
 
 ``in_language`` (vocabulary-specialization paper, Sec. 4 "Evaluation" and App. B): for every evaluated
 language a fresh model is fine-tuned on that language's train split, selected on its dev split and
@@ -54,6 +56,7 @@ import numpy as np
 
 from langadapt.errors import ConfigError, DataError
 from langadapt.evaluation.datasets import EvalDataset, Examples, build_dataset
+from langadapt.evaluation.donor import PAPER_DONORS, SourcePlan, check_source_params, plan_sources, run_plan
 from langadapt.evaluation.tasks import TASKS, Task, TaskData, load_pretrained
 from langadapt.runtime import resolve_device
 
@@ -237,6 +240,11 @@ class TokenClassification(Task):
         # target language (vocabulary-specialization paper, Sec. 4 "Evaluation")
         "protocol": "zero_shot",
         "source": "eng_Latn",  # LangSAMP App. A / HyperOFA Sec. 4: fine-tuned on the English train set
+        # source "donor" (zero_shot): each target from its most cosine-similar donor by the evaluated model's
+        # LangSAMP language embeddings (LangSAMP §5.3, Table 4); the candidate donors (default: the paper's
+        # 10; those without train + dev data are dropped) and the source of targets without an embedding
+        "donors": list(PAPER_DONORS),
+        "fallback_source": "eng_Latn",
         "metric": "auto",  # dev-selection metric: auto = f1 for BIO tag sets, accuracy otherwise
         "f1_mode": "default",  # seqeval default (conlleval) mode, as XTREME run_tag.py (Glot500/LangSAMP code)
         "word_pooling": "first",  # first subword (XTREME/LangSAMP); "mean" = vocabulary paper
@@ -265,6 +273,9 @@ class TokenClassification(Task):
         if p["dataset"] is None:
             raise ConfigError("token_classification.dataset is required (a dataset spec with a 'kind')")
         self.dataset: EvalDataset = build_dataset(p["dataset"])
+        check_source_params(self.kind, p)
+        if p["source"] == "donor" and p["protocol"] != "zero_shot":
+            raise ConfigError("token_classification.source 'donor' needs protocol zero_shot (LangSAMP §5.3)")
         for key, known in (("protocol", PROTOCOLS), ("word_pooling", POOLINGS), ("metric", METRICS),
                            ("f1_mode", F1_MODES)):  # fmt: skip
             if p[key] not in known:
@@ -339,20 +350,7 @@ class TokenClassification(Task):
         langs = self.languages(data)
         rows: list[dict[str, Any]] = []
         if p["protocol"] == "zero_shot":
-            if p["source"] not in self.dataset.covers([p["source"]]):
-                raise DataError(
-                    f"token_classification: {self.dataset.describe()} has no data for source {p['source']}"
-                )
-            tests = {lang: t for lang in langs if (t := self._load(lang, "test", required=False)) is not None}
-            if not tests:
-                raise DataError(f"token_classification: no test data for any of {langs}")
-            train = self._load(p["source"], "train", required=True)
-            dev = self._load(p["source"], "dev", required=True)
-            assert train is not None and dev is not None
-            model, tokenizer = self._fit(model_dir, train, dev, seed, p["source"])
-            for lang, test in tests.items():
-                rows += self._score(model, tokenizer, test, lang, train)
-            return rows
+            return self._zero_shot(model_dir, langs, seed)
         splits = {}
         for lang in langs:
             parts = [self._load(lang, s, required=False) for s in ("train", "dev", "test")]
@@ -364,6 +362,46 @@ class TokenClassification(Task):
             model, tokenizer = self._fit(model_dir, train, dev, seed, lang)
             rows += self._score(model, tokenizer, test, lang, train)
         return rows
+
+    def _zero_shot(self, model_dir: Path, langs: list[str], seed: int) -> list[dict[str, Any]]:
+        """Test every language with the model fine-tuned on its source (``source``, or its donor)."""
+        tests = {lang: t for lang in langs if (t := self._load(lang, "test", required=False)) is not None}
+        if not tests:
+            raise DataError(f"token_classification: no test data for any of {langs}")
+        sources: dict[str, tuple[_Split, _Split] | None] = {}
+
+        def source_data(lang: str, required: bool) -> tuple[_Split, _Split] | None:
+            if lang not in sources:
+                if not self.dataset.covers([lang]):
+                    if required:
+                        raise DataError(
+                            f"token_classification: {self.dataset.describe()} has no data for source {lang}"
+                        )
+                    sources[lang] = None
+                else:
+                    train = self._load(lang, "train", required=required)
+                    dev = self._load(lang, "dev", required=required) if train is not None else None
+                    sources[lang] = (train, dev) if train is not None and dev is not None else None
+            if sources[lang] is None and required:
+                raise DataError(f"token_classification: {self.dataset.describe()} has no train + dev data "
+                                f"for source {lang}")  # fmt: skip
+            return sources[lang]
+
+        plan: SourcePlan = plan_sources(
+            self.kind, self.params, model_dir, list(tests), lambda lang: source_data(lang, False) is not None
+        )
+        for source in plan.groups:  # every data error before the first model is loaded
+            source_data(source, True)
+
+        def fit(source: str) -> tuple[Any, Any, _Split]:
+            train, dev = source_data(source, True)  # type: ignore[misc]
+            return (*self._fit(model_dir, train, dev, seed, source), train)
+
+        def score(fitted: tuple[Any, Any, _Split], source: str, lang: str) -> list[dict[str, Any]]:
+            model, tokenizer, train = fitted
+            return self._score(model, tokenizer, tests[lang], lang, train, source)
+
+        return run_plan(plan, fit, score)
 
     def _metrics(self) -> tuple[bool, str]:
         bio = is_bio(self.label_names)
@@ -379,14 +417,15 @@ class TokenClassification(Task):
         return out
 
     def _score(
-        self, model: Any, tokenizer: Any, test: _Split, lang: str, train: _Split
+        self, model: Any, tokenizer: Any, test: _Split, lang: str, train: _Split, source: str | None = None
     ) -> list[dict[str, Any]]:
         bio, select = self._metrics()
         pred = self._predict(model, tokenizer, test.words, self._fallback(train))
         scores = self._evaluate(test.tags, pred, bio, select)
         log.info(
-            "token_classification %s: %d sentences, %s",
+            "token_classification %s%s: %d sentences, %s",
             lang,
+            f" (fine-tuned on {source})" if source is not None and source != lang else "",
             len(test.words),
             ", ".join(f"{k} {v:.4f}" for k, v in scores.items()),
         )
