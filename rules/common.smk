@@ -114,28 +114,30 @@ def init_inputs(wildcards):
 
 
 @functools.cache
-def task_eval_inputs(task):
-    """What an evaluation task reads besides the model (computed once per task): `corpora` (its languages'
-    corpora, in `lc.task_languages` order), `parallel` (the Bible verse pairs), `data` (existing local
-    dataset files / folders)."""
+def task_eval_inputs(task, langs):
+    """What an evaluation task reads besides the model for the languages `langs` (a tuple; computed once
+    per task and language set): `corpora` (their corpora, in that order), `parallel` (the Bible verse
+    pairs), `data` (existing local dataset files / folders)."""
     from langadapt.evaluation.tasks import task_inputs, task_local_inputs
 
     spec = config["evaluation"]["tasks"][task]
-    reads, langs = task_inputs(spec), lc.task_languages(config, task)
+    reads = task_inputs(spec)
     inputs = {}
     if "corpora" in reads:
-        inputs["corpora"] = corpora(langs)
+        inputs["corpora"] = corpora(list(langs))
     if "parallel" in reads:
         inputs["parallel"] = parallel_path()
-    local = task_local_inputs(spec, langs)
+    local = task_local_inputs(spec, list(langs))
     if local:
         inputs["data"] = local
     return inputs
 
 
 def eval_inputs(wildcards):
-    """Inputs of one evaluation job: the recipe's final model plus `task_eval_inputs` of its task."""
-    return {"model": lc.final_model_dir(config, wildcards.recipe), **task_eval_inputs(wildcards.task)}
+    """Inputs of one evaluation job: the recipe's final model plus `task_eval_inputs` of its task on the
+    job's languages (`lc.job_languages`: the task's, narrowed by evaluation.recipe_languages)."""
+    langs = tuple(lc.job_languages(config, wildcards.recipe, wildcards.task))
+    return {"model": lc.final_model_dir(config, wildcards.recipe), **task_eval_inputs(wildcards.task, langs)}
 
 
 def parallel_path(data=None):

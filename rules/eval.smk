@@ -1,4 +1,5 @@
-# Evaluation: one job per model x task x seed; every language of the task inside the job.
+# Evaluation: one job per model x task x seed; every language of the task inside the job (narrowed to the
+# recipe's own languages by evaluation.recipe_languages; langadapt.config.job_languages).
 # A job declares only what its task reads (langadapt.evaluation.tasks.task_inputs): the corpora of the
 # task's languages for kinds reading the Bible corpora, nothing of the pretraining data for dataset-backed
 # kinds (plus their existing local dataset files), so a changed corpus reruns only the tasks that read it.
@@ -12,7 +13,7 @@ rule evaluate:
     params:
         task=lambda w: as_json(config["evaluation"]["tasks"][w.task]),
         recipe_hash=lambda w: lc.config_hash(lc.recipe_spec(config, w.recipe)),
-        langs=lambda w: lc.task_languages(config, w.task),
+        langs=lambda w: lc.job_languages(config, w.recipe, w.task),
         pivot=config["pivot"],
     log:
         "results/logs/eval/{recipe}/{task}/seed{seed}.log",

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import re
 import time
 from pathlib import Path
 
@@ -224,3 +225,23 @@ def test_dataset_task_job_declares_no_corpus_and_a_touched_corpus_reruns_only_co
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out
     assert set(_evaluate_jobs(out)) == {"srb_bible", "taxi1500_standin"}  # not jpn_ner
+
+
+def test_recipe_languages_narrow_a_jobs_corpora_and_languages_in_the_dag(workdir: Path) -> None:
+    cfg = yaml.safe_load((workdir / _dag_config(workdir)).read_text())
+    cfg["evaluation"]["recipe_languages"] = {"pla*": ["nya_Latn"]}
+    (workdir / "configs" / "dag.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    target = "results/eval/plain/srb_bible/seed1.csv"
+    proc = snakemake(workdir, "-n", target, "--configfile", "configs/dag.yaml")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    inputs = _evaluate_jobs(out)["srb_bible"]
+    # the recipe's language and the pivot (the retrieval queries), no other corpus
+    assert sorted(re.findall(r"corpora/(\w+)\.parquet", inputs)) == ["eng_Latn", "nya_Latn"]
+    # a task whose languages do not include the recipe's is not run for the recipe at all
+    cfg["evaluation"]["tasks"]["jpn_ner"]["languages"] = ["jpn_Jpan"]
+    (workdir / "configs" / "dag.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    proc = snakemake(workdir, "-n", "--configfile", "configs/dag.yaml")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    assert "results/eval/plain/jpn_ner" not in out and "results/eval/plain/srb_bible/seed1.csv" in out

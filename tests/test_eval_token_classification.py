@@ -251,3 +251,31 @@ def test_no_language_covered_fails_before_training(tmp_path):
 def test_config_errors(cfg, key):
     with pytest.raises(ConfigError, match=key):
         build_task({"kind": "token_classification", **cfg})
+
+
+def test_in_language_job_evaluates_exactly_its_languages_zero_shot_adds_the_pivot(tmp_path):
+    """evaluation.recipe_languages narrows a job to a recipe's own languages: an in-language job then
+    fine-tunes on those only (no pivot), a zero-shot job still reports the pivot (its source)."""
+    from langadapt.evaluation.tasks import evaluate
+
+    rng = np.random.default_rng(1)
+
+    def sents(n):
+        return [[f"w{i}" for i in rng.integers(0, 60, rng.integers(3, 9))] for _ in range(n)]
+
+    root = tmp_path / "ud"
+    for tb, code in (("UD_English-Fake", "en_fake"), ("UD_German-Fake", "de_fake")):
+        for split, n in (("train", 24), ("dev", 8), ("test", 8)):
+            write_conllu(root / tb / f"{code}-ud-{split}.conllu", sents(n))
+    spec = {"kind": "ud", "path": str(root), "treebanks": {"eng_Latn": "UD_English-Fake",
+                                                            "deu_Latn": "UD_German-Fake"}}
+    model_dir = make_model_dir(tmp_path / "m", n_layers=1)
+    langs_of = {}
+    for protocol in ("in_language", "zero_shot"):
+        cfg = {"kind": "token_classification", "dataset": spec, "protocol": protocol, **TINY, "max_steps": 2}
+        assert build_task(cfg).uses_pivot is (protocol == "zero_shot")
+        df = evaluate(model_dir, "pos", cfg, corpus_paths=None, parallel_path=None, pivot="eng_Latn", seed=1,
+                      recipe="deu_model", config_hash="h", code_version="c",
+                      out_csv=tmp_path / f"{protocol}.csv", languages=["deu_Latn"])
+        langs_of[protocol] = set(df["language"])
+    assert langs_of == {"in_language": {"deu_Latn"}, "zero_shot": {"eng_Latn", "deu_Latn"}}

@@ -9,6 +9,7 @@ what rules put in ``params`` so that editing a recipe reruns exactly what depend
 from __future__ import annotations
 
 import copy
+import fnmatch
 import hashlib
 import json
 import subprocess
@@ -185,6 +186,7 @@ def check_semantics(config: dict, source: str = "config") -> None:
     if baseline is not None and baseline not in eval_recipes(config):
         raise ConfigError(f"{source}: evaluation.report.baseline {baseline!r} is not an evaluated recipe "
                           f"({', '.join(eval_recipes(config))})")
+    _check_recipe_languages(config, source)
     from langadapt.evaluation.tasks import build_task, task_inputs  # torch-free: task kinds, dataset specs
 
     for task, spec in config["evaluation"]["tasks"].items():
@@ -208,6 +210,29 @@ def check_semantics(config: dict, source: str = "config") -> None:
         if seeds is not None and (not isinstance(seeds, list) or not seeds
                                   or any(isinstance(x, bool) or not isinstance(x, int) for x in seeds)):
             raise ConfigError(f"{where}.seeds must be a non-empty list of integers, got {seeds!r}")
+
+
+def _check_recipe_languages(config: dict, source: str) -> None:
+    """``evaluation.recipe_languages``: every pattern matches an evaluated recipe, every value is a
+    non-empty list of known language codes (the config's or a task's)."""
+    mapping = config["evaluation"].get("recipe_languages") or {}
+    where = f"{source}: evaluation.recipe_languages"
+    if not isinstance(mapping, dict):
+        raise ConfigError(f"{where} must be a mapping of recipe-name patterns to language lists, got {mapping!r}")
+    known = set(config["languages"])
+    for spec in config["evaluation"]["tasks"].values():
+        known.update(spec.get("languages") or [])
+    recipes = eval_recipes(config)
+    for pattern, langs in mapping.items():
+        if not any(fnmatch.fnmatchcase(r, str(pattern)) for r in recipes):
+            raise ConfigError(f"{where}: pattern {pattern!r} matches no evaluated recipe")
+        if not isinstance(langs, list) or not langs:
+            raise ConfigError(f"{where}.{pattern} must be a non-empty list of language codes, got {langs!r}")
+        for i, code in enumerate(langs):
+            parse_lang(code, where=f"{where}.{pattern}[{i}]")
+            if code not in known:
+                raise ConfigError(f"{where}.{pattern}[{i}]: {code!r} is neither in languages nor in a task's "
+                                  f"languages")
 
 
 def _check_hypernet_recipes(config: dict, source: str) -> None:
@@ -375,14 +400,53 @@ def task_languages(config: dict, task: str) -> list[str]:
     return langs if config["pivot"] in langs else [*langs, config["pivot"]]
 
 
+def recipe_languages(config: dict, recipe: str) -> list[str] | None:
+    """The languages `recipe` is evaluated on by ``evaluation.recipe_languages`` (the first pattern that
+    matches the recipe name, fnmatch-style, case-sensitive), or None (every language of each task)."""
+    for pattern, langs in (config["evaluation"].get("recipe_languages") or {}).items():
+        if fnmatch.fnmatchcase(recipe, pattern):
+            return list(langs)
+    return None
+
+
+@lru_cache(maxsize=256)
+def _task_uses_pivot(spec_json: str) -> bool:
+    from langadapt.evaluation.tasks import build_task  # torch-free
+
+    return build_task(json.loads(spec_json)).uses_pivot
+
+
+def task_uses_pivot(config: dict, task: str) -> bool:
+    """Whether the task's jobs evaluate the pivot too (retrieval queries, zero-shot transfer); False for
+    in-language fine-tuning, whose languages are exactly the requested ones (``Task.uses_pivot``)."""
+    return _task_uses_pivot(canonical(config["evaluation"]["tasks"][task]))
+
+
+def job_languages(config: dict, recipe: str, task: str) -> list[str]:
+    """The languages of one evaluation job, in config order: the task's languages, narrowed to the recipe's
+    ``evaluation.recipe_languages`` when a pattern matches it, plus the pivot where the task uses it (an
+    empty list: the recipe is not evaluated on the task, see :func:`eval_jobs`)."""
+    pivot, uses_pivot = config["pivot"], task_uses_pivot(config, task)
+    langs = list(config["evaluation"]["tasks"][task].get("languages") or config["languages"])
+    own = recipe_languages(config, recipe)
+    if own is not None:
+        langs = [c for c in langs if c in own]
+        if not [c for c in langs if c != pivot or not uses_pivot]:
+            return []  # none of the recipe's own languages is one of the task's
+    return [*langs, pivot] if uses_pivot and pivot not in langs else langs
+
+
 def eval_jobs(config: dict) -> list[tuple[str, str, int]]:
     """(recipe, task, seed) of every evaluation job: the evaluated recipes x tasks x seeds, where a task's
-    own `recipes` / `seeds` keys narrow (recipes) or replace (seeds) the evaluation-wide ones."""
+    own `recipes` / `seeds` keys narrow (recipes) or replace (seeds) the evaluation-wide ones, and a recipe
+    whose ``evaluation.recipe_languages`` share no language with a task is not evaluated on it."""
     jobs = []
     default_recipes = eval_recipes(config)
     for task, spec in config["evaluation"]["tasks"].items():
         recipes = [r for r in default_recipes if r in spec["recipes"]] if spec.get("recipes") else default_recipes
         for recipe in recipes:
+            if recipe_languages(config, recipe) is not None and not job_languages(config, recipe, task):
+                continue
             jobs += [(recipe, task, int(seed)) for seed in spec.get("seeds") or config["evaluation"]["seeds"]]
     return jobs
 

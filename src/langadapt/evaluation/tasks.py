@@ -41,7 +41,8 @@ log = logging.getLogger(__name__)
 ROW_COLUMNS = ["recipe", "task", "language", "seed", "metric", "value", "config_hash", "code_version"]
 CORPUS_COLUMNS = ("verse_id", "book", "text", "split")
 # Keys of a task config that belong to the workflow rather than to the task class: `languages`
-# restricts the evaluated languages (default: the config languages; the pivot is always included); `recipes`
+# restricts the evaluated languages (default: the config languages; the pivot is included where the kind
+# uses it, Task.uses_pivot); `recipes`
 # (a subset of the evaluated recipes) and `seeds` (replacing evaluation.seeds) choose the task's jobs
 # (langadapt.config.eval_jobs).
 WORKFLOW_KEYS = frozenset({"kind", "languages", "seeds", "recipes"})
@@ -63,6 +64,7 @@ class TaskData:
     pivot: str = "eng_Latn"
     parallel_path: Path | None = None
     languages: Sequence[str] | None = None
+    with_pivot: bool = True  # False: `languages` as given, the pivot only if among them (Task.uses_pivot)
     _cache: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -73,7 +75,7 @@ class TaskData:
         elif isinstance(self.languages, str):
             raise ValueError(f"TaskData.languages must be a list of language codes, got {self.languages!r}")
         else:
-            langs = sorted(set(self.languages) | {self.pivot})
+            langs = sorted(set(self.languages) | ({self.pivot} if self.with_pivot else set()))
         object.__setattr__(self, "languages", langs)
         if self.corpus_paths is not None:
             if missing := [lang for lang in langs if lang not in self.corpus_paths]:
@@ -132,6 +134,12 @@ class Task:
     def inputs_for(cls, task_cfg: Mapping[str, Any]) -> frozenset[str]:
         """Workflow inputs of this kind for one task config (``inputs``; a kind may refine it by params)."""
         return cls.inputs
+
+    @property
+    def uses_pivot(self) -> bool:
+        """Whether the pivot is always among the evaluated languages (retrieval queries, zero-shot transfer
+        reporting the source too). False for kinds whose languages are exactly those asked for."""
+        return True
 
     def validate(self) -> None:
         """Check parameter values (ConfigError naming the key); called by ``__init__``."""
@@ -301,9 +309,10 @@ def evaluate(
 ) -> pd.DataFrame:
     """Run one evaluation job (one model x task x seed, all languages) and write its rows CSV.
 
-    `languages` are the task's languages (the workflow passes the task's ``languages`` or the config's);
-    left out, the languages of `corpus_paths`. A ``languages`` key of `task_cfg` narrows them further; the
-    pivot is always included. `corpus_paths` / `parallel_path` are needed only when the task kind reads
+    `languages` are the job's languages (the workflow passes ``config.job_languages``: the task's
+    ``languages`` or the config's, narrowed by ``evaluation.recipe_languages``); left out, the languages
+    of `corpus_paths`. A ``languages`` key of `task_cfg` narrows them further; the pivot is added where the
+    task uses it (``Task.uses_pivot``). `corpus_paths` / `parallel_path` are needed only when the task kind reads
     them (``Task.inputs``) and are ignored otherwise. Config, languages and inputs are checked before the
     model is loaded; the CSV is written to a temporary file and renamed, so an interrupted job leaves
     nothing at `out_csv`.
@@ -331,7 +340,10 @@ def evaluate(
         if missing := sorted(set(wanted) - langs):
             raise ConfigError(f"task {task_name!r}: languages {missing} are not among the task's languages")
         langs &= set(wanted)
-    langs.add(pivot)
+    if task.uses_pivot:
+        langs.add(pivot)
+    elif not langs:
+        raise ConfigError(f"task {task_name!r}: no languages to evaluate")
     paths: dict[str, Path] | None = None
     if "corpora" in reads:
         given = {lang: Path(p) for lang, p in (corpus_paths or {}).items()}
@@ -352,7 +364,7 @@ def evaluate(
         raise DataError(f"parallel pairs for task {task_name!r} do not exist: {parallel_path}")
     if not (Path(model_dir) / "config.json").is_file():
         raise DataError(f"model directory {model_dir} has no config.json")
-    data = TaskData(paths, pivot, parallel, languages=sorted(langs))
+    data = TaskData(paths, pivot, parallel, languages=sorted(langs), with_pivot=task.uses_pivot)
     log.info(
         "evaluating %s on task %s (%s), seed %d, %d languages",
         model_dir,

@@ -330,6 +330,11 @@ class TokenClassification(Task):
         self.label_names = list(ex.label_names)
         return self._sample(ex, cap[split], {"train": 0, "dev": 1, "test": 2}[split])
 
+    @property
+    def uses_pivot(self) -> bool:
+        """In-language fine-tuning evaluates exactly the job's languages (the pivot only when asked for)."""
+        return self.params["protocol"] != "in_language"
+
     def languages(self, data: TaskData) -> list[str]:
         """The task's languages that the dataset covers (DataError if none)."""
         covered = self.dataset.covers(data.languages)
