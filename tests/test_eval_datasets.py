@@ -11,18 +11,17 @@ import pyarrow.parquet as pq
 import pytest
 
 from langadapt.errors import ConfigError, DataError
+from langadapt.evaluation.conllu import UPOS, parse_conllu
 from langadapt.evaluation.datasets import (
     DATASETS,
-    HIRONSAN_TAGS,
     SIB200_LABELS,
     TAXI1500_LABELS,
-    UPOS,
     WIKIANN_TAGS,
     XNLI_LABELS,
     Examples,
     build_dataset,
-    parse_conllu,
 )
+from langadapt.evaluation.embedded_datasets import HIRONSAN_TAGS
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 

