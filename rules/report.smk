@@ -9,8 +9,15 @@ rule tables:
         csv=report("results/tables/results.csv", caption="../workflow/report/results_table.rst", category="Results"),
         by_task=directory("results/tables/by_task"),
         grouped=directory("results/tables/grouped"),
-        significance="results/tables/significance.csv",
-        paper=directory("results/tables/paper"),
+        significance=report("results/tables/significance.csv", caption="../workflow/report/significance.rst",
+                            category="Results", subcategory="Significance"),
+        paper=report(
+            directory("results/tables/paper"),
+            patterns=["{table,[^/]+(?<!_cells)}.csv"],  # the layouts (NAME_cells.csv and NAME.tex beside them)
+            caption="../workflow/report/paper_tables.rst",
+            category="Paper tables",
+            labels={"table": "{table}"},
+        ),
         plot=report("results/plots/results.png", caption="../workflow/report/results_plot.rst", category="Results"),
     params:
         report=lambda w: as_json(config["evaluation"].get("report", {})),  # a function: "{task}" is no wildcard
