@@ -210,10 +210,12 @@ class BibleGenre(Task):
         import torch
         from tqdm.auto import tqdm
 
+        from langadapt.train.loop import adamw
+
         p = self.params
         device = next(model.parameters()).device
         texts, labels = train["text"].tolist(), torch.tensor(train["label"].to_numpy(), dtype=torch.long)
-        opt = torch.optim.AdamW(model.parameters(), lr=p["lr"], weight_decay=p["weight_decay"])
+        opt = adamw(model.parameters(), lr=p["lr"], weight_decay=p["weight_decay"])  # fused where possible
         gen = torch.Generator().manual_seed(seed)
         micro_per_epoch = math.ceil(len(texts) / p["batch_size"])
         steps_per_epoch = math.ceil(micro_per_epoch / p["grad_accum"])

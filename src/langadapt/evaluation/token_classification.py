@@ -481,13 +481,15 @@ class TokenClassification(Task):
         import torch
         from tqdm.auto import tqdm
 
+        from langadapt.train.loop import adamw
+
         p = self.params
         device = next(model.parameters()).device
         label_id = {t: i for i, t in enumerate(self.label_names)}
         o_id = label_id.get("O")
         bio, select = self._metrics()
         fallback = self._fallback(train)
-        opt = torch.optim.AdamW(model.parameters(), lr=p["lr"], weight_decay=p["weight_decay"])
+        opt = adamw(model.parameters(), lr=p["lr"], weight_decay=p["weight_decay"])  # fused where possible
         gen = torch.Generator().manual_seed(seed)
         n = len(train.words)
         steps_per_epoch = math.ceil(math.ceil(n / p["batch_size"]) / p["grad_accum"])

@@ -43,23 +43,32 @@ class Stateful(Protocol):
     def load_state_dict(self, state: Any) -> None: ...
 
 
-def make_optimizer(model: torch.nn.Module, lr: float, betas: Iterable[float], eps: float,
-                   weight_decay: float) -> torch.optim.AdamW:
-    """AdamW; no weight decay on biases and normalization weights (parameters with < 2 dims).
+def adamw(params: Iterable[Any], **kwargs: Any) -> torch.optim.AdamW:
+    """``torch.optim.AdamW(params, **kwargs)`` (parameters or parameter groups), fused when it can be.
 
     The fused implementation (one kernel per parameter instead of ~8 elementwise passes; CPU and CUDA)
     when every parameter is a float tensor on one of those devices: on a 250k-piece vocabulary the
-    unfused CPU update of the embedding matrix alone took ~14% of a training step.
+    unfused CPU update of the embedding matrix alone took ~14% of a training step; in the embedded
+    default's fine-tuning (a 42M-parameter model, batch 8 x 64 tokens) 0.27 s of a 0.70 s step, fused 0.04 s.
     """
+    params = list(params)
+    flat = [p for g in params for p in (g["params"] if isinstance(g, dict) else [g])]
+    fused = all(p.device.type in ("cpu", "cuda") and p.dtype in (torch.float32, torch.bfloat16, torch.float16)
+                for p in flat)
+    return torch.optim.AdamW(params, fused=fused or None, **kwargs)
+
+
+def make_optimizer(model: torch.nn.Module, lr: float, betas: Iterable[float], eps: float,
+                   weight_decay: float) -> torch.optim.AdamW:
+    """AdamW (:func:`adamw`); no weight decay on biases and normalization weights (parameters with < 2
+    dims)."""
     params = list(model.parameters())
     groups = [
         {"params": [p for p in params if p.ndim >= 2], "weight_decay": weight_decay},
         {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
     ]
     b1, b2 = (float(b) for b in betas)
-    fused = all(p.device.type in ("cpu", "cuda") and p.dtype in (torch.float32, torch.bfloat16, torch.float16)
-                for p in params)
-    return torch.optim.AdamW(groups, lr=lr, betas=(b1, b2), eps=eps, fused=fused or None)
+    return adamw(groups, lr=lr, betas=(b1, b2), eps=eps)
 
 
 def make_scheduler(optimizer: torch.optim.Optimizer, steps: int, warmup_steps: int,
