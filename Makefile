@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 CORES ?= 2
 SNAKEMAKE_ARGS ?=
 
-.PHONY: install install-test install-bench run test bench lint clean
+.PHONY: install install-test install-bench install-slurm run slurm test bench lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,12 +25,23 @@ $(VENV)/.installed-bench: $(VENV)/.installed requirements-bench.txt
 	$(BIN)/pip install -q --no-deps deepfocus==1.0.1  # its `fasttext` dependency would replace fasttext-numpy2
 	touch $@
 
+# The Slurm executor plugin lives apart from the venv's site-packages (see requirements-slurm.txt) and is
+# put on PYTHONPATH only for cluster runs: `make slurm`, tests/test_slurm.py.
+$(VENV)/slurm-plugins/.installed: $(VENV)/.installed requirements-slurm.txt
+	$(BIN)/pip install -q --no-deps --upgrade --target $(VENV)/slurm-plugins -r requirements-slurm.txt
+	touch $@
+
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
 install-bench: $(VENV)/.installed-bench
+install-slurm: $(VENV)/slurm-plugins/.installed
 
 run: install
 	$(BIN)/snakemake --cores $(CORES) $(SNAKEMAKE_ARGS)
+
+# The workflow on a Slurm cluster (profiles/slurm: edit its site values first)
+slurm: install-slurm
+	PYTHONPATH=$(VENV)/slurm-plugins$${PYTHONPATH:+:$$PYTHONPATH} $(BIN)/snakemake --profile slurm $(SNAKEMAKE_ARGS)
 
 test: install-test
 	$(BIN)/python -m pytest -q

@@ -2,6 +2,7 @@
 import functools
 import json
 import re
+from pathlib import Path
 
 import snakemake.utils
 
@@ -11,10 +12,12 @@ from langadapt import config as lc
 from langadapt.errors import ConfigError
 
 # config.yaml is the default; a --configfile replaces it (instead of being merged into it), while
-# --config KEY=VALUE overrides still apply on top of whichever file is used.
-CONFIG_SOURCE = " + ".join(map(str, workflow.configfiles)) or "config.yaml"
+# --config KEY=VALUE overrides still apply on top of whichever file is used. A module of
+# workflow/reproduce.smk passes its paper's config, marked with the file it came from (`_source`).
+_MODULE_SOURCE = config.pop("_source", None)
+CONFIG_SOURCE = _MODULE_SOURCE or " + ".join(map(str, workflow.configfiles)) or "config.yaml"
 try:
-    if not workflow.configfiles:
+    if not workflow.configfiles and not _MODULE_SOURCE:
         _overrides = dict(config)
         config.clear()
         config.update(lc.read_yaml("config.yaml"))

@@ -1,5 +1,6 @@
-# Training: continued pretraining (MLM) and realignment. Checkpoints live in results/runs/ (undeclared),
-# so a killed or preempted job resumes when it is rerun or retried.
+# Training: continued pretraining (MLM) and realignment. Checkpoints live in results/runs/ (undeclared;
+# derived from the output path, see langadapt.config.run_dir_of), so a killed or preempted job resumes
+# when it is rerun or retried.
 
 
 rule pretrain:
@@ -13,7 +14,7 @@ rule pretrain:
         langs=lambda w: stage_langs("pretraining", config["recipes"][w.recipe]["pretrain"]),
         # LangSAMP tables have one row per configured language variety (and per script of those)
         inventory=lambda w: LANGS if langsamp_of(w.recipe) != "none" else [],
-        run_dir="results/runs/{recipe}/pretrain",
+        run_dir=lambda w, output: lc.run_dir_of(output[0]),
     log:
         "results/logs/models/{recipe}/pretrain.log",
     benchmark:
@@ -36,7 +37,7 @@ rule realign:
         directory("results/models/{recipe}/realign"),
     params:
         spec=lambda w: as_json(lc.stage_spec(config, w.recipe, "realign")),
-        run_dir="results/runs/{recipe}/realign",
+        run_dir=lambda w, output: lc.run_dir_of(output[0]),
     log:
         "results/logs/models/{recipe}/realign.log",
     benchmark:

@@ -5,9 +5,9 @@ from pathlib import Path
 from langadapt.runtime import job
 from langadapt.workflow import pretrain_job
 
-j = job(snakemake)  # noqa: F821
+j = job(snakemake, run_dir=snakemake.params.run_dir)  # noqa: F821
 spec = j.param_json("spec")
 paths = dict(zip(snakemake.params.langs, map(Path, snakemake.input.corpora), strict=True))  # noqa: F821
 pretrain_job(spec, Path(snakemake.input.model), paths, Path(snakemake.output[0]),  # noqa: F821
              Path(snakemake.params.run_dir), snakemake.params.inventory, j.provenance(spec),  # noqa: F821
-             threads=snakemake.threads, log=j.log)  # noqa: F821
+             threads=snakemake.threads, gpus=snakemake.resources.get("gpu", 0), log=j.log)  # noqa: F821

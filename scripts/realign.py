@@ -6,7 +6,7 @@ from pathlib import Path
 from langadapt.runtime import job
 from langadapt.train.realign import realign
 
-j = job(snakemake)  # noqa: F821
+j = job(snakemake, run_dir=snakemake.params.run_dir)  # noqa: F821
 spec = j.param_json("spec")
 cfg = {k: v for k, v in spec.items() if k not in ("name", "data", "aligner")}
 inputs = snakemake.input  # noqa: F821

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-WORKFLOW_PARTS = ("workflow", "rules", "scripts", "envs", "configs", "config.yaml", "profiles")
+WORKFLOW_PARTS = ("workflow", "rules", "scripts", "envs", "configs", "config.yaml", "profiles", "slurm")
 
 
 def copy_workflow(dest: Path) -> Path:

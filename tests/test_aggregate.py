@@ -36,7 +36,9 @@ def test_collect_and_tables(tmp_path):
     df = _rows()
     paths = [_write(tmp_path, df.iloc[:4], "a.csv"), _write(tmp_path, df.iloc[4:], "b.csv")]
     got = collect(paths)
-    assert list(got.columns) == COLS and len(got) == len(df)
+    # rows written before package versions were recorded read with an empty `packages` column
+    assert list(got.columns) == [*COLS, "packages"] and len(got) == len(df)
+    assert (got["packages"].fillna("") == "").all()
 
     stats = seed_stats(got).set_index(["task", "metric", "recipe", "language"])
     assert stats.loc[("sr_b", "top10", "base", "deu_Latn"), "mean"] == pytest.approx(0.3)

@@ -93,7 +93,7 @@ def test_end_to_end_reproducible(tmp_path):
     assert set(df["language"]) == {"eng_Latn", "deu_Latn", "nya_Latn"}
     assert set(df["metric"]) == {"macro_f1", "accuracy"}
     assert np.isfinite(df["value"]).all() and df["value"].between(0, 1).all()
-    assert pd.read_csv(out).shape == (6, 8)
+    assert pd.read_csv(out).shape == (6, 9)  # 6 rows; the 9 ROW_COLUMNS
     again = evaluate(
         model_dir, "genre", CFG, paths, None, "eng_Latn", 3, "base", "h", "v", tmp_path / "b.csv"
     )

@@ -76,8 +76,11 @@ def test_identical_text_retrieves_perfectly(arch, model_dir, tmp_path, monkeypat
         "value",
         "config_hash",
         "code_version",
+        "packages",
     ]
     assert set(written["language"]) == {"deu_Latn", "fra_Latn"}
+    # provenance: the versions of the packages that computed the row
+    assert "torch=" in written["packages"].iloc[0] and "transformers=" in written["packages"].iloc[0]
     got = df.set_index(["language", "metric"])["value"]
     assert got[("deu_Latn", "top1")] == 1.0 and got[("deu_Latn", "top5")] == 1.0
     assert 0.0 <= got[("fra_Latn", "top1")] < 1.0

@@ -173,7 +173,7 @@ def _rows():
                              "value": 0.1, "config_hash": "h", "code_version": "v"})
         rows.append({"recipe": recipe, "task": "ner", "language": "jpn_Jpan", "seed": 1, "metric": "f1",
                      "value": 0.3, "config_hash": "h", "code_version": "v"})
-    return pd.DataFrame(rows)[ROW_COLUMNS]
+    return pd.DataFrame(rows).assign(packages="torch=2")[ROW_COLUMNS]
 
 
 def test_per_language_plots(tmp_path):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -42,7 +43,11 @@ def test_tables_hold_a_finite_number_for_every_language_and_task(smoke):
     cfg = yaml.safe_load((smoke / "configs/smoke.yaml").read_text())
     rows = pd.read_csv(smoke / "results/tables/results.csv")
     assert set(rows.columns) >= {"recipe", "task", "language", "seed", "metric", "value", "config_hash",
-                                 "code_version"}
+                                 "code_version", "packages"}
+    # provenance of every row: the commit (git describe), the recipe's config hash, the package versions
+    assert rows["code_version"].str.contains(r"\+[0-9a-f]{7}").all()
+    assert rows["config_hash"].str.fullmatch(r"[0-9a-f]{12}").all()
+    assert rows["packages"].str.contains("torch=").all()
     assert set(rows["recipe"]) == set(cfg["recipes"])
     assert set(rows["task"]) == set(cfg["evaluation"]["tasks"])
     others = set(cfg["languages"]) - {cfg["pivot"]}
@@ -140,3 +145,79 @@ def test_editing_one_recipe_reruns_only_its_dependents(smoke):
     assert counts.get("init_model") == 1 and counts.get("pretrain") == 1
     assert counts.get("evaluate") == 2 and counts.get("tables") == 1
     assert "corpus" not in counts and "base_model" not in counts and "realign" not in counts
+
+
+# ------------------------------------------------------------------ partial reruns (dry runs on the run above)
+def scheduled(workdir: Path, cfg: dict, *extra: str) -> list[tuple[str, dict[str, str]]]:
+    """(rule, wildcards) of every job a dry run with `cfg` would run."""
+    (workdir / "configs/edited.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    proc = subprocess.run(
+        [SNAKEMAKE, "--cores", "2", "--configfile", "configs/edited.yaml", "-n", *extra],
+        cwd=workdir, capture_output=True, text=True, timeout=300,
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-4000:]
+    jobs = []
+    for block in re.split(r"\n(?=(?:local)?rule \w+:)", out):
+        m = re.match(r"(?:local)?rule (\w+):", block)
+        if m and m.group(1) != "all":
+            wc = re.search(r"^\s+wildcards: (.*)$", block, re.M)
+            jobs.append((m.group(1), dict(kv.split("=", 1) for kv in wc.group(1).split(", ")) if wc else {}))
+    return jobs
+
+
+def smoke_config(smoke: Path) -> dict:
+    return yaml.safe_load((smoke / "configs/smoke.yaml").read_text())
+
+
+def test_one_tasks_learning_rate_reruns_its_evaluations_only(smoke):
+    cfg = smoke_config(smoke)
+    cfg["evaluation"]["tasks"]["taxi1500_standin"]["lr"] = 3e-5
+    jobs = scheduled(smoke, cfg)
+    evaluations = [wc for rule, wc in jobs if rule == "evaluate"]
+    recipes = {r for r, t, _ in results_jobs(smoke) if t == "taxi1500_standin"}
+    assert evaluations and all(wc["task"] == "taxi1500_standin" for wc in evaluations)
+    assert {wc["recipe"] for wc in evaluations} == recipes
+    # downstream of the results only: the tables and the plots drawn from them
+    assert {rule for rule, _ in jobs} - {"evaluate"} <= {"tables", "per_language_plots"}, jobs
+
+
+def results_jobs(smoke: Path) -> set[tuple[str, str, str]]:
+    table = pd.read_csv(smoke / "results/tables/results.csv")
+    return set(zip(table["recipe"], table["task"], table["seed"].astype(str), strict=True))
+
+
+def test_a_filter_threshold_reruns_exactly_what_depends_on_the_corpora(smoke):
+    cfg = smoke_config(smoke)
+    cfg["data"]["filters"]["lid"]["threshold"] = 0.6
+    jobs = scheduled(smoke, cfg)
+    # snakemake's own closure: every corpus job and everything downstream of one
+    forced = scheduled(smoke, smoke_config(smoke), "--forcerun", "corpus")
+    assert sorted(jobs, key=repr) == sorted(forced, key=repr)
+    assert sum(rule == "corpus" for rule, _ in jobs) == len(cfg["languages"])
+
+
+def test_editing_a_table_layout_reruns_only_the_tables(smoke):
+    cfg = smoke_config(smoke)
+    table = cfg["evaluation"]["report"]["tables"]["smoke_table1"]
+    table["caption"] = "Smoke: a new caption"
+    table["rows"] = table["rows"][::-1]
+    assert [rule for rule, _ in scheduled(smoke, cfg)] == ["tables"]
+
+
+def sorted_keys(obj):
+    if isinstance(obj, dict):
+        return {k: sorted_keys(obj[k]) for k in sorted(obj)}
+    return [sorted_keys(x) for x in obj] if isinstance(obj, list) else obj
+
+
+def test_reordered_config_keys_rerun_nothing(smoke):
+    # params are canonical JSON (sorted keys): the same settings in another key order are unchanged ...
+    cfg = smoke_config(smoke)
+    filters = cfg["data"]["filters"]
+    reordered = sorted_keys(cfg)
+    reordered["data"]["filters"] = filters   # ... except the cleaning filters, which apply in config order
+    assert list(reordered) != list(cfg)
+    assert scheduled(smoke, reordered) == []
+    cfg["data"]["filters"] = dict(reversed(filters.items()))
+    assert sum(rule == "corpus" for rule, _ in scheduled(smoke, cfg)) == len(cfg["languages"])

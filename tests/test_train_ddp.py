@@ -19,7 +19,7 @@ from test_train_helpers import LANG_PREFIX, make_model_dir, repetitive, write_co
 
 from langadapt.errors import ConfigError
 from langadapt.train.checkpoint import latest_checkpoint
-from langadapt.train.distributed import launch
+from langadapt.train.distributed import launch, world_size_for
 from langadapt.train.mlm import accumulation, pretrain, resolve_config
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -123,3 +123,16 @@ def test_sigkill_at_a_random_step_then_resume_gives_identical_weights(world, tmp
     for k in a:
         assert torch.equal(a[k], b[k]), (k, kill_at)
     assert res["tokens"] == full["tokens"]
+
+
+@pytest.mark.parametrize(("processes", "visible", "allocated", "expected"), [
+    (None, 0, 4, 1),      # CPU torch (e.g. a fake-GPU Slurm node): one process whatever was allocated
+    (None, 8, 2, 2),      # the job was allocated 2 of the node's 8 visible GPUs
+    (None, 4, None, 4),   # nothing allocated through the rule: every visible GPU
+    (None, 2, 4, 2),      # fewer visible than requested: never more processes than devices
+    (3, 8, 2, 3),         # an explicit `processes` wins
+])
+def test_world_size_follows_the_allocated_gpus(monkeypatch, processes, visible, allocated, expected):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: visible > 0)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: visible)
+    assert world_size_for(processes, allocated) == expected

@@ -115,3 +115,35 @@ def test_selector_subset_is_a_job_that_realignment_reads(workdir):
     (workdir / "configs/sel.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     proc = snakemake(workdir, "-n", "--configfile", "configs/sel.yaml")
     assert proc.returncode != 0 and "realignment.pairs_tiny.languages: n = 9" in proc.stdout + proc.stderr
+
+
+REPRODUCE = {"langsamp": "langsamp", "realignment": "realignment", "vocab": "vocab-specialization",
+             "hyperofa": "hyperofa"}  # module name in workflow/reproduce.smk -> config and results/ folder
+
+
+def job_counts(text: str) -> dict[str, int]:
+    return {line.split()[0]: int(line.split()[1]) for line in text.splitlines()
+            if len(line.split()) == 2 and line.split()[1].isdigit() and line.split()[0] != "total"}
+
+
+def test_reproduce_runs_the_four_papers_side_by_side(workdir):
+    proc = snakemake(workdir, "-s", "workflow/reproduce.smk", "-n")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-3000:]
+    together = job_counts(out)
+    for module, paper in REPRODUCE.items():
+        alone = snakemake(workdir, "--configfile", f"configs/{paper}.yaml", "-n", "--quiet", "rules")
+        assert alone.returncode == 0
+        # the same jobs as the paper's own run, renamed MODULE_RULE
+        assert {f"{module}_{rule}": n for rule, n in job_counts(alone.stdout + alone.stderr).items() if rule != "all"} \
+            == {rule: n for rule, n in together.items() if rule.startswith(f"{module}_")}
+    # ... each writing under its own results/PAPER/ (outputs, and the undeclared training run dirs)
+    for block in out.split("\nrule ")[1:]:
+        rule = block.split(":", 1)[0]
+        if rule == "all":
+            continue
+        paper = REPRODUCE[next(m for m in REPRODUCE if rule.startswith(f"{m}_"))]
+        for line in block.splitlines():
+            if line.strip().startswith(("output:", "log:")):
+                paths = line.split(":", 1)[1].split(", ")
+                assert all(p.strip().startswith(f"results/{paper}/") for p in paths), (rule, line)

@@ -1,7 +1,8 @@
 """Aggregation of evaluation rows into tables (CSV + LaTeX) and plots.
 
 Everything here is derived only from the long-format evaluation CSVs
-(``recipe, task, language, seed, metric, value, config_hash, code_version``; docs/architecture.md).
+(``recipe, task, language, seed, metric, value, config_hash, code_version, packages``;
+docs/architecture.md).
 
 * :func:`collect` reads and validates the per-job CSVs;
 * :func:`seed_stats` gives mean / sd / number of seeds per (task, metric, recipe, language);
@@ -51,10 +52,13 @@ def collect(csv_paths: Iterable[Path]) -> pd.DataFrame:
                     "metric": str,
                     "config_hash": str,
                     "code_version": str,
+                    "packages": str,
                 },
             )
         except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
             raise DataError(f"cannot read evaluation rows file {path}: {exc}") from exc
+        if "packages" not in df.columns:  # rows written before package versions were recorded
+            df["packages"] = ""
         missing = [c for c in ROW_COLUMNS if c not in df.columns]
         if missing:
             raise DataError(f"evaluation rows file {path} lacks column(s) {missing}; expected {ROW_COLUMNS}")
@@ -184,7 +188,8 @@ def write_tables(
     (default ``out_dir/results.csv``); return the paths written."""
     out_dir = Path(out_dir)
     written = [Path(all_rows_csv) if all_rows_csv is not None else out_dir / "results.csv"]
-    _write_text_atomic(df[ROW_COLUMNS].to_csv(index=False), written[0])
+    cols = ROW_COLUMNS if "packages" in df.columns else [c for c in ROW_COLUMNS if c != "packages"]
+    _write_text_atomic(df[cols].to_csv(index=False), written[0])
     for name, table in summary_tables(df, scale=scale, digits=digits).items():
         csv_path, tex_path = out_dir / f"{name}.csv", out_dir / f"{name}.tex"
         _write_text_atomic(table.to_csv(), csv_path)

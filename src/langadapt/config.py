@@ -334,6 +334,17 @@ def stage_dir(recipe: str, stage: str) -> str:
     return f"results/models/{recipe}/{stage}"
 
 
+def run_dir_of(model_dir: str | Path) -> str:
+    """Training run directory (checkpoints, loss log) of a stage's model directory:
+    ``RESULTS/models/{recipe}/{stage}`` -> ``RESULTS/runs/{recipe}/{stage}``. Derived from the output path,
+    so that a module of workflow/reproduce.smk (which moves ``results/`` to ``results/PAPER/``) keeps its
+    runs apart from the other papers'."""
+    model_dir = Path(model_dir)
+    if model_dir.parent.parent.name != "models":
+        raise ValueError(f"{model_dir} is not a stage directory RESULTS/models/RECIPE/STAGE")
+    return str(model_dir.parents[2] / "runs" / model_dir.parent.name / model_dir.name)
+
+
 def final_model_dir(config: dict, recipe: str) -> str:
     """Directory of a recipe's finished model (its last stage, or its parent's / base model)."""
     chain = _chain(config, recipe)

@@ -31,6 +31,20 @@ def package_versions() -> dict[str, str]:
     return out
 
 
+def prepend_pythonpath(directory: str | os.PathLike) -> None:
+    """Put `directory` first on PYTHONPATH (if it exists and is not there yet), for this process and the
+    jobs it starts: the workflow's conda envs get langadapt from the checkout's ``src/`` this way."""
+    directory = os.fspath(directory)
+    parts = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    if Path(directory).is_dir() and directory not in parts:
+        os.environ["PYTHONPATH"] = os.pathsep.join([directory, *parts])
+
+
+def packages_string() -> str:
+    """``python=3.11.7 torch=2.13.0 ...``: the package versions as one field of a result row."""
+    return " ".join(f"{k}={v}" for k, v in package_versions().items())
+
+
 @dataclass
 class Job:
     """What a script needs from the `snakemake` object, in plain Python types."""
@@ -55,11 +69,14 @@ class Job:
         }
 
 
-def setup_logging(log_path: str | os.PathLike | None, name: str = "langadapt") -> logging.Logger:
+def setup_logging(log_path: str | os.PathLike | None, name: str = "langadapt", *,
+                  history_path: str | os.PathLike | None = None) -> logging.Logger:
+    """Log to stderr and `log_path` (replaced), and append to `history_path` when given."""
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
-    if log_path:
-        Path(log_path).parent.mkdir(parents=True, exist_ok=True)
-        handlers.append(logging.FileHandler(log_path, mode="w", encoding="utf-8"))
+    for path, mode in ((log_path, "w"), (history_path, "a")):
+        if path:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            handlers.append(logging.FileHandler(path, mode=mode, encoding="utf-8"))
     logging.basicConfig(
         level=logging.INFO, handlers=handlers, force=True,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -98,10 +115,19 @@ def set_threads(n: int) -> None:
         pass
 
 
-def job(snakemake: Any) -> Job:
+def job(snakemake: Any, run_dir: str | os.PathLike | None = None) -> Job:
+    """Set up the script of a rule: logging, threads, parsed params.
+
+    `run_dir`: a training run directory (checkpoints; kept across attempts). Snakemake deletes a job's log
+    before each attempt, so a training job also appends its log to ``{run_dir}.attempts.log`` beside it:
+    after a preemption and a retry, that file holds the signal and checkpoint of the killed attempt and the
+    resume of the next.
+    """
     log_file = snakemake.log[0] if len(snakemake.log) else None
-    log = setup_logging(log_file, f"langadapt.{snakemake.rule}")
+    history = f"{os.fspath(run_dir).rstrip('/')}.attempts.log" if run_dir is not None else None
+    resuming = run_dir is not None and any(Path(run_dir, "checkpoints").glob("step-*"))
+    log = setup_logging(log_file, f"langadapt.{snakemake.rule}", history_path=history)
     set_threads(int(snakemake.threads))
-    log.info("rule %s, wildcards %s, threads %s", snakemake.rule, dict(snakemake.wildcards.items()),
-             snakemake.threads)
+    log.info("rule %s, wildcards %s, threads %s%s", snakemake.rule, dict(snakemake.wildcards.items()),
+             snakemake.threads, ", continuing an earlier attempt" if resuming else "")
     return Job(snakemake=snakemake, log=log)

@@ -107,17 +107,18 @@ def init_job(spec: dict, model_dir: Path, tokenizer_dir: Path, out_dir: Path, pr
 
 def pretrain_job(spec: dict, model_dir: Path, corpus_paths: dict[str, Path], out_dir: Path, run_dir: Path,
                  inventory: Sequence[str] | None, provenance: dict, threads: int = 1,
-                 log: logging.Logger = log) -> None:
+                 gpus: int | None = None, log: logging.Logger = log) -> None:
     """Continued pretraining in this process, or under ``torchrun`` when it needs several processes.
 
     `spec` is the pretraining stage spec (its ``name`` / ``objective`` / ``languages`` keys are not
-    trainer keys). The number of processes is the spec's ``processes`` or one per visible GPU.
+    trainer keys). The number of processes is the spec's ``processes``, else one per allocated GPU
+    (`gpus`: the rule's ``gpu`` resource) that CUDA sees.
     """
     from langadapt.train.distributed import launch, world_size_for
     from langadapt.train.mlm import pretrain, resolve_config
 
     cfg = {k: v for k, v in spec.items() if k not in ("name", "objective", "languages")}
-    nproc = world_size_for(resolve_config(cfg)["processes"])
+    nproc = world_size_for(resolve_config(cfg)["processes"], gpus)
     inventory = list(inventory) if inventory else None
     if nproc > 1:
         log.info("pretraining with %d data-parallel processes", nproc)

@@ -4,7 +4,8 @@ A task kind is a registered :class:`Task` subclass. It is built from its config 
 a default in ``Task.defaults``; unknown keys are a ConfigError) and has
 ``run(model_dir, data, seed) -> list[{"language", "metric", "value"}]``. One job evaluates one model on
 one task with one seed, for all languages of the task; :func:`evaluate` adds the provenance columns and
-writes the long-format CSV ``recipe, task, language, seed, metric, value, config_hash, code_version``
+writes the long-format CSV ``recipe, task, language, seed, metric, value, config_hash, code_version,
+packages`` (``packages``: ``name=version`` of the job's python, torch, transformers, ...)
 atomically (see docs/architecture.md, "Evaluation rows").
 
 Example task config (``kind`` picks the class; the rest are its params)::
@@ -35,10 +36,11 @@ import pandas as pd
 from langadapt.errors import ConfigError, DataError
 from langadapt.languages import parse_lang
 from langadapt.registry import Registry
+from langadapt.runtime import packages_string
 
 log = logging.getLogger(__name__)
 
-ROW_COLUMNS = ["recipe", "task", "language", "seed", "metric", "value", "config_hash", "code_version"]
+ROW_COLUMNS = ["recipe", "task", "language", "seed", "metric", "value", "config_hash", "code_version", "packages"]
 CORPUS_COLUMNS = ("verse_id", "book", "text", "split")
 # Keys of a task config that belong to the workflow rather than to the task class: `languages`
 # restricts the evaluated languages (default: the config languages; the pivot is included where the kind
@@ -306,6 +308,7 @@ def evaluate(
     code_version: str,
     out_csv: Path,
     languages: Sequence[str] | None = None,
+    packages: str | None = None,
 ) -> pd.DataFrame:
     """Run one evaluation job (one model x task x seed, all languages) and write its rows CSV.
 
@@ -381,6 +384,7 @@ def evaluate(
         seed=int(seed),
         config_hash=config_hash,
         code_version=code_version,
+        packages=packages if packages is not None else packages_string(),
     )
     write_csv_atomic(df, Path(out_csv))
     return df
@@ -394,6 +398,7 @@ def rows_frame(rows: list[dict[str, Any]], **constants: Any) -> pd.DataFrame:
         if not isinstance(row["value"], int | float) or not math.isfinite(row["value"]):
             raise ValueError(f"task row {i} has a non-finite value: {row}")
     df = pd.DataFrame(rows, columns=["language", "metric", "value"])
+    constants.setdefault("packages", "")
     for key, value in constants.items():
         df[key] = value
     return df[ROW_COLUMNS]

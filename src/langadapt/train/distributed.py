@@ -113,12 +113,17 @@ def wrap_ddp(module: torch.nn.Module, device: torch.device, dist: Dist) -> torch
     return DistributedDataParallel(module, device_ids=ids, broadcast_buffers=False)
 
 
-def world_size_for(processes: int | None) -> int:
-    """Processes to launch: `processes` if given, else one per visible CUDA device (1 on CPU)."""
+def world_size_for(processes: int | None, allocated_gpus: int | None = None) -> int:
+    """Processes to launch: `processes` if given, else one per GPU the job was allocated (the rule's
+    ``gpu`` resource, e.g. set in the Slurm profile) that CUDA can see, else one per visible CUDA device;
+    1 on CPU."""
     check_processes(processes)
     if processes is not None:
         return processes
-    return max(1, torch.cuda.device_count()) if torch.cuda.is_available() else 1
+    if not torch.cuda.is_available():
+        return 1
+    visible = max(1, torch.cuda.device_count())
+    return min(visible, int(allocated_gpus)) if allocated_gpus else visible
 
 
 def launch(stage: str, kwargs: Mapping[str, Any], nproc: int, workdir: Path,

@@ -259,7 +259,8 @@ def pretrain(model_dir: Path, corpus_paths: Mapping[str, Path], out_dir: Path, r
                 "effective_batch": cfg["batch_size"] * dist.world * grad_accum,
                 "frozen_body_steps": frozen_until, "langsamp": cfg["langsamp"], "langsamp_rows_copied": copied,
                 "factorized_dim": factorization.dim if factorization is not None else None,
-                "steps": stats["steps"], "tokens_seen": stats["tokens"], "final_loss": stats["final_loss"]}
+                "steps": stats["steps"], "tokens_seen": stats["tokens"], "final_loss": stats["final_loss"],
+                "resumed_from_step": stats["resumed_from_step"]}
     if dist.is_main:
         save_model_dir(model, tokenizer, out_dir, {**(provenance or {}), "training": training},
                        run_dir / "loss.csv", extra=extra_files)

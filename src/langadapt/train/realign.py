@@ -347,7 +347,8 @@ def realign(model_dir: Path, parallel_path: Path, out_dir: Path, run_dir: Path, 
                         final_checkpoint=cfg["keep_final_checkpoint"])
     training = {"stage": "realign", "config": cfg, "fingerprint": fp, "languages": pairs.langs,
                 "train_pairs": {code: len(g) for code, g in zip(pairs.langs, groups, strict=True)},
-                "steps": stats["steps"], "tokens_seen": stats["tokens"], "final_loss": stats["final_loss"]}
+                "steps": stats["steps"], "tokens_seen": stats["tokens"], "final_loss": stats["final_loss"],
+                "resumed_from_step": stats["resumed_from_step"]}
     save_model_dir(model, tokenizer, out_dir, {**(provenance or {}), "training": training},
                    run_dir / "loss.csv")
     if not cfg["keep_final_checkpoint"]:
