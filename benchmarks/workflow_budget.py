@@ -26,6 +26,16 @@ BUDGET_S = {"smoke": 180, "default": 900}
 CONFIG = {"smoke": "configs/smoke.yaml", "default": "config.yaml"}
 
 
+def copy_workflow(dest: Path, parts: tuple[str, ...] = PARTS) -> Path:
+    """Copy what Snakemake needs (not results/) into `dest`."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for part in parts:
+        src = REPO / part
+        if src.exists():
+            (shutil.copytree if src.is_dir() else shutil.copy2)(src, dest / part)
+    return dest
+
+
 def cpu_busy_seconds() -> float:
     """Busy CPU time of the whole machine so far (all cores), from /proc/stat."""
     fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
@@ -40,9 +50,7 @@ def children_cpu_seconds() -> float:
 
 def run_one(which: str, keep: Path | None) -> dict:
     tmp = Path(tempfile.mkdtemp(prefix=f"langadapt-{which}-"))
-    for part in PARTS:
-        src = REPO / part
-        (shutil.copytree if src.is_dir() else shutil.copy2)(src, tmp / part)
+    copy_workflow(tmp)
     cmd = [str(Path(sys.executable).parent / "snakemake"), "--cores", "2", "--configfile", CONFIG[which]]
     busy0, ours0, t0 = cpu_busy_seconds(), children_cpu_seconds(), time.perf_counter()
     proc = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True)

@@ -30,18 +30,23 @@ class ConlluSentence:
     lines: list[int]
 
 
+def read_utf8(path: Path, what: str = "data file", encoding: str = "utf-8") -> str:
+    """The text of `path`; DataError naming the file (missing) or ``file:line`` (invalid UTF-8)."""
+    if not path.is_file():
+        raise DataError(f"{what} not found: {path}")
+    data = path.read_bytes()
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}:{line_of(data, e.start)}: invalid UTF-8 ({e.reason})") from None
+
+
 def parse_conllu(path: str | Path) -> list[ConlluSentence]:
     """Parse a CoNLL-U file: comments skipped, multiword ranges (``1-2``) and empty nodes (``1.1``)
     skipped, every other line must have 10 tab-separated fields and word IDs 1, 2, ... per sentence.
     Errors raise DataError naming ``file:line``."""
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"CoNLL-U file not found: {path}")
-    data = path.read_bytes()
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise DataError(f"{path}:{line_of(data, e.start)}: invalid UTF-8 ({e.reason})") from None
+    text = read_utf8(path, "CoNLL-U file")
     sentences: list[ConlluSentence] = []
     rows: list[list[str]] = []
     lines: list[int] = []

@@ -85,7 +85,7 @@ import pycountry
 
 from langadapt.data.parallel_sources import hub_files, hub_snapshot
 from langadapt.errors import ConfigError, DataError
-from langadapt.evaluation.conllu import UPOS, line_of, parse_conllu, upos_examples
+from langadapt.evaluation.conllu import UPOS, parse_conllu, read_utf8, upos_examples
 from langadapt.languages import Lang, parse_lang
 from langadapt.registry import Registry
 
@@ -280,14 +280,7 @@ def _read_parquet(path: Path, columns: list[str]) -> dict[str, list[Any]]:
 
 
 def _read_lines(path: Path) -> list[str]:
-    if not path.is_file():
-        raise DataError(f"data file not found: {path}")
-    data = path.read_bytes()
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise DataError(f"{path}: line {line_of(data, e.start)}: invalid UTF-8 ({e.reason})") from None
-    lines = text.split("\n")
+    lines = read_utf8(path, "data file", "utf-8-sig").split("\n")
     if lines and lines[-1] == "":
         lines.pop()
     return [ln.rstrip("\r") for ln in lines]
