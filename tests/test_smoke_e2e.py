@@ -45,7 +45,7 @@ def test_tables_hold_a_finite_number_for_every_language_and_task(smoke):
     assert set(rows.columns) >= {"recipe", "task", "language", "seed", "metric", "value", "config_hash",
                                  "code_version", "packages"}
     # provenance of every row: the commit (git describe), the recipe's config hash, the package versions
-    assert rows["code_version"].str.contains(r"\+[0-9a-f]{7}").all()
+    assert rows["code_version"].str.contains(r"\+.*[0-9a-f]{7}").all()
     assert rows["config_hash"].str.fullmatch(r"[0-9a-f]{12}").all()
     assert rows["packages"].str.contains("torch=").all()
     assert set(rows["recipe"]) == set(cfg["recipes"])
@@ -221,3 +221,13 @@ def test_reordered_config_keys_rerun_nothing(smoke):
     assert scheduled(smoke, reordered) == []
     cfg["data"]["filters"] = dict(reversed(filters.items()))
     assert sum(rule == "corpus" for rule, _ in scheduled(smoke, cfg)) == len(cfg["languages"])
+
+
+def test_every_model_directory_records_its_provenance(smoke):
+    dirs = [p.parent for p in (smoke / "results").glob("*/**/langadapt.json")]
+    assert len(dirs) >= 10  # the base model and every init / pretrain / realign stage of the smoke recipes
+    for d in dirs:
+        meta = json.loads((d / "langadapt.json").read_text())
+        assert re.search(r"\+.*[0-9a-f]{7}", meta["code_version"]), d      # git describe of the checkout
+        assert re.fullmatch(r"[0-9a-f]{12}", meta["config_hash"]), d
+        assert {"python", "torch", "transformers"} <= set(meta["packages"]), d
