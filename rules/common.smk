@@ -82,8 +82,7 @@ ALL_TARGETS = [
 ]
 if TRAIN_RUNS:
     ALL_TARGETS.append("results/plots/loss_curves.png")
-if config["hypernetwork"].get("enabled"):
-    ALL_TARGETS.append(f"results/hypernet/{config['hypernetwork']['base']}")
+ALL_TARGETS += lc.hypernet_dirs(config)
 
 
 def langsamp_of(recipe):
@@ -112,7 +111,7 @@ def init_inputs(wildcards):
     if "word_vectors" in needs:
         inputs["word_vectors"] = [f"results/word_vectors/{n}" for n in word_vector_names(recipe["init"])]
     if "hypernet" in needs:
-        inputs["hypernet"] = f"results/hypernet/{lc.root_base(config, wildcards.recipe)}"
+        inputs["hypernet"] = lc.hypernet_dir(*lc.recipe_hypernet(config, wildcards.recipe))
     return inputs
 
 

@@ -69,27 +69,27 @@ rule init_model:
 
 
 rule hypernet:
-    # HyperOFA's hypernetwork for one base model (langadapt.hypernet): external word vectors -> the base
-    # model's factorized token embeddings; `train` overlaid with `per_base[base]`
+    # HyperOFA's hypernetwork for one base model and factorization dimension D' (langadapt.hypernet):
+    # external word vectors -> the base model's factorized token embeddings; `train` overlaid with
+    # `per_base[base]` and `per_dim[dim]` (langadapt.config.hypernet_train)
     input:
         model="results/base/{base}",
         word_vectors=lambda w: f"results/word_vectors/{config['hypernetwork']['word_vectors']}",
     output:
-        directory("results/hypernet/{base}"),
+        directory("results/hypernet/{base}_d{dim}"),
+    wildcard_constraints:
+        dim=r"\d+",
     params:
         spec=lambda w: as_json(
             {
                 "word_vectors": config["hypernetwork"].get("word_vectors"),
-                "train": {
-                    **config["hypernetwork"].get("train", {}),
-                    **config["hypernetwork"].get("per_base", {}).get(w.base, {}),
-                },
+                "train": lc.hypernet_train(config, w.base, int(w.dim)),
             }
         ),
     log:
-        "results/logs/hypernet/{base}.log",
+        "results/logs/hypernet/{base}_d{dim}.log",
     benchmark:
-        "results/benchmarks/hypernet/{base}.tsv"
+        "results/benchmarks/hypernet/{base}_d{dim}.tsv"
     conda:
         "../envs/train.yaml"
     threads: RES["train_threads"]

@@ -160,7 +160,7 @@ def test_bad_inputs_give_clear_errors(world, tmp_path):
         (lambda c: c["word_vectors"].update(other={"kind": "bible_aligned"})
          or c["recipes"]["tiny_hyperofa"]["init"][1]["hyperofa"].update(word_vectors="other"),
          "hyperofa reads word_vectors 'other', but the hypernetwork is trained on 'bible_smoke'"),
-        (lambda c: c["recipes"]["tiny_hyperofa"].update(factorize=8), "predicts 16 coordinates"),
+        (lambda c: c["hypernetwork"].update(per_dim={"big": {}}), "per_dim.big: keys are factorization"),
         (lambda c: c["hypernetwork"].update(enabled=False), "set hypernetwork.enabled"),
     ],
 )
@@ -171,3 +171,25 @@ def test_config_checks_of_the_hypernetwork(mutate, match):
     mutate(cfg)
     with pytest.raises(ConfigError, match=match):
         prepare_config(cfg, source="smoke")
+
+
+def test_each_hyperofa_recipe_reads_the_hypernetwork_of_its_base_and_dimension():
+    from langadapt.config import (
+        REPO_ROOT,
+        hypernet_dirs,
+        hypernet_train,
+        prepare_config,
+        read_yaml,
+        recipe_hypernet,
+    )
+
+    cfg = read_yaml(REPO_ROOT / "configs" / "smoke.yaml")
+    cfg["recipes"]["tiny_hyperofa_8"] = {**cfg["recipes"]["tiny_hyperofa"], "factorize": 8}
+    cfg["hypernetwork"]["per_dim"] = {8: {"hidden": 32}}
+    prepare_config(cfg, source="smoke")
+    assert recipe_hypernet(cfg, "tiny_hyperofa") == ("tiny", 16)     # no factorize: the base's own dim
+    assert recipe_hypernet(cfg, "tiny_hyperofa_8") == ("tiny", 8)
+    assert hypernet_dirs(cfg) == ["results/hypernet/tiny_d16", "results/hypernet/tiny_d8"]
+    # train < per_base < per_dim, and D' is the dimension asked for
+    assert hypernet_train(cfg, "tiny", 8) == {**cfg["hypernetwork"]["train"], "hidden": 32, "dim": 8}
+    assert hypernet_train(cfg, "tiny")["hidden"] == 16

@@ -113,7 +113,7 @@ def test_model_dirs_load_without_custom_code(smoke):
     blocks = [k for k in init_w if ".encoder." in k]
     assert blocks and all(torch.equal(init_w[k], emb_w[k]) for k in blocks)
     assert not all(torch.equal(init_w[k], emb_w[k]) for k in init_w if "word_embeddings" in k)
-    hyper = json.loads((smoke / "results/hypernet/tiny/hypernet.json").read_text())
+    hyper = json.loads((smoke / "results/hypernet/tiny_d16/hypernet.json").read_text())
     assert "heldout_cosine" in json.dumps(hyper)
 
 

@@ -149,6 +149,10 @@ def check_semantics(config: dict, source: str = "config") -> None:
     for base in hyper.get("per_base", {}):
         if base not in config["base_models"]:
             raise ConfigError(f"{source}: hypernetwork.per_base.{base}: not in base_models")
+    for dim in hyper.get("per_dim", {}):
+        if not str(dim).isdigit() or int(dim) < 1:
+            raise ConfigError(f"{source}: hypernetwork.per_dim.{dim}: keys are factorization dimensions D' "
+                              f"(positive integers)")
 
     from langadapt.data.parallel_sources import check_parallel_config  # torch-free, no I/O
 
@@ -236,8 +240,8 @@ def _check_recipe_languages(config: dict, source: str) -> None:
 
 
 def _check_hypernet_recipes(config: dict, source: str) -> None:
-    """Recipes whose init reads the hypernetwork (HyperOFA) name its word vectors and, with `factorize`,
-    its factorization dimension (the hypernetwork of the recipe's root base model predicts coordinates)."""
+    """Recipes whose init reads a hypernetwork (HyperOFA) name the word vectors it is trained on. (Each gets
+    the hypernetwork of its root base model and its own factorization dimension: `recipe_hypernet`.)"""
     hyper = config.get("hypernetwork", {})
     for name, recipe in config["recipes"].items():
         if "init" not in recipe or "hypernet" not in needs_of(recipe["init"]):
@@ -248,12 +252,6 @@ def _check_hypernet_recipes(config: dict, source: str) -> None:
                 raise ConfigError(f"{where}: {method} reads word_vectors {params.get('word_vectors')!r}, but "
                                   f"the hypernetwork is trained on {hyper.get('word_vectors')!r} "
                                   f"(hypernetwork.word_vectors)")
-        base = root_base(config, name)
-        train = {**hyper.get("train", {}), **hyper.get("per_base", {}).get(base, {})}
-        dim = train.get("dim", 100)  # 100 = langadapt.hypernet.DEFAULT_CFG["dim"] (tested there)
-        if recipe.get("factorize") is not None and recipe["factorize"] != dim:
-            raise ConfigError(f"{source}: recipes.{name}.factorize: {recipe['factorize']}, but the hypernetwork "
-                              f"of base {base!r} predicts {dim} coordinates (hypernetwork dim)")
 
 
 def check_selector(config: dict, where: str, spec: dict) -> None:
@@ -328,6 +326,46 @@ def root_base(config: dict, recipe: str) -> str:
 
 def base_model_dir(base: str) -> str:
     return f"results/base/{base}"
+
+
+# ------------------------------------------------------------------------------------ hypernetworks
+DEFAULT_HYPERNET_DIM = 100  # langadapt.hypernet.DEFAULT_CFG["dim"] (tested there)
+
+
+def hypernet_train(config: dict, base: str, dim: int | None = None) -> dict:
+    """Training settings of the hypernetwork of (`base`, D' = `dim`): ``train``, overlaid with
+    ``per_base[base]``, then ``per_dim[dim]`` (HyperOFA App. Table 6: the depth and temperature follow the base
+    model, the hidden size the dimension); `dim` None = the base's own ``dim`` (default 100)."""
+    hyper = config.get("hypernetwork", {})
+    train = {**hyper.get("train", {}), **hyper.get("per_base", {}).get(base, {})}
+    dim = int(dim if dim is not None else train.get("dim", DEFAULT_HYPERNET_DIM))
+    per_dim = hyper.get("per_dim", {})
+    return {**train, **per_dim.get(dim, per_dim.get(str(dim), {})), "dim": dim}
+
+
+def hypernet_dir(base: str, dim: int) -> str:
+    return f"results/hypernet/{base}_d{int(dim)}"
+
+
+def recipe_hypernet(config: dict, recipe: str) -> tuple[str, int]:
+    """(base, D') of the hypernetwork a HyperOFA recipe reads: its root base model, and its `factorize`
+    dimension (else the base's hypernetwork ``dim``) — the coordinates the hypernetwork predicts."""
+    base = root_base(config, recipe)
+    factorize = config["recipes"][recipe].get("factorize")
+    return base, int(factorize) if factorize is not None else hypernet_train(config, base)["dim"]
+
+
+def hypernet_dirs(config: dict) -> list[str]:
+    """Every hypernetwork the config builds: that of ``hypernetwork.base`` (when enabled) and those the
+    HyperOFA recipes read, in first-use order."""
+    hyper = config.get("hypernetwork", {})
+    dirs = []
+    if hyper.get("enabled"):
+        dirs.append(hypernet_dir(hyper["base"], hypernet_train(config, hyper["base"])["dim"]))
+    for name, recipe in config["recipes"].items():
+        if "init" in recipe and "hypernet" in needs_of(recipe["init"]):
+            dirs.append(hypernet_dir(*recipe_hypernet(config, name)))
+    return list(dict.fromkeys(dirs))
 
 
 def stage_dir(recipe: str, stage: str) -> str:
