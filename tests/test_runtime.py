@@ -24,7 +24,12 @@ def test_training_jobs_append_to_an_attempts_log_that_survives_log_deletion(tmp_
     j = job(sm, run_dir=run_dir)
     j.log.warning("received signal 15")
     Path(sm.log[0]).unlink()                      # what Snakemake does before the next attempt
-    (run_dir / "checkpoints/step-00000090").mkdir(parents=True)
+    ckpt = run_dir / "checkpoints/step-00000090"
+    ckpt.mkdir(parents=True)
+    j = job(sm, run_dir=run_dir)                  # an unfinished checkpoint (no state.json) is no resume
+    assert "continuing" not in (tmp_path / "runs/r/pretrain.attempts.log").read_text()
+    (ckpt / "state.json").write_text("{}")
+    (ckpt / "trainer.pt").write_bytes(b"")
     j = job(sm, run_dir=run_dir)
     j.log.info("resumed")
     logging.shutdown()

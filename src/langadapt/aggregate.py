@@ -188,8 +188,7 @@ def write_tables(
     (default ``out_dir/results.csv``); return the paths written."""
     out_dir = Path(out_dir)
     written = [Path(all_rows_csv) if all_rows_csv is not None else out_dir / "results.csv"]
-    cols = ROW_COLUMNS if "packages" in df.columns else [c for c in ROW_COLUMNS if c != "packages"]
-    _write_text_atomic(df[cols].to_csv(index=False), written[0])
+    _write_text_atomic(df.reindex(columns=ROW_COLUMNS).to_csv(index=False), written[0])
     for name, table in summary_tables(df, scale=scale, digits=digits).items():
         csv_path, tex_path = out_dir / f"{name}.csv", out_dir / f"{name}.tex"
         _write_text_atomic(table.to_csv(), csv_path)

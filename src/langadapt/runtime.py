@@ -125,7 +125,11 @@ def job(snakemake: Any, run_dir: str | os.PathLike | None = None) -> Job:
     """
     log_file = snakemake.log[0] if len(snakemake.log) else None
     history = f"{os.fspath(run_dir).rstrip('/')}.attempts.log" if run_dir is not None else None
-    resuming = run_dir is not None and any(Path(run_dir, "checkpoints").glob("step-*"))
+    resuming = False
+    if run_dir is not None:
+        from langadapt.train.checkpoint import latest_checkpoint  # torch: training scripts only
+
+        resuming = latest_checkpoint(Path(run_dir)) is not None
     log = setup_logging(log_file, f"langadapt.{snakemake.rule}", history_path=history)
     set_threads(int(snakemake.threads))
     log.info("rule %s, wildcards %s, threads %s%s", snakemake.rule, dict(snakemake.wildcards.items()),
