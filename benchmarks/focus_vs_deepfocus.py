@@ -1,7 +1,7 @@
-"""Our FOCUS (`langadapt.init_methods.focus`) against the reference implementation `deepfocus` (issue 4).
+"""Our FOCUS (`langadapt.vocab.methods.focus`) against the reference implementation `deepfocus` (issue 4).
 
 Same source model, same new tokenizer, same data and *the same auxiliary fastText model* (trained once by
-`langadapt.init_methods.focus.train_token_fasttext` with FOCUS's defaults and handed to both through
+`langadapt.vocab.methods.focus.train_token_fasttext` with FOCUS's defaults and handed to both through
 deepfocus's ``fasttext_model_path`` / our ``fasttext_model`` parameter), so that the comparison isolates
 what follows the fastText training: overlap detection, the auxiliary vectors, the sparsemax combination.
 
@@ -51,9 +51,9 @@ def load_texts() -> dict[str, list[str]]:
 
 def build(work: Path, texts: dict[str, list[str]], vocab_size: int) -> dict:
     """Source model, tokenizer and fastText model under `work` (kept between runs)."""
-    from langadapt.init_methods.focus import train_token_fasttext
     from langadapt.models.source import build_source_model
-    from langadapt.tokenization import train_sentencepiece
+    from langadapt.models.tokenization import train_sentencepiece
+    from langadapt.vocab.methods.focus import train_token_fasttext
 
     times = {}
     all_texts = [t for lang in sorted(texts) for t in texts[lang]]
@@ -104,7 +104,8 @@ def main() -> None:
     import torch
     from transformers import AutoModelForMaskedLM, AutoTokenizer
 
-    from langadapt.embedding_init import InitContext, InitResources, assign_embeddings, special_roles
+    from langadapt.vocab.base import InitContext, InitResources, special_roles
+    from langadapt.vocab.chain import assign_embeddings
 
     try:
         from deepfocus import FOCUS
@@ -149,7 +150,7 @@ def main() -> None:
             out[name] = res
 
     # where our time goes (one more call of each phase): fastText load + vectors, then the combination
-    from langadapt.init_methods.focus import focus_combine, token_vectors
+    from langadapt.vocab.methods.focus import focus_combine, token_vectors
 
     pieces = list(tgt_tok.get_vocab())
     (vecs, has), t_vectors, _ = timed(lambda: token_vectors(ft_path, pieces))

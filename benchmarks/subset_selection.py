@@ -1,4 +1,4 @@
-"""Language-subset selection (langadapt.selection): uriel_diversity max/min on the 65-language pool.
+"""Language-subset selection (langadapt.realign.selection): uriel_diversity max/min on the 65-language pool.
 
 For n = 5, 10, 20, 40 and each direction: wall time (target <= 5 s each), objective, whether CBC proved it
 optimal, and the greedy+swap objective alone. The gap to exhaustive search is measured on a reduced pool
@@ -23,7 +23,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 from workflow_budget import cpu_busy_seconds  # noqa: E402
 
-from langadapt.selection import distance_matrix, diverse_subset, load_pool  # noqa: E402
+from langadapt.realign.selection import distance_matrix, diverse_subset, load_pool  # noqa: E402
 
 TARGET_S = 5.0
 

@@ -9,7 +9,7 @@ import snakemake.utils
 from snakemake.exceptions import WorkflowError
 
 from langadapt import config as lc
-from langadapt.errors import ConfigError
+from langadapt.core.errors import ConfigError
 
 # config.yaml is the default; a --configfile replaces it (instead of being merged into it), while
 # --config KEY=VALUE overrides still apply on top of whichever file is used. A module of
@@ -97,8 +97,8 @@ def init_texts_langs(recipe):
 
 def init_inputs(wildcards):
     """Inputs of one recipe's init job: the model and tokenizer, plus what its methods need
-    (langadapt.init_methods.NEEDS): corpora, word vectors, the base model's hypernetwork."""
-    from langadapt.init_methods import needs_of, word_vector_names
+    (langadapt.vocab.spec.NEEDS): corpora, word vectors, the base model's hypernetwork."""
+    from langadapt.vocab.spec import needs_of, word_vector_names
 
     recipe = config["recipes"][wildcards.recipe]
     inputs = {
@@ -192,7 +192,7 @@ def align_langs(data, aligner):
 
 def align_inputs(wildcards):
     """Pharaoh aligner: its text and alignment files; eflomal: the translation pairs it aligns."""
-    from langadapt.word_align import pharaoh_inputs
+    from langadapt.realign.word_align import pharaoh_inputs
 
     spec = config["aligners"][wildcards.aligner]
     if spec["kind"] == "pharaoh":

@@ -69,7 +69,7 @@ rule init_model:
 
 
 rule hypernet:
-    # HyperOFA's hypernetwork for one base model and factorization dimension D' (langadapt.hypernet):
+    # HyperOFA's hypernetwork for one base model and factorization dimension D' (langadapt.hypernet.training):
     # external word vectors -> the base model's factorized token embeddings; `train` overlaid with
     # `per_base[base]` and `per_dim[dim]` (langadapt.config.hypernet_train)
     input:

@@ -3,7 +3,7 @@
 # The similarity heatmaps encode sentences with the models, so they are not in `all`: ask for them with
 # `snakemake results/plots/similarity/{recipe}.png` (one recipe) or `snakemake similarity_all`.
 from langadapt.evaluation.retrieval import BibleRetrieval
-from langadapt.plots import similarity_inputs
+from langadapt.report.plots import similarity_inputs
 
 # recipes whose final model is a LangSAMP pretraining run (the tables sit beside that model only)
 LANGSAMP_RECIPES = [

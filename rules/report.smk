@@ -52,7 +52,7 @@ rule loss_curves:
 
 # Realignment reports (the realignment paper): the language subsets the selectors chose (Table 6) and
 # the transfer score against the number of realignment languages per selector (Figure 5).
-from langadapt.realign_report import realign_design, scaling_recipes
+from langadapt.report.realign import realign_design, scaling_recipes
 
 SELECTOR_ENTRIES = [n for n, s in config["realignment"].items() if isinstance(s.get("languages"), dict)]
 SCALING_DESIGN = realign_design(config, scaling_recipes(realign_design(config)))

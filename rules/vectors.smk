@@ -1,9 +1,9 @@
-# External word vectors for OFA / HyperOFA (results/word_vectors/{name}; format: langadapt.word_vectors),
+# External word vectors for OFA / HyperOFA (results/word_vectors/{name}; format: langadapt.vectors.base),
 # word alignments for word-level realignment (results/alignments/{data}/{aligner}.parquet),
 # and realignment language subsets chosen by a selector (results/selection/{name}.json).
 # An entry of the config's `word_vectors` section is built only when a recipe's init method names it
-# (init_inputs in common.smk); kinds: langadapt.word_vectors.WORD_VECTOR_KINDS.
-from langadapt.word_vectors import word_vector_kind
+# (init_inputs in common.smk); kinds: langadapt.vectors.base.WORD_VECTOR_KINDS.
+from langadapt.vectors.base import word_vector_kind
 
 try:
     WORD_VECTOR_SPECS = {
@@ -41,7 +41,7 @@ rule word_vectors:
         "../scripts/word_vectors.py"
 
 
-# Language subsets for realignment chosen by a selector (langadapt.selection), one JSON per entry.
+# Language subsets for realignment chosen by a selector (langadapt.realign.selection), one JSON per entry.
 rule select_languages:
     output:
         "results/selection/{selection}.json",
@@ -60,7 +60,7 @@ rule select_languages:
         "../scripts/select_languages.py"
 
 
-# Word alignments of translation pairs for word-level realignment (langadapt.word_align), one file per
+# Word alignments of translation pairs for word-level realignment (langadapt.realign.word_align), one file per
 # (parallel data, aligner) that a realignment entry with `loss: word` reads.
 rule align_words:
     input:

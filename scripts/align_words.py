@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from langadapt.runtime import job
-from langadapt.word_align import align_job
+from langadapt.core.runtime import job
+from langadapt.realign.word_align import align_job
 
 j = job(snakemake)  # noqa: F821
 inputs = snakemake.input  # noqa: F821

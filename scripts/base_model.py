@@ -2,9 +2,9 @@
 
 from pathlib import Path
 
+from langadapt.core.runtime import job
+from langadapt.data.corpus import corpus_texts
 from langadapt.models.source import build_source_model
-from langadapt.runtime import job
-from langadapt.workflow import corpus_texts
 
 j = job(snakemake)  # noqa: F821
 spec = j.param_json("spec")

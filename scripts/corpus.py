@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
+from langadapt.core.runtime import job
 from langadapt.data.corpus import build_corpus
-from langadapt.runtime import job
 
 j = job(snakemake)  # noqa: F821
 filters = j.param_json("filters")

@@ -6,9 +6,9 @@ of the task's languages (`params.langs` order) and the verse pairs only for kind
 
 from pathlib import Path
 
-from langadapt.config import code_version
+from langadapt.core.provenance import code_version
+from langadapt.core.runtime import job
 from langadapt.evaluation.tasks import evaluate
-from langadapt.runtime import job
 
 j = job(snakemake)  # noqa: F821
 sm = snakemake  # noqa: F821

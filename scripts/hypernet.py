@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from langadapt.runtime import job
-from langadapt.workflow import hypernet_job
+from langadapt.core.runtime import job
+from langadapt.hypernet.training import hypernet_job
 
 j = job(snakemake)  # noqa: F821
 hypernet_job(j.param_json("spec"), Path(snakemake.input.model), Path(snakemake.input.word_vectors),  # noqa: F821

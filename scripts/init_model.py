@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from langadapt.runtime import job
-from langadapt.workflow import init_job
+from langadapt.core.runtime import job
+from langadapt.vocab.chain import init_job
 
 j = job(snakemake)  # noqa: F821
 inp = snakemake.input  # noqa: F821

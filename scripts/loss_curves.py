@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from langadapt.runtime import job
-from langadapt.workflow import plot_loss_curves
+from langadapt.core.runtime import job
+from langadapt.report.plots import plot_loss_curves
 
 job(snakemake)  # noqa: F821
 plot_loss_curves([Path(p) for p in snakemake.input], Path(snakemake.output[0]))  # noqa: F821

@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
+from langadapt.core.runtime import job
 from langadapt.data.parallel import build_parallel
-from langadapt.runtime import job
 
 job(snakemake)  # noqa: F821
 paths = dict(zip(snakemake.params.langs, map(Path, snakemake.input), strict=True))  # noqa: F821

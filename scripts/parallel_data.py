@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
+from langadapt.core.runtime import job
 from langadapt.data.parallel_sources import build_parallel_data
-from langadapt.runtime import job
 
 j = job(snakemake)  # noqa: F821
 build_parallel_data(

@@ -2,9 +2,9 @@
 
 from pathlib import Path
 
-from langadapt.aggregate import collect
-from langadapt.plots import plot_all_per_language
-from langadapt.runtime import job
+from langadapt.core.runtime import job
+from langadapt.report.aggregate import collect
+from langadapt.report.plots import plot_all_per_language
 
 j = job(snakemake)  # noqa: F821
 written = plot_all_per_language(collect([Path(p) for p in snakemake.input]), Path(snakemake.output[0]))  # noqa: F821

@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from langadapt.runtime import job
-from langadapt.workflow import pretrain_job
+from langadapt.core.runtime import job
+from langadapt.train.mlm import pretrain_job
 
 j = job(snakemake, run_dir=snakemake.params.run_dir)  # noqa: F821
 spec = j.param_json("spec")

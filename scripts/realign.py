@@ -3,8 +3,8 @@
 import json
 from pathlib import Path
 
-from langadapt.runtime import job
-from langadapt.train.realign import realign
+from langadapt.core.runtime import job
+from langadapt.realign.trainer import realign
 
 j = job(snakemake, run_dir=snakemake.params.run_dir)  # noqa: F821
 spec = j.param_json("spec")

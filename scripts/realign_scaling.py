@@ -2,9 +2,9 @@
 
 from pathlib import Path
 
-from langadapt.aggregate import collect
-from langadapt.realign_report import realign_scaling
-from langadapt.runtime import job
+from langadapt.core.runtime import job
+from langadapt.report.aggregate import collect
+from langadapt.report.realign import realign_scaling
 
 j = job(snakemake)  # noqa: F821
 df = collect([Path(p) for p in snakemake.input.evals])  # noqa: F821

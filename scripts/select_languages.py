@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from langadapt.runtime import job
-from langadapt.selection import selection_job
+from langadapt.core.runtime import job
+from langadapt.realign.selection import selection_job
 
 j = job(snakemake)  # noqa: F821
 selection_job(j.param_json("spec"), snakemake.params.langs, Path(snakemake.output[0]))  # noqa: F821

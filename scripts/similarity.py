@@ -3,8 +3,8 @@ recipe's base model (LangSAMP slides: similarity heatmap and improvement over th
 
 from pathlib import Path
 
-from langadapt.plots import plot_similarity, similarity_matrix, write_matrix_csv
-from langadapt.runtime import job
+from langadapt.core.runtime import job
+from langadapt.report.plots import plot_similarity, similarity_matrix, write_matrix_csv
 
 j = job(snakemake)  # noqa: F821
 sm = snakemake  # noqa: F821

@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from langadapt.realign_report import subsets_table
-from langadapt.runtime import job
+from langadapt.core.runtime import job
+from langadapt.report.realign import subsets_table
 
 job(snakemake)  # noqa: F821
 subsets_table([Path(p) for p in snakemake.input], Path(snakemake.output.csv), Path(snakemake.output.tex))  # noqa: F821

@@ -4,10 +4,10 @@
 import json
 from pathlib import Path
 
-from langadapt.aggregate import collect, plot_results, write_tables
-from langadapt.paper_tables import write_tables as write_paper_tables
-from langadapt.runtime import job
-from langadapt.stats import write_report
+from langadapt.core.runtime import job
+from langadapt.report.aggregate import collect, plot_results, write_tables
+from langadapt.report.paper_tables import write_tables as write_paper_tables
+from langadapt.report.stats import write_report
 
 job(snakemake)  # noqa: F821
 out = snakemake.output  # noqa: F821

@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from langadapt.runtime import job
-from langadapt.workflow import tokenizer_job
+from langadapt.core.runtime import job
+from langadapt.models.tokenizer_jobs import tokenizer_job
 
 j = job(snakemake)  # noqa: F821
 spec = j.param_json("spec")

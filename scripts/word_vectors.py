@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from langadapt.runtime import job
-from langadapt.word_vectors import build_word_vectors
+from langadapt.core.runtime import job
+from langadapt.vectors.base import build_word_vectors
 
 j = job(snakemake)  # noqa: F821
 name = snakemake.wildcards.name  # noqa: F821

@@ -3,8 +3,8 @@
 import pandas as pd
 import pytest
 
-from langadapt.aggregate import collect, plot_results, seed_stats, summary_tables, write_tables
-from langadapt.errors import DataError
+from langadapt.core.errors import DataError
+from langadapt.report.aggregate import collect, plot_results, seed_stats, summary_tables, write_tables
 
 COLS = ["recipe", "task", "language", "seed", "metric", "value", "config_hash", "code_version"]
 

@@ -10,8 +10,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from langadapt.core.errors import ConfigError, DataError
 from langadapt.data.corpus import CORPUS_SCHEMA, assign_splits, build_corpus, filter_report, load_corpus
-from langadapt.errors import ConfigError, DataError
 
 FIXTURES = Path(__file__).parent / "fixtures" / "data"
 FILTERS = {"dedup": {}, "min_tokens": {}, "avg_token_length": {}, "max_token_length": {}, "alpha_ratio": {},

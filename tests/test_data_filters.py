@@ -5,9 +5,9 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
+from langadapt.core.errors import ConfigError
+from langadapt.core.languages import Lang, parse_lang
 from langadapt.data.filters import FILTERS, apply_filters, build_filters, token_stats
-from langadapt.errors import ConfigError
-from langadapt.languages import Lang, parse_lang
 
 ENG = parse_lang("eng_Latn")
 JPN = parse_lang("jpn_Jpan")

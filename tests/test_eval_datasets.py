@@ -10,8 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from langadapt.errors import ConfigError, DataError
-from langadapt.evaluation.conllu import UPOS, parse_conllu
+from langadapt.core.errors import ConfigError, DataError
 from langadapt.evaluation.datasets import (
     DATASETS,
     SIB200_LABELS,
@@ -21,7 +20,8 @@ from langadapt.evaluation.datasets import (
     Examples,
     build_dataset,
 )
-from langadapt.evaluation.embedded_datasets import HIRONSAN_TAGS
+from langadapt.evaluation.datasets.conllu import UPOS, parse_conllu
+from langadapt.evaluation.datasets.embedded import HIRONSAN_TAGS
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 

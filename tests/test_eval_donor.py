@@ -14,8 +14,7 @@ from test_eval_sequence_tasks import FAST, sib200_tree
 from test_eval_token_classification import TINY, write_conllu
 from test_train_helpers import make_model_dir as make_xlmr_dir
 
-from langadapt.aggregate import main_metric
-from langadapt.errors import ConfigError, DataError
+from langadapt.core.errors import ConfigError, DataError
 from langadapt.evaluation import build_task
 from langadapt.evaluation.donor import (
     LANGUAGE_EMBEDDING_VARIANTS,
@@ -28,6 +27,7 @@ from langadapt.evaluation.donor import (
     run_plan,
 )
 from langadapt.evaluation.tasks import TaskData
+from langadapt.report.aggregate import main_metric
 
 DONOR_LOG = "langadapt.evaluation.donor"
 

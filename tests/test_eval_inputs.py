@@ -15,7 +15,7 @@ from eval_helpers import WORDS, make_model_dir
 from test_workflow import snakemake
 
 from langadapt import config as lc
-from langadapt.errors import ConfigError, DataError
+from langadapt.core.errors import ConfigError, DataError
 from langadapt.evaluation.datasets import build_dataset
 from langadapt.evaluation.tasks import TaskData, build_task, evaluate, task_inputs, task_local_inputs
 

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from langadapt import config as lc
-from langadapt.errors import ConfigError
+from langadapt.core.errors import ConfigError
 
 from conftest import REPO
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 from eval_helpers import SPECIALS, WORDS, make_model_dir  # noqa: E402,F401
 
-from langadapt.errors import ConfigError, DataError
+from langadapt.core.errors import ConfigError, DataError
 from langadapt.evaluation import TASKS, build_task, evaluate
 from langadapt.evaluation import retrieval as retrieval_mod
 from langadapt.evaluation.retrieval import encode_mean, load_encoder, select_ids

@@ -13,7 +13,7 @@ import pytest
 import torch
 from test_train_helpers import LANG_PREFIX, WORDS, make_model_dir, make_tokenizer, word
 
-from langadapt.errors import ConfigError, DataError
+from langadapt.core.errors import ConfigError, DataError
 from langadapt.evaluation import TASKS, build_task, evaluate
 from langadapt.evaluation.datasets import SIB200_LABELS, TAXI1500_LABELS
 from langadapt.evaluation.sequence_tasks import cap

@@ -9,7 +9,7 @@ import torch
 from eval_helpers import make_model_dir
 from init_helpers import unigram
 
-from langadapt.errors import ConfigError, DataError
+from langadapt.core.errors import ConfigError, DataError
 from langadapt.evaluation import build_task
 from langadapt.evaluation.datasets import build_dataset
 from langadapt.evaluation.tasks import TaskData

@@ -1,4 +1,4 @@
-"""HyperOFA's hypernetwork (langadapt.hypernet): networks, matching, augmentation, loss, training, outputs."""
+"""HyperOFA's hypernetwork (langadapt.hypernet.training): networks, matching, augmentation, loss, training, outputs."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from init_helpers import unigram
 from transformers import XLMRobertaConfig, XLMRobertaForMaskedLM
 
 from langadapt.config import SCHEMA_PATH
-from langadapt.errors import ConfigError, DataError
-from langadapt.hypernet import (
+from langadapt.core.errors import ConfigError, DataError
+from langadapt.hypernet.training import (
     DEFAULT_CFG,
     HYPERNETS,
     build_hypernetwork,
@@ -33,7 +33,7 @@ from langadapt.hypernet import (
     resolve_cfg,
     train_hypernetwork,
 )
-from langadapt.word_vectors import save_word_vectors
+from langadapt.vectors.base import save_word_vectors
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

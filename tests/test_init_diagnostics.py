@@ -10,11 +10,11 @@ import pytest
 import torch
 from init_helpers import save_tiny_xlmr
 
-from langadapt.embedding_init import initialize_embeddings
-from langadapt.errors import DataError
-from langadapt.init_methods import diagnostics
-from langadapt.init_methods.diagnostics import fit_pca, pca_figure
-from langadapt.tokenization import train_sentencepiece
+from langadapt.core.errors import DataError
+from langadapt.models.tokenization import train_sentencepiece
+from langadapt.vocab.chain import initialize_embeddings
+from langadapt.vocab.diagnostics import fit_pca, pca_figure
+from langadapt.vocab.spec import diagnostics
 
 PNG = b"\x89PNG\r\n\x1a\n"
 SPECIALS = {"bos": 0, "pad": 1, "eos": 2, "unk": 3}
@@ -121,7 +121,7 @@ def test_a_plotting_failure_only_warns(dirs, tmp_path, monkeypatch, caplog):
         raise RuntimeError("no canvas")
 
     monkeypatch.setattr(diagnostics, "pca_figure", broken)
-    with caplog.at_level(logging.WARNING, logger="langadapt.embedding_init"):
+    with caplog.at_level(logging.WARNING, logger="langadapt.vocab.chain"):
         stats = initialize_embeddings(dirs / "src", dirs / "tgt", ["ident", "random"], tmp_path / "m",
                                       diagnostics=True)
     assert stats["pca"] == {"error": "RuntimeError: no canvas"}

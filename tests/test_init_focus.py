@@ -1,4 +1,4 @@
-"""FOCUS embedding init (`langadapt.init_methods.focus`): sparsemax, the combination step, the method in a
+"""FOCUS embedding init (`langadapt.vocab.methods.focus`): sparsemax, the combination step, the method in a
 chain on tiny tokenizers with a real (tiny) fastText model, and its errors."""
 
 from __future__ import annotations
@@ -11,19 +11,12 @@ import pytest
 import torch
 from transformers import AutoModelForMaskedLM, AutoTokenizer, XLMRobertaConfig, XLMRobertaForMaskedLM
 
-import langadapt.init_methods.focus as focus_mod
-from langadapt.embedding_init import (
-    INIT_METHODS,
-    InitContext,
-    InitResources,
-    assign_embeddings,
-    ident_pairs,
-    initialize_embeddings,
-    special_roles,
-)
-from langadapt.errors import ConfigError, DataError
-from langadapt.init_methods.focus import focus_combine, sparsemax
-from langadapt.tokenization import train_sentencepiece
+import langadapt.vocab.methods.focus as focus_mod
+from langadapt.core.errors import ConfigError, DataError
+from langadapt.models.tokenization import train_sentencepiece
+from langadapt.vocab.base import INIT_METHODS, InitContext, InitResources, ident_pairs, special_roles
+from langadapt.vocab.chain import assign_embeddings, initialize_embeddings
+from langadapt.vocab.methods.focus import focus_combine, sparsemax
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

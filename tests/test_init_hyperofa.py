@@ -1,4 +1,4 @@
-"""HyperOFA init (init_methods/hyperofa.py): copy / predict / random on hand-made Unigram tokenizers."""
+"""HyperOFA init (vocab/methods/hyperofa.py): copy / predict / random on hand-made Unigram tokenizers."""
 
 from __future__ import annotations
 
@@ -15,16 +15,11 @@ from transformers import (
     XLMRobertaForMaskedLM,
 )
 
-from langadapt.embedding_init import (
-    INIT_METHODS,
-    InitContext,
-    InitResources,
-    initialize_embeddings,
-    special_roles,
-)
-from langadapt.errors import ConfigError, DataError
-from langadapt.hypernet import load_trained_hypernet, piece_word_sets, train_hypernetwork
-from langadapt.word_vectors import load_word_vectors, save_word_vectors
+from langadapt.core.errors import ConfigError, DataError
+from langadapt.hypernet.training import load_trained_hypernet, piece_word_sets, train_hypernetwork
+from langadapt.vectors.base import load_word_vectors, save_word_vectors
+from langadapt.vocab.base import INIT_METHODS, InitContext, InitResources, special_roles
+from langadapt.vocab.chain import initialize_embeddings
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -165,7 +160,8 @@ def test_bad_inputs_give_clear_errors(world, tmp_path):
     ],
 )
 def test_config_checks_of_the_hypernetwork(mutate, match):
-    from langadapt.config import REPO_ROOT, prepare_config, read_yaml
+    from langadapt.config import prepare_config, read_yaml
+    from langadapt.core.provenance import REPO_ROOT
 
     cfg = read_yaml(REPO_ROOT / "configs" / "smoke.yaml")
     mutate(cfg)

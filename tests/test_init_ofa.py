@@ -1,4 +1,4 @@
-"""OFA init (init_methods/ofa.py) on hand-made Unigram tokenizers and word vectors."""
+"""OFA init (vocab/methods/ofa.py) on hand-made Unigram tokenizers and word vectors."""
 
 from __future__ import annotations
 
@@ -15,16 +15,11 @@ from transformers import (
     XLMRobertaForMaskedLM,
 )
 
-from langadapt.embedding_init import (
-    INIT_METHODS,
-    InitContext,
-    InitResources,
-    initialize_embeddings,
-    special_roles,
-)
-from langadapt.errors import ConfigError
+from langadapt.core.errors import ConfigError
 from langadapt.models.factorized import install_factorized, read_factorization
-from langadapt.word_vectors import save_word_vectors
+from langadapt.vectors.base import save_word_vectors
+from langadapt.vocab.base import INIT_METHODS, InitContext, InitResources, special_roles
+from langadapt.vocab.chain import initialize_embeddings
 
 SOURCE = ["▁house", "▁dog", "▁cat", "▁tree", "▁the", "▁a", "zz"]  # zz, ▁a: in no word
 TARGET = ["▁house", "▁haus", "▁hund", "▁katze", "▁baum", "▁xyz", "boot"]  # ▁xyz: in no word
@@ -84,7 +79,7 @@ def test_identical_word_vectors_give_the_source_embedding_at_low_temperature(wv_
     for tgt, src in (("▁haus", "▁house"), ("▁hund", "▁dog"), ("▁katze", "▁cat")):
         assert torch.allclose(out[tv[tgt]], ctx.source_emb[sv[src]], atol=1e-4)
     # factorized: the same combination in coordinate space, mapped back -> rows in the primitives' span
-    from langadapt.embedding_factorization import factorize
+    from langadapt.models.factorization import factorize
 
     c, p = factorize(ctx.source_emb, 4)
     out4 = run_ofa(ctx, k=10, temperature=0.01, langs=["deu_Latn"], source_langs=["eng_Latn"], dim=4)
@@ -132,7 +127,7 @@ def test_chain_with_factorized_init_model(wv_dir, tmp_path):
     model = AutoModelForMaskedLM.from_pretrained(out)
     assert torch.allclose(model.get_input_embeddings().weight, f.product(), atol=1e-6)
     # OFA rows with dim = factorize lie in the span of the primitives: kept exactly
-    from langadapt.embedding_factorization import factorize
+    from langadapt.models.factorization import factorize
 
     _, p = factorize(XLMRobertaForMaskedLM.from_pretrained(src_dir).get_input_embeddings().weight.detach(), 8)
     assert torch.allclose(f.primitives, p, atol=1e-6)

@@ -10,10 +10,11 @@ import torch
 from init_helpers import save_tiny_xlmr
 from transformers import AutoModelForMaskedLM
 
-from langadapt.embedding_init import INIT_METHODS, InitContext, assign_embeddings, initialize_embeddings
-from langadapt.errors import ConfigError, DataError
-from langadapt.init_methods.script import is_wordpiece, piece_position, piece_script
-from langadapt.tokenization import train_sentencepiece
+from langadapt.core.errors import ConfigError, DataError
+from langadapt.models.tokenization import train_sentencepiece
+from langadapt.vocab.base import INIT_METHODS, InitContext
+from langadapt.vocab.chain import assign_embeddings, initialize_embeddings
+from langadapt.vocab.methods.script import is_wordpiece, piece_position, piece_script
 
 D = 4
 SPECIALS = {"bos": 0, "pad": 1, "eos": 2, "unk": 3}

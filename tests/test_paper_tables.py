@@ -1,4 +1,4 @@
-"""Paper-layout tables (langadapt.paper_tables): cell values, layouts, LaTeX, config checks, workflow wiring."""
+"""Paper-layout tables (langadapt.report.paper_tables): cell values, layouts, LaTeX, config checks, workflow wiring."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from langadapt.errors import ConfigError
-from langadapt.paper_tables import build_table, check_tables, to_latex, write_tables
-from langadapt.stats import language_groups
+from langadapt.core.errors import ConfigError
+from langadapt.report.paper_tables import build_table, check_tables, to_latex, write_tables
+from langadapt.report.stats import language_groups
 
 from conftest import REPO
 

@@ -16,10 +16,10 @@ import pytest
 import yaml
 
 from langadapt import config as lc
+from langadapt.core.errors import ConfigError, DataError
+from langadapt.core.languages import parse_lang
 from langadapt.data import parallel_sources as ps
 from langadapt.data.parallel import PARALLEL_SCHEMA, load_parallel
-from langadapt.errors import ConfigError, DataError
-from langadapt.languages import parse_lang
 
 from conftest import REPO
 

@@ -1,4 +1,4 @@
-"""langadapt.plots on tiny inputs: LangSAMP PCA, cross-language similarity matrix, per-language bars."""
+"""langadapt.report.plots on tiny inputs: LangSAMP PCA, cross-language similarity matrix, per-language bars."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import pyarrow.parquet as pq
 import pytest
 from test_train_helpers import make_model_dir, write_parallel
 
-from langadapt.errors import DataError
+from langadapt.core.errors import DataError
 from langadapt.evaluation.tasks import ROW_COLUMNS
-from langadapt.plots import (
+from langadapt.report.plots import (
     langsamp_tables,
     mean_pairwise_cosine,
     parallel_sentences,

@@ -1,4 +1,4 @@
-"""Realignment reports (langadapt.realign_report) and the packaged seen-language lists of the selectors."""
+"""Realignment reports (langadapt.report.realign) and the packaged seen-language lists of the selectors."""
 
 from __future__ import annotations
 
@@ -12,16 +12,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from langadapt.errors import ConfigError, DataError
-from langadapt.realign_report import (
-    realign_design,
-    realign_scaling,
-    scaling_recipes,
-    scaling_table,
-    subset_rows,
-    subsets_table,
-)
-from langadapt.selection import (
+from langadapt.core.errors import ConfigError, DataError
+from langadapt.realign.selection import (
     ENGLISH,
     POOL_ALIASES,
     check_params,
@@ -29,6 +21,14 @@ from langadapt.selection import (
     seen_languages,
     select,
     selection_job,
+)
+from langadapt.report.realign import (
+    realign_design,
+    realign_scaling,
+    scaling_recipes,
+    scaling_table,
+    subset_rows,
+    subsets_table,
 )
 
 SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")

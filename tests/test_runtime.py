@@ -1,4 +1,4 @@
-"""Script glue (langadapt.runtime): logs across attempts, PYTHONPATH for the conda envs, package versions."""
+"""Script glue (langadapt.core.runtime): logs across attempts, PYTHONPATH for the conda envs, package versions."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import os
 from pathlib import Path
 from types import SimpleNamespace
 
-from langadapt.runtime import job, packages_string, prepend_pythonpath
+from langadapt.core.provenance import packages_string
+from langadapt.core.runtime import job, prepend_pythonpath
 
 
 class Wildcards(dict):

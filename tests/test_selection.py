@@ -1,4 +1,4 @@
-"""Language-subset selectors (langadapt.selection): fast, synthetic features except the URIEL+ checks."""
+"""Language-subset selectors (langadapt.realign.selection): fast, synthetic features except the URIEL+ checks."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import json
 import numpy as np
 import pytest
 
-from langadapt.errors import ConfigError
-from langadapt.selection import (
+from langadapt.core.errors import ConfigError
+from langadapt.realign.selection import (
     ENGLISH,
     SELECTORS,
     diverse_subset,
@@ -92,7 +92,7 @@ def test_english_in_objective_not_in_output(pool, feats):
     assert ENGLISH not in sel.languages and len(sel.languages) == 8
     assert sel.record["anchor_in_objective"] == ENGLISH
     # the objective counts English: recompute it by hand
-    from langadapt.selection import angular_distances
+    from langadapt.realign.selection import angular_distances
 
     codes = [*sel.languages, ENGLISH]
     d = angular_distances(np.stack([feats[c] for c in codes]))
@@ -214,7 +214,7 @@ def test_urielplus_against_paper_table(pool):
 def test_selection_job_maps_iso_codes_to_the_config_languages(tmp_path):
     import json
 
-    from langadapt.selection import selection_job
+    from langadapt.realign.selection import selection_job
 
     langs = ["eng_Latn", "deu_Latn", "hin_Deva", "jpn_Jpan", "nya_Latn", "rus_Cyrl"]
     out = tmp_path / "sel" / "s.json"

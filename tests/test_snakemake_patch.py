@@ -1,4 +1,4 @@
-"""langadapt.snakemake_patch: Snakemake's callable-parameter lookup, cached, with unchanged answers."""
+"""langadapt.dag.snakemake_patch: Snakemake's callable-parameter lookup, cached, with unchanged answers."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import snakemake.common
 import snakemake.jobs
 import snakemake.rules
 
-from langadapt.snakemake_patch import cache_function_params
+from langadapt.dag.snakemake_patch import cache_function_params
 
 
 def test_cached_lookup_answers_as_snakemake_does_and_is_installed_everywhere():

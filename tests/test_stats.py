@@ -14,9 +14,9 @@ import yaml
 from scipy import stats as sps
 
 from langadapt import config as lc
-from langadapt.aggregate import summary_tables
-from langadapt.errors import ConfigError, DataError
-from langadapt.stats import (
+from langadapt.core.errors import ConfigError, DataError
+from langadapt.report.aggregate import summary_tables
+from langadapt.report.stats import (
     SIGNIFICANCE_COLUMNS,
     grouped_means,
     grouped_tables,

@@ -11,8 +11,8 @@ from tokenizers import Tokenizer, pre_tokenizers
 from tokenizers.models import Unigram
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
-from langadapt.errors import ConfigError, DataError
-from langadapt.tokenization import (
+from langadapt.core.errors import ConfigError, DataError
+from langadapt.models.tokenization import (
     check_against_spm,
     tokenizer_stats,
     train_sentencepiece,

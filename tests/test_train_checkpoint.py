@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from langadapt.errors import ConfigError
+from langadapt.core.errors import ConfigError
 from langadapt.train.checkpoint import (
     LossLog,
     SigtermFlag,

@@ -17,7 +17,7 @@ import torch
 from safetensors.torch import load_file
 from test_train_helpers import LANG_PREFIX, make_model_dir, repetitive, write_corpus
 
-from langadapt.errors import ConfigError
+from langadapt.core.errors import ConfigError
 from langadapt.train.checkpoint import latest_checkpoint
 from langadapt.train.distributed import launch, world_size_for
 from langadapt.train.mlm import accumulation, pretrain, resolve_config

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 from test_train_helpers import LANG_PREFIX, make_model_dir, repetitive, write_corpus
 
-from langadapt.errors import ConfigError
+from langadapt.core.errors import ConfigError
 from langadapt.train.mlm import pretrain
 from langadapt.train.objective import IdMaps, MLMObjective, read_tables
 

@@ -16,7 +16,7 @@ import torch
 from safetensors.torch import load_file
 from test_train_helpers import LANG_PREFIX, make_model_dir, repetitive, sentences, write_corpus
 
-from langadapt.errors import ConfigError, DataError
+from langadapt.core.errors import ConfigError, DataError
 from langadapt.train.checkpoint import latest_checkpoint
 from langadapt.train.mlm import mask_tokens, pretrain
 

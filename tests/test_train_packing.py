@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from test_train_helpers import LANG_PREFIX, make_tokenizer, sentences, word, write_corpus
 
-from langadapt.errors import ConfigError, DataError
+from langadapt.core.errors import ConfigError, DataError
 from langadapt.train.packing import (
     LanguageSampler,
     PackedCorpus,

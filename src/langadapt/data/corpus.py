@@ -11,7 +11,7 @@ import csv
 import logging
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -21,10 +21,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from langadapt.core.errors import ConfigError, DataError
+from langadapt.core.languages import parse_lang
 from langadapt.data.filters import apply_filters, build_filters
 from langadapt.data.sources import load_source
-from langadapt.errors import ConfigError, DataError
-from langadapt.languages import parse_lang
 
 log = logging.getLogger(__name__)
 
@@ -243,3 +243,14 @@ def filter_report(stats_paths: list[Path], out_csv: Path, out_tex: Path) -> None
             w.writeheader()
             w.writerows(table)
         tmp_tex.write_text("\n".join(tex), encoding="utf-8")
+
+
+def corpus_texts(paths: Sequence[str | os.PathLike], split: str | None = None) -> Iterator[str]:
+    """Texts of several corpus files (all splits by default), one language after another."""
+    for path in paths:
+        table = load_corpus(Path(path), split=split)
+        yield from table.column("text").to_pylist()
+
+
+def corpus_texts_by_lang(paths: dict[str, Path], split: str | None = "train") -> dict[str, list[str]]:
+    return {lang: list(corpus_texts([p], split=split)) for lang, p in paths.items()}

@@ -33,9 +33,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from langadapt.errors import ConfigError
-from langadapt.languages import Lang, char_script, fasttext_label, parse_lang, script_matches
-from langadapt.registry import Registry
+from langadapt.core.errors import ConfigError
+from langadapt.core.languages import Lang, char_script, fasttext_label, parse_lang, script_matches
+from langadapt.core.registry import Registry
 
 log = logging.getLogger(__name__)
 

@@ -14,9 +14,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from langadapt.core.errors import ConfigError, DataError
+from langadapt.core.languages import parse_lang
 from langadapt.data.corpus import atomic_outputs, load_corpus, read_checked_parquet
-from langadapt.errors import ConfigError, DataError
-from langadapt.languages import parse_lang
 
 log = logging.getLogger(__name__)
 

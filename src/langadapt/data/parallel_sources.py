@@ -29,7 +29,6 @@ Hub files are fetched with ``huggingface_hub.snapshot_download`` (only the neede
 
 from __future__ import annotations
 
-import gzip
 import json
 import logging
 import re
@@ -43,12 +42,13 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pycountry
 
+from langadapt.core.errors import ConfigError, DataError
+from langadapt.core.languages import Lang, parse_lang
+from langadapt.core.registry import Registry
+from langadapt.core.textfiles import read_lines
 from langadapt.data.corpus import atomic_outputs
 from langadapt.data.parallel import PARALLEL_SCHEMA
 from langadapt.data.sources import normalise_ws
-from langadapt.errors import ConfigError, DataError
-from langadapt.languages import Lang, parse_lang
-from langadapt.registry import Registry
 
 log = logging.getLogger(__name__)
 
@@ -125,24 +125,6 @@ def hub_files(repo_id: str, revision: str, cache_dir: str | None, what: str) -> 
     return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
 
 
-def _read_lines(path: Path) -> list[str]:
-    raw = path.read_bytes()
-    if path.suffix == ".gz":
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError) as e:
-            raise DataError(f"{path}: cannot decompress ({e})") from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line = raw.count(b"\n", 0, e.start) + 1
-        raise DataError(f"{path}: line {line}: invalid UTF-8 ({e.reason})") from None
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    return [ln.removesuffix("\r") for ln in lines]
-
-
 def read_translation(path: Path, first: str, second: str) -> tuple[list[str], list[str]]:
     """(first-language, second-language) sentences of one pair file: parquet or JSON lines with a
     ``translation`` mapping keyed by ``first``/``second``, or a TSV whose first two columns are
@@ -163,7 +145,7 @@ def read_translation(path: Path, first: str, second: str) -> tuple[list[str], li
                 f"{path}: 'translation' has fields {sorted(keys)}, expected {first!r} and {second!r}"
             )
         return (pc.struct_field(col, first).to_pylist(), pc.struct_field(col, second).to_pylist())
-    lines = _read_lines(path)
+    lines = read_lines(path)
     a: list[str] = []
     b: list[str] = []
     if ".jsonl" in name or ".json" in name:
@@ -374,7 +356,7 @@ class LocalParallelSource(ParallelSource):
         sep = "\t" if fmt == "tsv" else " ||| "
         a: list[str] = []
         b: list[str] = []
-        for n, line in enumerate(_read_lines(path), start=1):
+        for n, line in enumerate(read_lines(path), start=1):
             if not line.strip():
                 continue
             fields = line.split(sep)

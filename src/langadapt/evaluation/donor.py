@@ -5,7 +5,7 @@ fine-tunes on a source language and tests every evaluated language. ``source`` i
 code (every target is scored with the model fine-tuned on it; English by default, the papers' protocol)
 or ``donor``: LangSAMP §5.3 "Selecting Better Source Language" picks, for each target language, the
 donor language whose LangSAMP language embedding is the most cosine-similar to the target's
-(:func:`langadapt.selection.select_donors`; a target that is itself a donor gets the best *other*
+(:func:`langadapt.realign.selection.select_donors`; a target that is itself a donor gets the best *other*
 donor, ties go to the first donor in list order). The donors are the task's ``donors`` param (default
 the paper's 10, :data:`PAPER_DONORS`); the embeddings are those stored in the evaluated model directory
 (``langsamp.safetensors``, written by LangSAMP pretraining with variant ``language`` or ``both``).
@@ -34,8 +34,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from langadapt.errors import ConfigError, DataError
-from langadapt.languages import parse_lang
+from langadapt.core.errors import ConfigError, DataError
+from langadapt.core.languages import parse_lang
 
 log = logging.getLogger(__name__)
 
@@ -158,14 +158,14 @@ def _select(
 ) -> dict[str, dict[str, Any]]:
     if not targets:
         return {}
-    from langadapt.selection import select_donors
+    from langadapt.realign.selection import select_donors
 
     return select_donors(embeddings, targets, donors)
 
 
 def model_language_embeddings(model_dir: Path, kind: str) -> dict[str, Any]:
     """Language embeddings of a LangSAMP model directory; ConfigError naming it when it has none."""
-    from langadapt.selection import language_embeddings_from_model
+    from langadapt.realign.selection import language_embeddings_from_model
 
     try:
         return language_embeddings_from_model(model_dir)
@@ -214,12 +214,12 @@ def check_donor_task(config: dict, task_name: str, spec: Mapping[str, Any], wher
 
     The tables are written only by a pretraining stage with ``langsamp: language|both`` (the ``init`` and
     ``realign`` stages, and a pretraining stage with another variant, write a model directory without
-    them), so a recipe qualifies when the LAST stage of its chain (``config._chain``, parents included) is
+    them), so a recipe qualifies when the LAST stage of its chain (``config.recipes.recipe_chain``, parents included) is
     such a pretraining stage. The recipes checked are the task's ``recipes`` or else every evaluated one.
     """
     if not isinstance(spec, Mapping) or spec.get("source") != DONOR:
         return
-    from langadapt.config import _chain, eval_recipes
+    from langadapt.config.recipes import eval_recipes, recipe_chain
 
     recipes = spec.get("recipes") or eval_recipes(config)
     bad = [
@@ -230,15 +230,15 @@ def check_donor_task(config: dict, task_name: str, spec: Mapping[str, Any], wher
             f"{where}: task {task_name!r} has source 'donor' (LangSAMP §5.3), which reads the evaluated model's "
             f"LangSAMP language embeddings, but the final model of recipe(s) {bad} has none (its last stage "
             f"is not a pretraining with langsamp: language|both; chains: "
-            f"{ {r: [f'{x}/{s}' for x, s in _chain(config, r)] for r in bad} }); restrict the task with "
+            f"{ {r: [f'{x}/{s}' for x, s in recipe_chain(config, r)] for r in bad} }); restrict the task with "
             f"`recipes:` or use a fixed source"
         )
 
 
 def _final_has_language_embeddings(config: dict, recipe: str) -> bool:
-    from langadapt.config import _chain
+    from langadapt.config.recipes import recipe_chain
 
-    chain = _chain(config, recipe)
+    chain = recipe_chain(config, recipe)
     if not chain or chain[-1][1] != "pretrain":
         return False
     return (

@@ -39,11 +39,11 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from langadapt.errors import ConfigError, DataError
+from langadapt.core.errors import ConfigError, DataError
+from langadapt.core.runtime import resolve_device
 from langadapt.evaluation.datasets import EvalDataset, build_dataset
 from langadapt.evaluation.metrics import topk_accuracy
 from langadapt.evaluation.tasks import TASKS, Task, TaskData, check_layer, load_pretrained
-from langadapt.runtime import resolve_device
 
 log = logging.getLogger(__name__)
 

@@ -50,7 +50,8 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from langadapt.errors import ConfigError, DataError
+from langadapt.core.errors import ConfigError, DataError
+from langadapt.core.runtime import resolve_device
 from langadapt.evaluation.classification import BibleGenre
 from langadapt.evaluation.datasets import EvalDataset, Examples, build_dataset
 from langadapt.evaluation.donor import PAPER_DONORS, check_source_params, plan_sources, run_plan
@@ -63,7 +64,6 @@ from langadapt.evaluation.retrieval import (
     select_ids,
 )
 from langadapt.evaluation.tasks import TASKS, Task, TaskData, check_layer, load_pretrained
-from langadapt.runtime import resolve_device
 
 log = logging.getLogger(__name__)
 

@@ -33,10 +33,10 @@ from typing import Any, ClassVar
 
 import pandas as pd
 
-from langadapt.errors import ConfigError, DataError
-from langadapt.languages import parse_lang
-from langadapt.registry import Registry
-from langadapt.runtime import packages_string
+from langadapt.core.errors import ConfigError, DataError
+from langadapt.core.languages import parse_lang
+from langadapt.core.provenance import packages_string
+from langadapt.core.registry import Registry
 
 log = logging.getLogger(__name__)
 

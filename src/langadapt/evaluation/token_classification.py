@@ -54,11 +54,11 @@ from typing import Any
 
 import numpy as np
 
-from langadapt.errors import ConfigError, DataError
+from langadapt.core.errors import ConfigError, DataError
+from langadapt.core.runtime import resolve_device
 from langadapt.evaluation.datasets import EvalDataset, Examples, build_dataset
 from langadapt.evaluation.donor import PAPER_DONORS, SourcePlan, check_source_params, plan_sources, run_plan
 from langadapt.evaluation.tasks import TASKS, Task, TaskData, load_pretrained
-from langadapt.runtime import resolve_device
 
 log = logging.getLogger(__name__)
 

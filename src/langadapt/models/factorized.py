@@ -19,7 +19,7 @@ Training the factors instead of ``E``::
     model.save_pretrained(out); save_factorization(out, f.coordinates, f.primitives, {...})
 
 `project_embeddings` gives the coordinates of a full matrix on fixed primitives (``E @ Pᵀ``, exact for rows
-in their span when ``P`` has orthonormal rows, as `langadapt.embedding_factorization.factorize` returns).
+in their span when ``P`` has orthonormal rows, as `langadapt.models.factorization.factorize` returns).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from langadapt.errors import ConfigError, DataError
+from langadapt.core.errors import ConfigError, DataError
 
 WEIGHTS_FILE = "factorized.safetensors"
 META_FILE = "factorized.json"
@@ -134,7 +134,7 @@ def factorize_init(source_emb: torch.Tensor, emb: torch.Tensor, dim: int) -> tup
     right singular vectors of the *source* embeddings, coordinates ``C = E @ Pᵀ`` of the initialized
     matrix `emb`; returns (``C @ P``, the factorization). Rows in the span of ``P`` (e.g. OFA rows with the
     same ``dim``) are kept exactly; every other row becomes its best approximation in that span."""
-    from langadapt.embedding_factorization import factorize
+    from langadapt.models.factorization import factorize
 
     if isinstance(dim, bool) or not isinstance(dim, int):
         raise ConfigError(f"factorize: expected a positive integer, got {dim!r}")

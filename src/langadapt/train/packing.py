@@ -28,8 +28,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from langadapt.core.errors import ConfigError, DataError
 from langadapt.data.sampling import sampling_probs
-from langadapt.errors import ConfigError, DataError
 
 _ARRAYS = ("input_ids", "lengths", "lang")
 

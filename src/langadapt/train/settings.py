@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from langadapt.errors import ConfigError
-from langadapt.languages import parse_lang
+from langadapt.core.errors import ConfigError
+from langadapt.core.languages import parse_lang
 
 #: LangSAMP §5.1 ablation variants (see `langadapt.train.objective`, which owns the tables)
 LANGSAMP_CHOICES = ("none", "language", "script", "both")

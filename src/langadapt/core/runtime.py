@@ -1,0 +1,118 @@
+"""Glue for the workflow's thin scripts: logging to the rule's log file, threads, provenance.
+
+Scripts do ``from langadapt.core.runtime import job``; ``job(snakemake)`` configures logging (file + stderr),
+limits torch/BLAS threads to the rule's ``threads`` and returns a :class:`Job` with the parsed params.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from langadapt.core.provenance import code_version, config_hash, package_versions
+
+
+def prepend_pythonpath(directory: str | os.PathLike) -> None:
+    """Put `directory` first on PYTHONPATH (if it exists and is not there yet), for this process and the
+    jobs it starts: the workflow's conda envs get langadapt from the checkout's ``src/`` this way."""
+    directory = os.fspath(directory)
+    parts = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    if Path(directory).is_dir() and directory not in parts:
+        os.environ["PYTHONPATH"] = os.pathsep.join([directory, *parts])
+
+
+@dataclass
+class Job:
+    """What a script needs from the `snakemake` object, in plain Python types."""
+
+    snakemake: Any
+    log: logging.Logger
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def param_json(self, name: str) -> Any:
+        """A param that the rule passed as canonical JSON."""
+        return json.loads(getattr(self.snakemake.params, name))
+
+    def provenance(self, spec: Any, **extra: Any) -> dict[str, Any]:
+        return {
+            "rule": self.snakemake.rule,
+            "wildcards": dict(self.snakemake.wildcards.items()),
+            "spec": spec,
+            "config_hash": config_hash(spec),
+            "code_version": code_version(),
+            "packages": package_versions(),
+            **extra,
+        }
+
+
+def setup_logging(log_path: str | os.PathLike | None, name: str = "langadapt", *,
+                  history_path: str | os.PathLike | None = None) -> logging.Logger:
+    """Log to stderr and `log_path` (replaced), and append to `history_path` when given."""
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    for path, mode in ((log_path, "w"), (history_path, "a")):
+        if path:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            handlers.append(logging.FileHandler(path, mode=mode, encoding="utf-8"))
+    logging.basicConfig(
+        level=logging.INFO, handlers=handlers, force=True,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logger = logging.getLogger(name)
+
+    def log_uncaught(exc_type, exc, tb):  # noqa: ANN001
+        # One clear line (the library's errors name file and value) plus the traceback, in the rule's log.
+        logger.error("%s: %s", exc_type.__name__, exc, exc_info=(exc_type, exc, tb))
+
+    sys.excepthook = log_uncaught
+    return logger
+
+
+def resolve_device(name: str) -> Any:
+    """``"auto"`` -> CUDA when available, else CPU; otherwise ``torch.device(name)`` (ConfigError if bad)."""
+    import torch
+
+    from langadapt.core.errors import ConfigError
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        return torch.device(name)
+    except RuntimeError as exc:
+        raise ConfigError(f"bad device {name!r}: {exc}") from None
+
+
+def set_threads(n: int) -> None:
+    os.environ.setdefault("OMP_NUM_THREADS", str(n))
+    try:
+        import torch
+
+        torch.set_num_threads(max(1, n))
+    except ImportError:  # pragma: no cover - torch is a hard dependency
+        pass
+
+
+def job(snakemake: Any, run_dir: str | os.PathLike | None = None) -> Job:
+    """Set up the script of a rule: logging, threads, parsed params.
+
+    `run_dir`: a training run directory (checkpoints; kept across attempts). Snakemake deletes a job's log
+    before each attempt, so a training job also appends its log to ``{run_dir}.attempts.log`` beside it:
+    after a preemption and a retry, that file holds the signal and checkpoint of the killed attempt and the
+    resume of the next.
+    """
+    log_file = snakemake.log[0] if len(snakemake.log) else None
+    history = f"{os.fspath(run_dir).rstrip('/')}.attempts.log" if run_dir is not None else None
+    resuming = False
+    if run_dir is not None:
+        from langadapt.train.checkpoint import latest_checkpoint  # torch: training scripts only
+
+        resuming = latest_checkpoint(Path(run_dir)) is not None
+    log = setup_logging(log_file, f"langadapt.{snakemake.rule}", history_path=history)
+    set_threads(int(snakemake.threads))
+    log.info("rule %s, wildcards %s, threads %s%s", snakemake.rule, dict(snakemake.wildcards.items()),
+             snakemake.threads, ", continuing an earlier attempt" if resuming else "")
+    return Job(snakemake=snakemake, log=log)

@@ -1,0 +1,640 @@
+"""HyperOFA's hypernetwork (hyperofa.txt, Sec. 3.2-3.4, App. A): external word vectors -> token embeddings.
+
+Training data (Sec. 3.3-3.4): every non-special source piece ``i`` that matches at least one word of the
+external (aligned, multilingual) word vectors gives one pair ``(W_{s_i}, F_i)``: the *set* of vectors of the
+words that contain the piece (`piece_word_sets`) and the piece's row of the SVD-factorized source
+embeddings (`langadapt.models.factorization.factorize`, ``dim`` = D'). Pieces without a matched word are
+left out (footnote 5). The network (`HYPERNETS`: ``bilstm``, the paper's; ``mlp``, a mean-pool baseline;
+``set_transformer``, the paper's "Setformer" ablation of App. A.1) maps a set to coordinates and is trained
+with `hyperofa_loss` under the paper's augmentation (every set shuffled, half of them cut to 50-100%).
+`langadapt.vocab.methods.hyperofa` then predicts new target pieces (Sec. 3.5).
+
+Output directory (``results/hypernet/{base}``, `train_hypernetwork`): ``hypernet.safetensors`` (weights),
+``factorization.safetensors`` (``primitives [dim, d]``: predicted coordinates @ primitives = embedding
+rows; ``coordinate_scale [dim]``), ``hypernet.json`` (kind, sizes, config, word vectors, metrics incl. the
+held-out cosine against the mean-embedding baseline and the training time), ``loss.csv`` (one row per
+epoch) and ``pieces.csv`` (``token_id, piece, n_words, split``).
+
+The networks are in `langadapt.hypernet.nets`. The fastText helpers at the end (`build_word_vectors`,
+deterministic skipgram/CBOW training; `load_word_vectors` for ``.bin``/``.vec`` files) were the skeleton's
+corpus word vectors: the ``hypernet`` rule no longer uses them (FOCUS, `vocab/methods/focus.py`, does).
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import json
+import logging
+import math
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from langadapt.core.atomic import atomic_dir
+from langadapt.core.errors import ConfigError, DataError
+from langadapt.hypernet.nets import HYPERNETS, build_hypernetwork
+
+log = logging.getLogger(__name__)
+
+MATCH_MODES = ("tokenize", "substring")
+COORDINATES = ("u", "us")
+
+#: Training configuration (the config's ``hypernetwork.train``) and defaults; constants cite HyperOFA.
+DEFAULT_CFG: dict[str, Any] = {
+    "kind": "bilstm",  # HyperOFA §3.4 and App. A.1: a BiLSTM (better than the Setformer, Table 5)
+    "dim": 100,  # D' of the SVD factorization (§3.2); §4.1 uses 100, 200 and 400
+    "coordinates": "u",  # targets: "u" = U of E = U S Vᵀ as in HyperOFA's code (F = U, P = S Vᵀ), times
+    #                      sqrt(V) for unit RMS (the losses are scale-free); "us" = factorize's U S
+    "match": "tokenize",  # piece ~ word: "tokenize" (the word's segmentation has the piece; OFA/HyperOFA
+    #                       code) or "substring" (`piece_word_sets`)
+    "hidden": 800,  # App. Table 6: BiLSTM hidden size 800 (D' 100/200), 1600 (D' 400)
+    "layers": 2,  # App. Table 6: 2 layers (RoBERTa), 4 (XLM-R)
+    "heads": 4,  # set_transformer only (attention heads; must divide hidden)
+    "dropout": 0.4,  # App. A.2/A.3: "a dropout rate of 0.4"
+    "max_set": 256,  # App. A.2: "a maximum context size of 256" (matched words per piece)
+    "augment_prob": 0.5,  # App. A.3: "with 50% probability, the number of word vectors is randomly limited
+    "augment_min_fraction": 0.5,  # to 50-100% of the available vectors"
+    "augment_min_size": 4,  # HyperOFA's code (augmentation_threshold): sets of <= 4 words are only shuffled
+    "lr": 1e-4,  # App. A.2: Adam, "the learning rate starts at 1e-4
+    "lr_decay": 0.95,  # and decays ... by a factor of 0.95
+    "lr_decay_epochs": 10,  # every 10 epochs"
+    "weight_decay": 0.0,  # HyperOFA's code: Adam without weight decay
+    "batch_size": 256,  # HyperOFA's code (not in the paper); also the contrastive loss's negatives
+    "epochs": 400,  # App. Table 6: converged after 80-470 epochs
+    "patience": 20,  # App. A.2 "trained until the validation loss converged": stop after this many epochs
+    #                  without a better held-out loss and keep the best epoch (0 = run all epochs)
+    "lambda": 0.1,  # App. A.2: "lambda = 0.1 for all hypernetworks" (weight of L_c, §3.4)
+    "temperature": 0.25,  # App. A.2: T = 0.25 for XLM-R (multi), 0.5 for RoBERTa (mono)
+    "heldout_fraction": 0.1,
+    "seed": 0,
+    "device": "auto",  # auto = cuda if available, else cpu
+}
+_POSITIVE_INTS = ("dim", "hidden", "layers", "heads", "max_set", "lr_decay_epochs", "batch_size", "epochs")
+
+
+def resolve_cfg(cfg: dict | None) -> dict[str, Any]:
+    """`DEFAULT_CFG` updated with `cfg`; ConfigError naming the key for unknown keys or bad values."""
+    cfg = dict(cfg or {})
+    unknown = sorted(set(cfg) - set(DEFAULT_CFG))
+    if unknown:
+        raise ConfigError(f"hypernetwork config: unknown key(s) {unknown}; known: {sorted(DEFAULT_CFG)}")
+    out = {**DEFAULT_CFG, **cfg}
+    HYPERNETS.get(out["kind"])
+
+    def bad(key: str, what: str) -> ConfigError:
+        return ConfigError(f"hypernetwork config: {key} must be {what}, got {out[key]!r}")
+
+    for key in (*_POSITIVE_INTS, "augment_min_size", "patience", "seed"):
+        v, lo = out[key], 1 if key in _POSITIVE_INTS else 0
+        if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+            raise bad(key, f"an integer >= {lo}")
+    for key, lo, hi in (("lambda", 0, 1), ("augment_prob", 0, 1), ("augment_min_fraction", 0, 1),
+                        ("dropout", 0, 0.99), ("heldout_fraction", 0, 0.99), ("lr_decay", 1e-9, 1)):
+        if isinstance(out[key], bool) or not isinstance(out[key], int | float) or not lo <= out[key] <= hi:
+            raise bad(key, f"a number in [{lo}, {hi}]")
+    for key in ("temperature", "lr"):
+        if isinstance(out[key], bool) or not isinstance(out[key], int | float) or out[key] <= 0:
+            raise bad(key, "> 0")
+    if out["batch_size"] < 2:
+        raise bad("batch_size", ">= 2 (the contrastive loss needs negatives)")
+    if out["weight_decay"] < 0:
+        raise bad("weight_decay", ">= 0")
+    if out["match"] not in MATCH_MODES:
+        raise bad("match", f"one of {', '.join(MATCH_MODES)}")
+    if out["coordinates"] not in COORDINATES:
+        raise bad("coordinates", f"one of {', '.join(COORDINATES)}")
+    if out["kind"] == "set_transformer" and out["hidden"] % out["heads"]:
+        raise bad("hidden", f"a multiple of heads ({out['heads']}) for set_transformer")
+    return out
+
+
+# ------------------------------------------------------------------------------------------- matching
+@dataclass
+class WordSets:
+    """Matched words of token ids, compressed: the set of ``ids[k]`` is ``members[offsets[k]:offsets[k+1]]``
+    (word indices, ascending). Only ids with at least one word appear; `ids` ascend."""
+
+    ids: np.ndarray  # int64 [n]
+    offsets: np.ndarray  # int64 [n + 1]
+    members: np.ndarray  # int64 [offsets[-1]]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def words_of(self, k: int) -> np.ndarray:
+        return self.members[self.offsets[k] : self.offsets[k + 1]]
+
+    def sizes(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    def as_lists(self) -> list[np.ndarray]:
+        return [self.words_of(k) for k in range(len(self))]
+
+
+def piece_word_sets(words: Sequence[str], tokenizer: Any, pieces: Sequence[int] | None = None,
+                    match: str = "tokenize", boundary_marker: str | None = None) -> WordSets:
+    """For each token id of `tokenizer` (the non-special ones, or those of `pieces`), the indices of the
+    `words` that contain it (HyperOFA §3.3: "a token is matched with a word if that word contains the token
+    as a subword").
+
+    The matching itself is OFA's (`langadapt.vocab.methods.ofa`, shared so that both methods see the same
+    sets): ``match="tokenize"`` (OFA/HyperOFA code): the piece occurs in the tokenizer's segmentation of
+    the word, of the word after a space, or of the capitalized word after a space (external words are
+    lower-cased, vocabularies are cased: ``▁The`` matches ``the``); ``match="substring"``: the piece
+    without ``▁`` occurs in the word, case-insensitively, a ``▁`` piece only at the start of a word.
+    `boundary_marker` (word-vector ``meta.json``; ColexNet+ ``$``) becomes spaces first
+    (`langadapt.vectors.base.surface_form`). Special tokens never match.
+    """
+    from langadapt.vectors.base import surface_form
+    from langadapt.vocab.methods.ofa import piece_word_pairs
+
+    if match not in MATCH_MODES:
+        raise ConfigError(f"piece matching: unknown mode {match!r}; known: {', '.join(MATCH_MODES)}")
+    vocab: dict[str, int] = dict(tokenizer.get_vocab())
+    n_ids = max(vocab.values(), default=-1) + 1
+    allowed = np.zeros(n_ids, dtype=bool)
+    allowed[[i for i in (vocab.values() if pieces is None else pieces) if 0 <= i < n_ids]] = True
+    allowed[[i for i in getattr(tokenizer, "all_special_ids", []) if 0 <= i < n_ids]] = False
+    forms = [surface_form(w, boundary_marker) for w in words]
+    all_words = np.arange(len(forms), dtype=np.int64)
+    pid, wid = piece_word_pairs(tokenizer, vocab, forms, all_words, allowed, match)
+    n = max(len(forms), 1)
+    pairs = np.unique(pid * n + wid)  # sorted by piece, then word; duplicates removed
+    pid, wid = pairs // n, pairs % n
+    ids, starts = np.unique(pid, return_index=True)
+    return WordSets(ids.astype(np.int64), np.append(starts, len(pid)).astype(np.int64), wid.astype(np.int64))
+
+
+# ------------------------------------------------------------------------------------ sets -> batches
+def choose_words(members: np.ndarray, cfg: dict[str, Any], rng: np.random.Generator | None) -> np.ndarray:
+    """The words of one set that the network sees.
+
+    Training (`rng` given; HyperOFA §3.4, App. A.3): the set is shuffled; with probability
+    ``augment_prob`` a set of more than ``augment_min_size`` words keeps a random ``ceil(u * n)`` of them,
+    ``u ~ U(augment_min_fraction, 1)`` (so at least 50% by default); then at most ``max_set``.
+    Evaluation/inference (``rng=None``): deterministic, the words in index order, thinned evenly to
+    ``max_set``.
+    """
+    n, max_set = len(members), cfg["max_set"]
+    if rng is None:
+        if n > max_set:
+            members = members[np.linspace(0, n - 1, max_set).round().astype(np.int64)]
+        return members
+    chosen = rng.permutation(members)
+    if n > cfg["augment_min_size"] and rng.random() < cfg["augment_prob"]:
+        keep = max(1, math.ceil(n * rng.uniform(cfg["augment_min_fraction"], 1.0)))
+        chosen = chosen[:keep]
+    return chosen[:max_set]
+
+
+def collate(chosen: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Word indices ``[B, n]`` (padded with 0) and a left-aligned mask ``[B, n]`` for a batch of sets."""
+    n = max(1, max((len(c) for c in chosen), default=1))
+    idx = torch.zeros(len(chosen), n, dtype=torch.long)
+    mask = torch.zeros(len(chosen), n, dtype=torch.bool)
+    for b, c in enumerate(chosen):
+        idx[b, : len(c)] = torch.from_numpy(np.asarray(c, dtype=np.int64))
+        mask[b, : len(c)] = True
+    return idx, mask
+
+
+@torch.no_grad()
+def predict(net: nn.Module, vectors: torch.Tensor, sets: Sequence[np.ndarray], cfg: dict[str, Any],
+            batch_size: int = 512, device: torch.device | str = "cpu") -> torch.Tensor:
+    """Network outputs ``[len(sets), d_out]`` (eval mode, deterministic word choice, batches by set size)."""
+    net.eval()
+    chosen = [choose_words(s, cfg, None) for s in sets]
+    order = np.argsort([len(c) for c in chosen], kind="stable")
+    out = None
+    for start in range(0, len(order), batch_size):
+        part = order[start : start + batch_size]
+        idx, mask = collate([chosen[k] for k in part])
+        pred = net(vectors[idx.to(vectors.device)].to(device), mask.to(device)).float().cpu()
+        if out is None:
+            out = torch.zeros(len(chosen), pred.shape[1])
+        out[torch.from_numpy(part)] = pred
+    return out if out is not None else torch.zeros(0, 0)
+
+
+def hyperofa_loss(
+    pred: torch.Tensor, target: torch.Tensor, lam: float, tau: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """HyperOFA §3.4: ``lam * L_c + (1 - lam) * L_L1``; returns (loss, L_c, L_L1).
+
+    ``L_c`` is InfoNCE over the batch: for prediction i the positive is target i and the other targets are
+    negatives, with cosine similarity / `tau`. ``L_L1`` is the *normalized* L1 loss of the authors' code:
+    mean absolute error divided by the mean absolute target value (scale-free).
+    """
+    logits = F.normalize(pred, dim=-1) @ F.normalize(target, dim=-1).T / tau
+    l_c = F.cross_entropy(logits, torch.arange(len(pred), device=pred.device))
+    l_1 = (pred - target).abs().mean() / target.abs().mean().clamp(min=1e-12)
+    return lam * l_c + (1 - lam) * l_1, l_c, l_1
+
+
+# ------------------------------------------------------------------------------------------- training
+def _split(n: int, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    n_held = min(n - 1, max(1, round(fraction * n))) if fraction > 0 else 0
+    return perm[n_held:], perm[:n_held]
+
+
+def _mean_cosine(pred: torch.Tensor, target: torch.Tensor) -> float:
+    return float(F.cosine_similarity(pred, target, dim=-1).mean()) if len(target) else float("nan")
+
+
+@dataclass
+class FitResult:
+    net: nn.Module  # best epoch's weights (patience > 0) or the last epoch's, eval mode, on the CPU
+    model_params: dict[str, Any]
+    rows: list[dict[str, float]]  # one per epoch (loss.csv)
+    metrics: dict[str, Any]
+    train_idx: torch.Tensor
+    heldout_idx: torch.Tensor
+    heldout_pred: torch.Tensor  # [n_heldout, d_out]
+
+
+def fit_hypernetwork(vectors: torch.Tensor, sets: Sequence[np.ndarray], targets: torch.Tensor,
+                     cfg: dict | None = None) -> FitResult:
+    """Train a hypernetwork on pairs (set of word vectors ``vectors[sets[k]]``, ``targets[k]``).
+
+    `vectors` ``[n_words, d_in]``; `sets` one non-empty array of word indices per target row. A seeded
+    ``heldout_fraction`` of the pairs is held out: it is evaluated after every epoch (loss, cosine), picks
+    the best epoch and stops training after ``patience`` epochs without improvement. Adam with the paper's
+    step decay of the learning rate. Metrics: ``heldout_cosine`` (mean cosine of predicted and true
+    held-out targets, HyperOFA Fig. 2), ``baseline_cosine`` (the same for the mean training target),
+    ``train_cosine`` (up to 2,000 training pairs), sizes, epochs, ``train_seconds``.
+    """
+    cfg = resolve_cfg(cfg)
+    if len(sets) != len(targets):
+        raise ValueError(f"{len(sets)} sets for {len(targets)} targets")
+    if len(sets) < 2:
+        raise DataError(f"need at least 2 matched pieces to train the hypernetwork, got {len(sets)}")
+    if any(len(s) == 0 for s in sets):
+        raise ValueError("every set of matched words needs at least one word")
+    from langadapt.core.runtime import resolve_device
+
+    device = resolve_device(cfg["device"])
+    torch.manual_seed(cfg["seed"])
+    rng = np.random.default_rng(cfg["seed"])
+    used = np.unique(np.concatenate([np.asarray(s, dtype=np.int64) for s in sets]))  # only these go to `device`
+    remap = np.full(len(vectors), -1, dtype=np.int64)
+    remap[used] = np.arange(len(used))
+    sets = [remap[np.asarray(s, dtype=np.int64)] for s in sets]
+    vectors, targets = vectors[torch.from_numpy(used)].float().to(device), targets.float()
+    train_idx, held_idx = _split(len(sets), cfg["heldout_fraction"], cfg["seed"])
+    net, model_params = build_hypernetwork(cfg["kind"], vectors.shape[1], targets.shape[1], cfg)
+    if hasattr(net, "init_output"):  # start at the mean training target (not in the paper)
+        net.init_output(targets[train_idx].mean(0))
+    net = net.to(device)
+    opt = torch.optim.Adam(net.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=cfg["lr_decay_epochs"], gamma=cfg["lr_decay"])
+    held_sets = [sets[i] for i in held_idx.tolist()]
+    held_y = targets[held_idx]
+    bs = min(cfg["batch_size"], len(train_idx))
+    rows: list[dict[str, float]] = []
+    best: tuple[float, int, dict | None] = (math.inf, 0, None)
+    steps, start = 0, time.perf_counter()
+    for epoch in range(1, cfg["epochs"] + 1):
+        net.train()
+        order = train_idx[torch.from_numpy(rng.permutation(len(train_idx)))].tolist()
+        sums = np.zeros(3)
+        n_batches = 0
+        for b0 in range(0, len(order), bs):
+            batch = order[b0 : b0 + bs]
+            if len(batch) < 2:  # a contrastive loss needs negatives
+                continue
+            idx, mask = collate([choose_words(sets[i], cfg, rng) for i in batch])
+            pred = net(vectors[idx.to(device)], mask.to(device))
+            loss, l_c, l_1 = hyperofa_loss(pred, targets[batch].to(device), cfg["lambda"], cfg["temperature"])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sums += [loss.item(), l_c.item(), l_1.item()]
+            n_batches += 1
+            steps += 1
+            if not math.isfinite(loss.item()):
+                raise DataError(f"hypernetwork loss is not finite in epoch {epoch}; lower lr (now {cfg['lr']})")
+        row = {"epoch": epoch, "steps": steps, "lr": opt.param_groups[0]["lr"]}
+        row |= dict(zip(("loss", "contrastive", "l1"), (sums / max(n_batches, 1)).tolist(), strict=True))
+        sched.step()
+        if len(held_sets):
+            pred_ho = predict(net, vectors, held_sets, cfg, device=device)
+            parts = math.ceil(len(held_y) / bs)  # batches of about the training size: comparable losses
+            ho_loss = float(np.mean([hyperofa_loss(p, y, cfg["lambda"], cfg["temperature"])[0].item() for p, y in
+                                     zip(pred_ho.tensor_split(parts), held_y.tensor_split(parts), strict=True)]))
+            row |= {"heldout_loss": ho_loss, "heldout_cosine": _mean_cosine(pred_ho, held_y)}
+            if ho_loss < best[0]:
+                best = (ho_loss, epoch, copy.deepcopy(net.state_dict()) if cfg["patience"] else None)
+        row["elapsed_s"] = time.perf_counter() - start
+        rows.append(row)
+        log.info("hypernetwork epoch %d: %s", epoch, {k: round(v, 4) for k, v in row.items()})
+        if cfg["patience"] and len(held_sets) and epoch - best[1] >= cfg["patience"]:
+            break
+    seconds = time.perf_counter() - start
+    if best[2] is not None:
+        net.load_state_dict(best[2])
+    pred_ho = predict(net, vectors, held_sets, cfg, device=device) if len(held_sets) else torch.zeros(0, 0)
+    sample = train_idx[: min(2000, len(train_idx))]
+    pred_tr = predict(net, vectors, [sets[i] for i in sample.tolist()], cfg, device=device)
+    mean_y = targets[train_idx].mean(0, keepdim=True).expand(len(held_idx), -1)
+    metrics = {
+        "n_pairs": len(sets),
+        "n_train": len(train_idx),
+        "n_heldout": len(held_idx),
+        "heldout_cosine": _mean_cosine(pred_ho, held_y),
+        "baseline_cosine": _mean_cosine(mean_y, held_y),
+        "train_cosine": _mean_cosine(pred_tr, targets[sample]),
+        "final_loss": rows[-1]["loss"] if rows else float("nan"),
+        "epochs_run": len(rows),
+        "best_epoch": best[1] if best[2] is not None else len(rows),
+        "steps": steps,
+        "n_parameters": sum(p.numel() for p in net.parameters()),
+        "device": str(device),
+        "train_seconds": seconds,
+    }
+    return FitResult(net.cpu().eval(), model_params, rows, metrics, train_idx, held_idx, pred_ho)
+
+
+def train_hypernetwork(source_model_dir: Path, word_vectors_dir: Path, out_dir: Path, cfg: dict | None,
+                       word_vectors_name: str | None = None) -> dict:
+    """Train the configured hypernetwork from external word vectors to a source model's token embeddings.
+
+    `word_vectors_dir` is a `langadapt.vectors.base` directory (``results/word_vectors/{name}``). The
+    source embeddings ``E [V, d]`` are factorized (``dim``); pieces are matched to words
+    (`piece_word_sets`); `fit_hypernetwork` trains on the matched non-special source pieces. Besides the
+    metrics of `fit_hypernetwork` (coordinate space), ``heldout_cosine_embedding`` /
+    ``baseline_cosine_embedding`` compare held-out rows of ``E`` with the predictions mapped back by the
+    primitives and with the mean training row, and ``factorization_cosine`` is the ceiling a perfect
+    prediction of the ``dim`` coordinates reaches. Writes `out_dir` atomically (module docstring);
+    returns the metrics.
+    """
+    from safetensors.torch import save_file
+    from transformers import AutoModelForMaskedLM, AutoTokenizer
+
+    from langadapt.models.factorization import factorize
+    from langadapt.vectors.base import load_word_vectors as load_vector_dir
+    from langadapt.vectors.base import read_meta
+
+    cfg = resolve_cfg(cfg)
+    word_vectors_dir, source_model_dir = Path(word_vectors_dir), Path(source_model_dir)
+    wv = load_vector_dir(word_vectors_dir)
+    wv_meta = read_meta(word_vectors_dir)
+    if not source_model_dir.is_dir():
+        raise DataError(f"source model directory {source_model_dir} does not exist")
+    tok = AutoTokenizer.from_pretrained(str(source_model_dir))
+    emb = AutoModelForMaskedLM.from_pretrained(str(source_model_dir)).get_input_embeddings().weight
+    emb = emb.detach().float()
+    coords, prims = factorize(emb, cfg["dim"])
+    if cfg["coordinates"] == "u":  # U * sqrt(V): unit RMS per coordinate (the losses are scale-free)
+        scale = coords.norm(dim=0).clamp(min=1e-12) / math.sqrt(len(coords))
+    else:  # U S / rms(U S): one global factor
+        scale = coords.pow(2).mean().sqrt().clamp(min=1e-12).expand(cfg["dim"]).clone()
+    t0 = time.perf_counter()
+    sets = piece_word_sets(wv.words, tok, match=cfg["match"], boundary_marker=wv_meta.get("boundary_marker"))
+    sets = _drop_out_of_range(sets, len(emb))
+    match_seconds = time.perf_counter() - t0
+    n_candidates = len(set(tok.get_vocab().values()) - set(tok.all_special_ids))
+    if len(sets) < 2:
+        raise DataError(
+            f"{len(sets)} of the {n_candidates} source pieces of {source_model_dir} match a word of "
+            f"{word_vectors_dir} ({len(wv)} words, match={cfg['match']}); the hypernetwork needs at least 2"
+        )
+    targets = coords / scale
+    primitives = scale[:, None] * prims  # predicted coordinates @ primitives = embedding rows
+    ids = torch.from_numpy(sets.ids)
+    fit = fit_hypernetwork(torch.from_numpy(wv.vectors), sets.as_lists(), targets[ids], cfg)
+    held_ids, train_ids = ids[fit.heldout_idx], ids[fit.train_idx]
+    true_rows = emb[held_ids]
+    metrics = {
+        **fit.metrics,
+        "heldout_cosine_embedding": _mean_cosine(fit.heldout_pred @ primitives, true_rows) if len(held_ids)
+        else math.nan,
+        "baseline_cosine_embedding": _mean_cosine(emb[train_ids].mean(0, keepdim=True).expand_as(true_rows),
+                                                  true_rows),
+        "factorization_cosine": _mean_cosine(coords[held_ids] @ prims, true_rows),
+        "n_source_pieces": n_candidates,
+        "coverage": len(sets) / max(n_candidates, 1),
+        "median_words_per_piece": float(np.median(sets.sizes())),
+        "match_seconds": match_seconds,
+    }
+    meta = {
+        "format": 2,
+        "kind": cfg["kind"],
+        "model_params": fit.model_params,
+        "cfg": cfg,
+        "dim": cfg["dim"],
+        "hidden_size": int(emb.shape[1]),
+        "source_model": str(source_model_dir),
+        "source_vocab_size": int(emb.shape[0]),
+        "word_vectors": {"name": word_vectors_name or word_vectors_dir.name, "path": str(word_vectors_dir),
+                         "dim": wv.dim, "n": len(wv), "boundary_marker": wv_meta.get("boundary_marker")},
+        "metrics": metrics,
+    }
+    split = {int(i): "train" for i in fit.train_idx} | {int(i): "heldout" for i in fit.heldout_idx}
+    inv = {i: p for p, i in tok.get_vocab().items()}
+    sizes = sets.sizes()
+    with atomic_dir(Path(out_dir)) as tmp:
+        save_file({k: v.contiguous() for k, v in fit.net.state_dict().items()}, str(tmp / "hypernet.safetensors"))
+        save_file({"primitives": primitives.contiguous(), "coordinate_scale": scale.contiguous()},
+                  str(tmp / "factorization.safetensors"))
+        (tmp / "hypernet.json").write_text(json.dumps(meta, indent=2) + "\n")
+        _write_csv(tmp / "loss.csv", list(fit.rows[0]) if fit.rows else ["epoch"], fit.rows)
+        _write_csv(tmp / "pieces.csv", ["token_id", "piece", "n_words", "split"],
+                   [{"token_id": int(t), "piece": inv.get(int(t), ""), "n_words": int(sizes[k]),
+                     "split": split[k]} for k, t in enumerate(sets.ids)])
+    log.info("hypernetwork %s: %s", out_dir, metrics)
+    return metrics
+
+
+def _drop_out_of_range(sets: WordSets, n_rows: int) -> WordSets:
+    """Tokenizer ids beyond the embedding matrix (added tokens of a padded vocabulary) are not targets."""
+    keep = sets.ids < n_rows
+    if keep.all():
+        return sets
+    lists = [s for s, k in zip(sets.as_lists(), keep, strict=True) if k]
+    sizes = np.array([len(s) for s in lists], dtype=np.int64)
+    members = np.concatenate(lists) if lists else np.zeros(0, np.int64)
+    return WordSets(sets.ids[keep], np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64), members)
+
+
+def _write_csv(path: Path, columns: list[str], rows: list[dict]) -> None:
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+# ------------------------------------------------------------------------------------------- loading
+@dataclass
+class TrainedHypernet:
+    """A `train_hypernetwork` directory, loaded: the network, ``hypernet.json`` and the primitives."""
+
+    net: nn.Module
+    meta: dict[str, Any]
+    primitives: torch.Tensor  # [dim, d]: coordinates @ primitives = embedding rows
+
+    @property
+    def cfg(self) -> dict[str, Any]:
+        return self.meta["cfg"]
+
+    def embeddings(self, vectors: torch.Tensor, sets: Sequence[np.ndarray], batch_size: int = 512,
+                   device: str = "cpu") -> torch.Tensor:
+        """Embedding rows ``[len(sets), d]`` predicted from sets of word indices into `vectors`."""
+        from langadapt.core.runtime import resolve_device
+
+        dev = resolve_device(device)
+        self.net.to(dev)
+        try:
+            coords = predict(self.net, vectors.float(), sets, self.cfg, batch_size=batch_size, device=dev)
+        finally:
+            self.net.cpu()
+        return coords @ self.primitives if len(sets) else torch.zeros(0, self.primitives.shape[1])
+
+
+def load_trained_hypernet(hypernet_dir: Path) -> TrainedHypernet:
+    """Network (eval mode), metadata and primitives of a `train_hypernetwork` output directory."""
+    from safetensors.torch import load_file
+
+    hypernet_dir = Path(hypernet_dir)
+    meta_path = hypernet_dir / "hypernet.json"
+    if not meta_path.is_file():
+        raise DataError(f"{meta_path} is missing (not a hypernetwork directory)")
+    meta = json.loads(meta_path.read_text())
+    if meta.get("format") != 2:
+        raise DataError(f"{meta_path}: hypernetwork format {meta.get('format', 1)}, expected 2 (rerun the "
+                        f"hypernet rule)")
+    net = HYPERNETS.get(meta["kind"])(**meta["model_params"])
+    net.load_state_dict(load_file(str(hypernet_dir / "hypernet.safetensors")))
+    prims = load_file(str(hypernet_dir / "factorization.safetensors"))["primitives"]
+    return TrainedHypernet(net.eval(), meta, prims.float())
+
+
+def load_hypernetwork(hypernet_dir: Path) -> nn.Module:
+    """The trained network of a `train_hypernetwork` output directory, in eval mode."""
+    return load_trained_hypernet(hypernet_dir).net
+
+
+# -------------------------------------------------------------------------- fastText (corpus vectors)
+_FASTTEXT_BUCKET = 20000  # hashed character n-gram rows; small to keep the model file small
+
+# fastText >= 0.9.3 allocates its input matrix without zeroing it (intgemm::AlignedVector) and, with
+# one thread, randomly initializes only the first tenth of it (`DenseMatrix::uniform`): the rest is
+# whatever the allocator returns. Fresh mmap'd pages are zero (the 0.9.2 behaviour), reused heap memory
+# is garbage: results then vary from call to call and training may stop with "Encountered NaN.".
+# Training therefore runs in a fresh interpreter whose large allocations are always mmap'd.
+_FASTTEXT_SCRIPT = """
+import json, sys
+import fasttext
+a = json.loads(sys.argv[1])
+model = fasttext.train_unsupervised(a["input"], **a["kwargs"])
+model.save_model(a["output"])
+print(len(model.words))
+"""
+
+
+def build_word_vectors(
+    texts: list[str],
+    out_path: Path,
+    dim: int = 100,
+    epochs: int = 5,
+    min_count: int = 2,
+    seed: int = 0,
+    threads: int = 1,
+    **options: Any,
+) -> dict[str, int]:
+    """Train fastText skipgram word vectors on `texts` and save the binary model to `out_path` (atomic).
+
+    With ``threads=1`` the result is reproducible (fastText seeds its generators with fixed values; see
+    the note above `_FASTTEXT_SCRIPT`); `seed` shuffles the order of the lines. Words are whitespace
+    tokens (no segmentation for scripts written without spaces). ``bucket`` is 20,000 hashed character
+    n-gram rows to keep the model small. `options` are further ``fasttext.train_unsupervised`` arguments
+    that override these (e.g. ``model="cbow", neg=10, bucket=2_000_000``).
+    Returns ``{"words": vocabulary size, "dim": dim}``.
+    """
+    lines = [t.strip() for t in texts if t.strip()]
+    if not lines:
+        raise DataError(f"no text to train word vectors for {out_path}")
+    random.Random(seed).shuffle(lines)
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out_path.parent, prefix=f".{out_path.name}.tmp-") as tmp:
+        corpus = Path(tmp) / "corpus.txt"
+        corpus.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        kwargs = dict(
+            model="skipgram", dim=dim, epoch=epochs, minCount=min_count, bucket=_FASTTEXT_BUCKET,
+            thread=threads, verbose=0,
+        ) | options  # fmt: skip
+        job = {"input": str(corpus), "output": str(Path(tmp) / "vectors.bin"), "kwargs": kwargs}
+        proc = subprocess.run(
+            [sys.executable, "-c", _FASTTEXT_SCRIPT, json.dumps(job)],
+            env={**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"},
+            capture_output=True,
+            text=True,
+        )
+        if proc.returncode != 0:
+            reason = (proc.stderr.strip().splitlines() or ["unknown error"])[-1]
+            raise DataError(f"fastText training for {out_path} failed ({len(lines)} lines): {reason}")
+        os.replace(Path(tmp) / "vectors.bin", out_path)
+    return {"words": int(proc.stdout.split()[-1]), "dim": dim}
+
+
+def load_word_vectors(path: Path) -> tuple[list[str], np.ndarray]:
+    """Words and vectors ``[n, d]`` from a fastText ``.bin`` model or a word2vec text file (``.vec``/``.txt``).
+
+    The text format is ``word v1 ... vd`` per line, optionally after a ``n d`` header line.
+    """
+    path = Path(path)
+    if not path.is_file() or path.stat().st_size == 0:
+        raise DataError(f"word-vector file {path} is missing or empty")
+    if path.suffix in (".vec", ".txt"):
+        words, rows = [], []
+        with path.open(encoding="utf-8") as f:
+            for lineno, line in enumerate(f, 1):
+                parts = line.rstrip("\n").split(" ")
+                if lineno == 1 and len(parts) == 2 and all(p.isdigit() for p in parts):
+                    continue
+                if not line.strip():
+                    continue
+                try:
+                    rows.append([float(v) for v in parts[1:]])
+                except ValueError:
+                    raise DataError(f"{path}:{lineno}: malformed word-vector line") from None
+                if rows and len(rows[-1]) != len(rows[0]):
+                    raise DataError(f"{path}:{lineno}: {len(rows[-1])} values, expected {len(rows[0])}")
+                words.append(parts[0])
+        vecs = np.asarray(rows, dtype=np.float32)
+    else:
+        import fasttext
+
+        try:
+            model = fasttext.load_model(str(path))
+        except ValueError as e:
+            raise DataError(f"cannot read fastText model {path}: {e}") from None
+        words = list(model.words)
+        vecs = np.stack([model.get_word_vector(w) for w in words]) if words else np.zeros((0, 0), np.float32)
+    if not words:
+        raise DataError(f"word-vector file {path} contains no words")
+    return words, vecs
+
+
+def hypernet_job(spec: dict, model_dir: Path, word_vectors_dir: Path, out_dir: Path,
+                 threads: int = 1, log: logging.Logger = log) -> dict:
+    """The `hypernet` rule: HyperOFA's hypernetwork from external word vectors (``results/word_vectors/
+    {spec["word_vectors"]}``) to the base model's factorized token embeddings (`langadapt.hypernet.training`)."""
+    metrics = train_hypernetwork(model_dir, word_vectors_dir, out_dir, spec.get("train", {}),
+                                 word_vectors_name=spec.get("word_vectors"))
+    log.info("hypernetwork: %s", metrics)
+    return metrics
