@@ -23,7 +23,9 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 from workflow_budget import cpu_busy_seconds  # noqa: E402
 
-from langadapt.realign.selection import distance_matrix, diverse_subset, load_pool  # noqa: E402
+from langadapt.realign.distances import distance_matrix  # noqa: E402
+from langadapt.realign.pool import load_pool  # noqa: E402
+from langadapt.realign.solvers import diverse_subset  # noqa: E402
 
 TARGET_S = 5.0
 

@@ -277,7 +277,7 @@ def test_conllu_missing_and_bad_utf8(tmp_path: Path) -> None:
         parse_conllu(tmp_path / "nope.conllu")
     f = tmp_path / "bad.conllu"
     f.write_bytes(b"# ok\n1\t\xff\ta\tNOUN\t_\t_\t0\troot\t_\t_\n")
-    with pytest.raises(DataError, match=r"bad\.conllu:2: invalid UTF-8"):
+    with pytest.raises(DataError, match=r"bad\.conllu: line 2: invalid UTF-8"):
         parse_conllu(f)
 
 

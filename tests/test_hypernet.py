@@ -20,20 +20,19 @@ from langadapt.hypernet.training import (
     DEFAULT_CFG,
     HYPERNETS,
     build_hypernetwork,
-    build_word_vectors,
     choose_words,
     collate,
     fit_hypernetwork,
     hyperofa_loss,
     load_hypernetwork,
     load_trained_hypernet,
-    load_word_vectors,
     piece_word_sets,
     predict,
     resolve_cfg,
     train_hypernetwork,
 )
 from langadapt.vectors.base import save_word_vectors
+from langadapt.vectors.fasttext import load_fasttext, train_fasttext
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -295,11 +294,11 @@ def test_build_word_vectors_is_reproducible(tmp_path):
     rng = random.Random(0)
     words = sorted({"".join(rng.choices(SYL, k=rng.randint(1, 3))) for _ in range(300)})
     texts = [" ".join(rng.choices(words, k=rng.randint(4, 10))) for _ in range(400)]
-    info = build_word_vectors(texts, tmp_path / "a.bin", dim=16, epochs=2, min_count=1)
-    w, vecs = load_word_vectors(tmp_path / "a.bin")
+    info = train_fasttext(texts, tmp_path / "a.bin", dim=16, epochs=2, min_count=1)
+    w, vecs = load_fasttext(tmp_path / "a.bin")
     assert info == {"words": len(w), "dim": 16} and vecs.shape == (len(w), 16)
-    build_word_vectors(texts, tmp_path / "b.bin", dim=16, epochs=2, min_count=1)
-    np.testing.assert_array_equal(load_word_vectors(tmp_path / "b.bin")[1], vecs)
+    train_fasttext(texts, tmp_path / "b.bin", dim=16, epochs=2, min_count=1)
+    np.testing.assert_array_equal(load_fasttext(tmp_path / "b.bin")[1], vecs)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.bin", "b.bin"]  # no temporary leftovers
     with pytest.raises(DataError, match="no text"):
-        build_word_vectors(["", " "], tmp_path / "x.bin")
+        train_fasttext(["", " "], tmp_path / "x.bin")

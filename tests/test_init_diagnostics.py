@@ -12,9 +12,9 @@ from init_helpers import save_tiny_xlmr
 
 from langadapt.core.errors import DataError
 from langadapt.models.tokenization import train_sentencepiece
+from langadapt.vocab import diagnostics
 from langadapt.vocab.chain import initialize_embeddings
 from langadapt.vocab.diagnostics import fit_pca, pca_figure
-from langadapt.vocab.spec import diagnostics
 
 PNG = b"\x89PNG\r\n\x1a\n"
 SPECIALS = {"bos": 0, "pad": 1, "eos": 2, "unk": 3}

@@ -171,13 +171,13 @@ def test_config_checks_of_the_hypernetwork(mutate, match):
 
 def test_each_hyperofa_recipe_reads_the_hypernetwork_of_its_base_and_dimension():
     from langadapt.config import (
-        REPO_ROOT,
         hypernet_dirs,
         hypernet_train,
         prepare_config,
         read_yaml,
         recipe_hypernet,
     )
+    from langadapt.core.provenance import REPO_ROOT
 
     cfg = read_yaml(REPO_ROOT / "configs" / "smoke.yaml")
     cfg["recipes"]["tiny_hyperofa_8"] = {**cfg["recipes"]["tiny_hyperofa"], "factorize": 8}

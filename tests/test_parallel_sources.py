@@ -17,7 +17,7 @@ import yaml
 
 from langadapt import config as lc
 from langadapt.core.errors import ConfigError, DataError
-from langadapt.core.languages import parse_lang
+from langadapt.core.languages import iso639_1, parse_lang
 from langadapt.data import parallel_sources as ps
 from langadapt.data.parallel import PARALLEL_SCHEMA, load_parallel
 
@@ -80,7 +80,7 @@ def _spec(cache: Path, **kw: object) -> dict:
 
 def test_iso639_1_mapping() -> None:
     code = {
-        c: ps.iso639_1(parse_lang(c)) for c in ["fra_Latn", "deu_Latn", "heb_Hebr", "hbs_Latn", "nor_Latn"]
+        c: iso639_1(parse_lang(c).iso) for c in ["fra_Latn", "deu_Latn", "heb_Hebr", "hbs_Latn", "nor_Latn"]
     }
     assert code == {"fra_Latn": "fr", "deu_Latn": "de", "heb_Hebr": "he", "hbs_Latn": "sh", "nor_Latn": "no"}
     # individual languages of macrolanguages (NLLB-style codes) -> the macrolanguage's OPUS-100 code
@@ -92,7 +92,7 @@ def test_iso639_1_mapping() -> None:
         ("ekk", "et"),
         ("npi", "ne"),
     ]:
-        assert ps.iso639_1(parse_lang(f"{iso3}_Latn")) == iso1
+        assert iso639_1(iso3) == iso1
     assert len(ps.OPUS100_LANGS) == 99 and "en" not in ps.OPUS100_LANGS
     src = ps.Opus100Source({"kind": "opus100"}, parse_lang("eng_Latn"))
     covered = src.covers(

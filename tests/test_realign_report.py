@@ -13,15 +13,8 @@ import pytest
 import yaml
 
 from langadapt.core.errors import ConfigError, DataError
-from langadapt.realign.selection import (
-    ENGLISH,
-    POOL_ALIASES,
-    check_params,
-    load_pool,
-    seen_languages,
-    select,
-    selection_job,
-)
+from langadapt.realign.pool import ENGLISH, POOL_ALIASES, load_pool, seen_languages
+from langadapt.realign.selection import check_params, select, selection_job
 from langadapt.report.realign import (
     realign_design,
     realign_scaling,

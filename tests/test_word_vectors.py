@@ -109,7 +109,7 @@ def test_colexnet_malformed_file_names_file_and_line(tmp_path, body, match):
         ({"kind": "colexnet", "path": "a", "repo_id": "x/y", "filename": "f"}, "either 'path'"),
         ({"kind": "colexnet", "repo_id": "x/y"}, "both 'repo_id' and 'filename'"),
         ({"kind": "colexnet", "path": "a", "colour": 1}, r"unknown key\(s\) \['colour'\]"),
-        ({"kind": "bible_aligned", "dim": 0}, r"wv.dim: expected an integer >= 1"),
+        ({"kind": "bible_aligned", "dim": 0}, r"wv.dim must be a positive integer"),
         ({"kind": "bible_aligned", "languages": ["xx"]}, "malformed language code"),
         ({"kind": "glove"}, "unknown word vector kind 'glove'"),
     ],

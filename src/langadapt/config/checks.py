@@ -233,7 +233,8 @@ def _check_hypernet_recipes(config: dict, source: str) -> None:
 def check_selector(config: dict, where: str, spec: dict) -> None:
     """A ``{select: name, n: k, ...}`` subset spec: known selector, and a pool (the L65 languages among the
     config's languages) large enough for n (the selection itself runs in the select_languages rule)."""
-    from langadapt.realign.selection import SELECTORS, check_params, load_pool, pool_code
+    from langadapt.realign.pool import load_pool, pool_code
+    from langadapt.realign.selection import SELECTORS, check_params
 
     if spec["select"] not in SELECTORS:
         raise ConfigError(f"{where}: unknown selector {spec['select']!r}; known: {', '.join(sorted(SELECTORS))}")

@@ -13,6 +13,8 @@ from functools import cache, lru_cache
 
 import pycountry
 import unicodedataplus
+from iso639 import Lang as Iso639
+from iso639.exceptions import DeprecatedLanguageValue, InvalidLanguageValue
 
 from langadapt.core.errors import ConfigError
 
@@ -113,29 +115,27 @@ def script_matches(lang_script: str, observed: str) -> bool:
     return observed in _COMPOSITE_SCRIPTS.get(lang_script, set())
 
 
-# ISO 639-3 codes whose fastText lid.176 label is not the ISO 639-1 code of the same language.
-_LID_OVERRIDES = {
-    "swh": "sw",  # Swahili (individual) -> macrolanguage label
-    "arb": "ar",
-    "pes": "fa",
-    "zsm": "ms",
-    "cmn": "zh",
-    "ekk": "et",
-    "lvs": "lv",
-    "gaz": "om",
-    "npi": "ne",
-    "azj": "az",
-    "uzn": "uz",
-    "khk": "mn",
-    "plt": "mg",
-    "tgl": "tl",
-}
+@lru_cache(maxsize=4096)
+def iso639_1(iso: str) -> str | None:
+    """The ISO 639-1 code of an ISO 639-3 language, or of its macrolanguage when the individual language has
+    none (``arb`` -> ``ar``, ``swh`` -> ``sw``, ``cmn`` -> ``zh``, ``pbt`` -> ``ps``): the two-letter code
+    that fastText LID, OPUS-100, XNLI and Wikipedia use. None when neither has one. Macrolanguage membership
+    comes from the ISO 639-3 tables of ``iso639-lang``, the two-letter codes from ``pycountry``; this is the
+    one mapping every source's code table builds on (each adds only its own exceptions)."""
+    rec = pycountry.languages.get(alpha_3=iso)
+    if getattr(rec, "alpha_2", None):
+        return rec.alpha_2
+    try:
+        macro = Iso639(iso).macro()
+    except (InvalidLanguageValue, DeprecatedLanguageValue):
+        return None
+    if macro is None:
+        return None
+    return getattr(pycountry.languages.get(alpha_3=macro.pt3), "alpha_2", None) or macro.pt1 or None
 
 
 def fasttext_label(lang: Lang | str) -> str:
-    """The fastText `lid.176` label (without `__label__`) for a language: ISO 639-1 where one exists."""
+    """The fastText `lid.176` label (without `__label__`) for a language: ISO 639-1 where one exists
+    (`iso639_1`), else the ISO 639-3 code."""
     lang = parse_lang(lang) if isinstance(lang, str) else lang
-    if lang.iso in _LID_OVERRIDES:
-        return _LID_OVERRIDES[lang.iso]
-    rec = pycountry.languages.get(alpha_3=lang.iso)
-    return getattr(rec, "alpha_2", None) or lang.iso
+    return iso639_1(lang.iso) or lang.iso

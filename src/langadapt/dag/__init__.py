@@ -1,1 +1,2 @@
-"""dag"""
+"""What the workflow needs while it builds the DAG (torch-free): the targets of ``rule all`` (`targets`) and
+a cache that makes Snakemake's per-job inspection of callables cheaper (`snakemake_patch`)."""

@@ -10,9 +10,7 @@ from __future__ import annotations
 import csv
 import logging
 import os
-import tempfile
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +19,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from langadapt.core.atomic import atomic_files
+from langadapt.core.checks import check_int
 from langadapt.core.errors import ConfigError, DataError
 from langadapt.core.languages import parse_lang
 from langadapt.data.filters import apply_filters, build_filters
@@ -39,34 +39,6 @@ STATS_COLUMNS = ["lang", "filter", "input", "removed", "kept", "note"]
 SPLIT_DEFAULTS: dict[str, Any] = {"dev_fraction": 0.05, "test_fraction": 0.05, "train_fraction": 1.0, "seed": 0}
 
 _M64 = np.uint64(0xFFFFFFFFFFFFFFFF)
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)
-
-
-@contextmanager
-def atomic_outputs(*paths: Path) -> Iterator[list[Path]]:
-    """Yield temporary paths beside ``paths``; on success rename each onto its output (``os.replace``).
-
-    On any error the temporary files *and* the outputs are removed, so no partial or stale output remains.
-    """
-    paths = tuple(Path(p) for p in paths)
-    tmps: list[Path] = []
-    try:
-        for p in paths:
-            p.parent.mkdir(parents=True, exist_ok=True)
-            fd, name = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
-            os.close(fd)
-            os.chmod(name, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; outputs get the usual mode
-            tmps.append(Path(name))
-        yield tmps
-        for t, p in zip(tmps, paths, strict=True):
-            os.replace(t, p)
-    except BaseException:
-        for t in tmps:
-            t.unlink(missing_ok=True)
-        for p in paths:
-            p.unlink(missing_ok=True)
-        raise
 
 
 def _splitmix64(x: np.ndarray) -> np.ndarray:
@@ -91,8 +63,7 @@ def split_config(split_cfg: dict[str, Any] | None) -> dict[str, Any]:
             raise ConfigError(f"split {key} must be a number in {'(0, 1]' if key == 'train_fraction' else '[0, 1)'}, got {v!r}")
     if cfg["dev_fraction"] + cfg["test_fraction"] >= 1:
         raise ConfigError("split dev_fraction + test_fraction must be < 1 (no training data left)")
-    if isinstance(cfg["seed"], bool) or not isinstance(cfg["seed"], int) or cfg["seed"] < 0:
-        raise ConfigError(f"split seed must be a non-negative integer, got {cfg['seed']!r}")
+    check_int(cfg["seed"], "split seed", low=0)
     return cfg
 
 
@@ -143,7 +114,7 @@ def build_corpus(
     code = parse_lang(lang, where="build_corpus").code
     split = split_config(split_cfg)
     build_filters(filters_cfg)  # validate names and params before loading anything
-    with atomic_outputs(Path(out_parquet), Path(out_stats)) as (tmp_parquet, tmp_stats):
+    with atomic_files(Path(out_parquet), Path(out_stats), clear_on_error=True) as (tmp_parquet, tmp_stats):
         table = load_source(source_cfg, code)
         table, stats = apply_filters(table, code, filters_cfg)
         if table.num_rows == 0:
@@ -237,7 +208,7 @@ def filter_report(stats_paths: list[Path], out_csv: Path, out_tex: Path) -> None
         cells += [f"{rec[c]:,}" if c in rec else "--" for c in columns[1:-1]]
         tex.append(" & ".join([*cells, f"{rec['kept_pct']:.1f}"]) + r" \\")
     tex += [r"\bottomrule", r"\end{tabular}", ""]
-    with atomic_outputs(Path(out_csv), Path(out_tex)) as (tmp_csv, tmp_tex):
+    with atomic_files(Path(out_csv), Path(out_tex), clear_on_error=True) as (tmp_csv, tmp_tex):
         with open(tmp_csv, "w", newline="", encoding="utf-8") as f:
             w = csv.DictWriter(f, fieldnames=columns, lineterminator="\n")
             w.writeheader()

@@ -14,9 +14,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from langadapt.core.atomic import atomic_files
 from langadapt.core.errors import ConfigError, DataError
 from langadapt.core.languages import parse_lang
-from langadapt.data.corpus import atomic_outputs, load_corpus, read_checked_parquet
+from langadapt.data.corpus import load_corpus, read_checked_parquet
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ def build_parallel(corpus_paths: dict[str, Path], pivot: str, out: Path) -> None
     pivot = parse_lang(pivot, where="build_parallel pivot").code
     if pivot not in codes:
         raise ConfigError(f"pivot language {pivot} has no corpus (given: {sorted(codes)})")
-    with atomic_outputs(Path(out)) as (tmp,):
+    with atomic_files(Path(out), clear_on_error=True) as (tmp,):
         src = load_corpus(codes[pivot])
         parts = [pa.Table.from_pylist([], schema=PARALLEL_SCHEMA)]
         for code in sorted(codes):

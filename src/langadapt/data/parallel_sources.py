@@ -40,13 +40,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-import pycountry
 
+from langadapt.core.atomic import atomic_files
+from langadapt.core.checks import check_int
 from langadapt.core.errors import ConfigError, DataError
-from langadapt.core.languages import Lang, parse_lang
+from langadapt.core.languages import Lang, iso639_1, parse_lang
 from langadapt.core.registry import Registry
 from langadapt.core.textfiles import read_lines
-from langadapt.data.corpus import atomic_outputs
 from langadapt.data.parallel import PARALLEL_SCHEMA
 from langadapt.data.sources import normalise_ws
 
@@ -64,12 +64,6 @@ OPUS100_LANGS = frozenset(
     "hu hy id ig is it ja ka kk km kn ko ku ky li lt lv mg mk ml mn mr ms mt my nb ne nl nn no oc or pa pl "
     "ps pt ro ru rw se sh si sk sl sq sr sv ta te tg th tk tr tt ug uk ur uz vi wa xh yi yo zh zu".split()
 )  # fmt: skip
-# ISO 639-3 individual languages whose OPUS-100 code is their macrolanguage's 639-1 code (pycountry gives
-# 639-1 codes only to the macrolanguages), e.g. NLLB-style codes arb, pes, zsm.
-ISO3_TO_OPUS = {
-    "arb": "ar", "azj": "az", "cmn": "zh", "ekk": "et", "khk": "mn", "kmr": "ku", "lvs": "lv", "npi": "ne",
-    "ory": "or", "pbt": "ps", "pes": "fa", "plt": "mg", "uzn": "uz", "ydd": "yi", "zsm": "ms", "als": "sq",
-}  # fmt: skip
 # Scripts of the OPUS-100 text where a language is written in several (others: any script is accepted).
 OPUS100_SCRIPTS = {
     "zh": {"Hans", "Hani"}, "ja": {"Jpan"}, "ko": {"Kore", "Hang"}, "pa": {"Guru"}, "ku": {"Latn"},
@@ -78,14 +72,6 @@ OPUS100_SCRIPTS = {
 }  # fmt: skip
 _CODE = r"[a-z]{3}_[A-Z][a-z]{3}"
 _PAIR_RE = re.compile(rf"^({_CODE})-({_CODE})$")
-
-
-def iso639_1(lang: Lang) -> str | None:
-    """The ISO 639-1 code OPUS-100 uses for a language (override table, then pycountry), or None."""
-    if lang.iso in ISO3_TO_OPUS:
-        return ISO3_TO_OPUS[lang.iso]
-    entry = pycountry.languages.get(alpha_3=lang.iso)
-    return getattr(entry, "alpha_2", None) if entry is not None else None
 
 
 # ------------------------------------------------------------------------------------------------- hub
@@ -243,9 +229,9 @@ class Opus100Source(HubParallelSource):
 
     def code(self, lang: Lang) -> str | None:
         """The language's OPUS-100 code, or None when OPUS-100 has no pair for it with this pivot."""
-        if iso639_1(self.pivot) != "en":
+        if iso639_1(self.pivot.iso) != "en":
             return None
-        code = iso639_1(lang)
+        code = iso639_1(lang.iso)
         if code not in OPUS100_LANGS or lang.script not in OPUS100_SCRIPTS.get(code, {lang.script}):
             return None
         return code
@@ -418,9 +404,7 @@ def check_entry(
             raise ConfigError(f"{at}.languages: {code!r} is the pivot language")
         langs.append(lang)
     for key in ("max_pairs", "seed", "dev_pairs"):
-        value = spec.get(key, ENTRY_KEYS[key])
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
-            raise ConfigError(f"{at}.{key}: expected a non-negative integer, got {value!r}")
+        check_int(spec.get(key, ENTRY_KEYS[key]), f"{at}.{key}", low=0, optional=True)
     return sources, langs
 
 
@@ -490,7 +474,7 @@ def build_parallel_data(
         int(spec.get("dev_pairs") or 0),
     )
     report: dict[str, Any] = {"name": name, "pivot": pivot, "languages": {}}
-    with atomic_outputs(out_parquet, out_json) as (tmp_parquet, tmp_json):
+    with atomic_files(out_parquet, out_json, clear_on_error=True) as (tmp_parquet, tmp_json):
         parts = [pa.Table.from_pylist([], schema=PARALLEL_SCHEMA)]
         for lang in sorted(langs):
             source = chosen[lang]

@@ -16,9 +16,9 @@ from pathlib import Path
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from langadapt.core.atomic import atomic_files
 from langadapt.core.errors import ConfigError, DataError
 from langadapt.core.languages import parse_lang
-from langadapt.data.corpus import atomic_outputs
 
 
 def sampling_probs(sizes: dict[str, int], alpha: float) -> dict[str, float]:
@@ -52,7 +52,7 @@ def write_sampling_table(corpus_paths: dict[str, Path], alpha: float, out_csv: P
     sizes = {parse_lang(code, where="sampling").code: train_lines(p) for code, p in sorted(corpus_paths.items())}
     q = sampling_probs(sizes, alpha)
     total = sum(sizes.values())
-    with atomic_outputs(Path(out_csv)) as (tmp,), open(tmp, "w", newline="", encoding="utf-8") as f:
+    with atomic_files(Path(out_csv), clear_on_error=True) as (tmp,), open(tmp, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f, lineterminator="\n")
         w.writerow(["lang", "n_train_lines", "p_natural", "p_sampled"])
         for lang, n in sizes.items():

@@ -23,15 +23,16 @@ ids, so languages covering the same verses are tested on exactly the same verse 
 from __future__ import annotations
 
 import logging
-import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from langadapt.core.errors import ConfigError, DataError
+from langadapt.core.checks import check_ints
+from langadapt.core.errors import DataError
 from langadapt.core.runtime import resolve_device
+from langadapt.evaluation.finetune import fine_tune
 from langadapt.evaluation.metrics import accuracy, macro_f1
 from langadapt.evaluation.tasks import TASKS, Task, TaskData, load_pretrained
 
@@ -83,6 +84,7 @@ class BibleGenre(Task):
         "epochs": 40,  # LangSAMP App. A: at most 40 epochs
         "max_steps": None,  # optional cap on optimizer steps (CPU-sized runs); None = no cap
         "eval_every": None,  # dev evaluation every N optimizer steps; None = at the end of each epoch
+        "patience": None,  # stop after N dev evaluations without improvement; None = run the whole budget
         "weight_decay": 0.0,  # not given in the paper; XTREME-style fine-tuning default
         "max_grad_norm": 1.0,  # not given in the paper; Hugging Face Trainer default
         "train_per_class": 144,  # Taxi1500 sizes: 860 train / 106 dev / 111 test verses, ~6 x 144/18/18
@@ -96,9 +98,7 @@ class BibleGenre(Task):
 
     def validate(self) -> None:
         p = self.params
-        for key in ("max_steps", "eval_every"):
-            if p[key] is not None and (isinstance(p[key], bool) or not isinstance(p[key], int)):
-                raise ConfigError(f"bible_genre.{key} must be a positive integer or null, got {p[key]!r}")
+        check_ints(p, self.kind, "max_steps", "eval_every", "patience", optional=True)
         self._positive(
             "lr",
             "batch_size",
@@ -106,6 +106,7 @@ class BibleGenre(Task):
             "epochs",
             "max_steps",
             "eval_every",
+            "patience",
             "train_per_class",
             "dev_per_class",
             "test_per_class",
@@ -206,70 +207,23 @@ class BibleGenre(Task):
         }
 
     def _train(self, model: Any, tokenizer: Any, train: pd.DataFrame, dev: pd.DataFrame, seed: int) -> dict:
-        """Fine-tune; return the state dict (on CPU) with the best dev macro-F1."""
+        """Fine-tune (`langadapt.evaluation.finetune`); return the state dict (on CPU) with the best dev score."""
         import torch
-        from tqdm.auto import tqdm
 
-        from langadapt.train.loop import adamw
-
-        p = self.params
         device = next(model.parameters()).device
         texts, labels = train["text"].tolist(), torch.tensor(train["label"].to_numpy(), dtype=torch.long)
-        opt = adamw(model.parameters(), lr=p["lr"], weight_decay=p["weight_decay"])  # fused where possible
-        gen = torch.Generator().manual_seed(seed)
-        micro_per_epoch = math.ceil(len(texts) / p["batch_size"])
-        steps_per_epoch = math.ceil(micro_per_epoch / p["grad_accum"])
-        total = steps_per_epoch * p["epochs"]
-        if p["max_steps"] is not None:
-            total = min(total, p["max_steps"])
-        best_f1, best_state, best_step, step, evaluated_at = -1.0, None, 0, 0, -1
-        bar = tqdm(total=total, desc=f"{self.kind} fine-tune", unit="step", mininterval=5.0, leave=False)
 
-        def dev_eval() -> None:
-            nonlocal best_f1, best_state, best_step, evaluated_at
-            evaluated_at = step
-            f1 = self._dev_score(
-                dev["label"].to_numpy(), self._predict(model, tokenizer, dev["text"].tolist())
-            )
-            log.info("%s step %d/%d: dev %s %.4f", self.kind, step, total, self.dev_metric, f1)
-            if f1 > best_f1:
-                best_f1, best_step = f1, step
-                best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-            model.train()
+        def group_loss(group: list[list[int]]) -> bool:
+            n_items = sum(len(b) for b in group)
+            for idx in group:  # loss weighted by items so that a short last group is not over-weighted
+                out = model(**self._batch(tokenizer, [texts[i] for i in idx], device), labels=labels[idx].to(device))
+                (out.loss * len(idx) / n_items).backward()
+            return True
 
-        model.train()
-        while step < total:
-            order = torch.randperm(len(texts), generator=gen).tolist()
-            micro = [order[i : i + p["batch_size"]] for i in range(0, len(order), p["batch_size"])]
-            for start in range(0, len(micro), p["grad_accum"]):
-                group = micro[start : start + p["grad_accum"]]
-                n_items = sum(len(b) for b in group)
-                for idx in group:  # loss weighted by items so that a short last group is not over-weighted
-                    out = model(
-                        **self._batch(tokenizer, [texts[i] for i in idx], device),
-                        labels=labels[idx].to(device),
-                    )
-                    (out.loss * len(idx) / n_items).backward()
-                if p["max_grad_norm"] > 0:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), p["max_grad_norm"])
-                opt.step()
-                opt.zero_grad(set_to_none=True)
-                step += 1
-                bar.update(1)
-                if p["eval_every"] is not None and step % p["eval_every"] == 0:
-                    dev_eval()
-                if step >= total:
-                    break
-            if p["eval_every"] is None:
-                dev_eval()  # end of epoch
-        bar.close()
-        if evaluated_at != step:
-            dev_eval()  # the last state is always a candidate
-        log.info(
-            "%s: best dev %s %.4f at step %d of %d", self.kind, self.dev_metric, best_f1, best_step, step
-        )
-        assert best_state is not None
-        return best_state
+        def dev_score() -> float:
+            return self._dev_score(dev["label"].to_numpy(), self._predict(model, tokenizer, dev["text"].tolist()))
+
+        return fine_tune(model, len(texts), group_loss, dev_score, self.params, seed, self.kind, self.dev_metric)
 
     def _predict(self, model: Any, tokenizer: Any, texts: list[str]) -> np.ndarray:
         """Predicted class of each text (length-sorted batches, inference mode)."""

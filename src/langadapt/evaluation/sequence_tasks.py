@@ -50,6 +50,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
+from langadapt.core.checks import check_int, check_ints
 from langadapt.core.errors import ConfigError, DataError
 from langadapt.core.runtime import resolve_device
 from langadapt.evaluation.classification import BibleGenre
@@ -66,13 +67,6 @@ from langadapt.evaluation.retrieval import (
 from langadapt.evaluation.tasks import TASKS, Task, TaskData, check_layer, load_pretrained
 
 log = logging.getLogger(__name__)
-
-
-def _check_int_or_none(kind: str, params: Mapping[str, Any], *keys: str) -> None:
-    for key in keys:
-        value = params[key]
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
-            raise ConfigError(f"{kind}.{key} must be a positive integer or null, got {value!r}")
 
 
 def cap(n: int, limit: int | None, seed: int) -> np.ndarray:
@@ -135,10 +129,9 @@ class _FineTuneTask(_DatasetMixin, BibleGenre):
 
     def validate(self) -> None:
         p = self.params
-        _check_int_or_none(self.kind, p, "max_steps", "eval_every", "max_train", "max_dev", "max_test")
+        check_ints(p, self.kind, "max_steps", "eval_every", "patience", "max_train", "max_dev", "max_test", optional=True)
         self._positive("lr", "batch_size", "grad_accum", "epochs", "max_length", "eval_batch_size")
-        if isinstance(p["data_seed"], bool) or p["data_seed"] < 0:
-            raise ConfigError(f"{self.kind}.data_seed must be an integer >= 0, got {p['data_seed']!r}")
+        check_int(p["data_seed"], f"{self.kind}.data_seed", low=0)
         check_source_params(self.kind, p)
         self._build_dataset()
 
@@ -279,6 +272,7 @@ class SequenceClassification(_FineTuneTask):
         **_LANGSAMP_CLASSIFICATION,
         "max_steps": None,  # optional cap on optimizer steps (CPU-sized runs); None = no cap
         "eval_every": None,  # dev evaluation every N optimizer steps; None = at the end of each epoch
+        "patience": None,  # stop after N dev evaluations without improvement; None = run the whole budget
         "weight_decay": 0.0,  # not given in the paper; XTREME-style fine-tuning default (as bible_genre)
         "max_grad_norm": 1.0,  # not given in the paper; Hugging Face Trainer default (as bible_genre)
         "max_train": None,  # cap on source train examples (CPU); None = all (the protocol)
@@ -316,6 +310,7 @@ class NaturalLanguageInference(_FineTuneTask):
         # and the zero-shot protocol of LangSAMP §4.2), evaluated at the end of each epoch by default.
         "max_steps": None,  # optional cap on optimizer steps (CPU-sized runs); None = no cap
         "eval_every": None,  # dev evaluation every N optimizer steps; None = at the end of each epoch
+        "patience": None,  # stop after N dev evaluations without improvement; None = run the whole budget
         "weight_decay": 0.0,  # not given in the paper; Hugging Face Trainer default
         "max_grad_norm": 1.0,  # not given in the paper; Hugging Face Trainer default
         "max_train": None,  # cap on source train examples (CPU); None = all 392,702

@@ -23,9 +23,7 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import re
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +31,7 @@ from typing import Any, ClassVar
 
 import pandas as pd
 
+from langadapt.core.atomic import atomic_file
 from langadapt.core.errors import ConfigError, DataError
 from langadapt.core.languages import parse_lang
 from langadapt.core.provenance import packages_string
@@ -405,13 +404,6 @@ def rows_frame(rows: list[dict[str, Any]], **constants: Any) -> pd.DataFrame:
 
 
 def write_csv_atomic(df: pd.DataFrame, out: Path) -> None:
-    """Write `df` as CSV to `out` via a temporary file in the same directory + rename."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    try:
-        with os.fdopen(fd, "w", newline="") as fh:
-            df.to_csv(fh, index=False)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write `df` as CSV to `out` atomically (`langadapt.core.atomic`)."""
+    with atomic_file(out) as tmp:
+        df.to_csv(tmp, index=False)

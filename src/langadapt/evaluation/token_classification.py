@@ -45,7 +45,6 @@ Data selection uses ``data_seed`` (not the job seed): the same sentences for eve
 from __future__ import annotations
 
 import logging
-import math
 import warnings
 from collections import Counter
 from dataclasses import dataclass
@@ -54,10 +53,12 @@ from typing import Any
 
 import numpy as np
 
+from langadapt.core.checks import check_ints, is_number
 from langadapt.core.errors import ConfigError, DataError
 from langadapt.core.runtime import resolve_device
 from langadapt.evaluation.datasets import EvalDataset, Examples, build_dataset
 from langadapt.evaluation.donor import PAPER_DONORS, SourcePlan, check_source_params, plan_sources, run_plan
+from langadapt.evaluation.finetune import fine_tune
 from langadapt.evaluation.tasks import TASKS, Task, TaskData, load_pretrained
 
 log = logging.getLogger(__name__)
@@ -280,17 +281,13 @@ class TokenClassification(Task):
                            ("f1_mode", F1_MODES)):  # fmt: skip
             if p[key] not in known:
                 raise ConfigError(f"token_classification.{key} must be one of {list(known)}, got {p[key]!r}")
-        for key in ("max_steps", "eval_every", "patience", "max_train_sentences", "max_dev_sentences",
-                    "max_test_sentences"):  # fmt: skip
-            if p[key] is not None and (isinstance(p[key], bool) or not isinstance(p[key], int)):
-                raise ConfigError(
-                    f"token_classification.{key} must be a positive integer or null, got {p[key]!r}"
-                )
+        check_ints(p, self.kind, "max_steps", "eval_every", "patience", "max_train_sentences", "max_dev_sentences",
+                   "max_test_sentences", optional=True)
         w = p["o_weight"]
         if (
             w is not None
             and w != "balanced"
-            and (isinstance(w, bool) or not isinstance(w, int | float) or w < 0)
+            and (not is_number(w) or w < 0)
         ):
             raise ConfigError(
                 f"token_classification.o_weight must be null, a number >= 0 or 'balanced', got {w!r}"
@@ -477,11 +474,9 @@ class TokenClassification(Task):
         return model, tokenizer
 
     def _train(self, model: Any, tokenizer: Any, train: _Split, dev: _Split, seed: int, lang: str) -> dict:
-        """Fine-tune; return the state dict (on CPU) best on dev."""
+        """Fine-tune (`langadapt.evaluation.finetune`, early stopping with ``patience``); return the state dict
+        (on CPU) best on dev."""
         import torch
-        from tqdm.auto import tqdm
-
-        from langadapt.train.loop import adamw
 
         p = self.params
         device = next(model.parameters()).device
@@ -489,85 +484,37 @@ class TokenClassification(Task):
         o_id = label_id.get("O")
         bio, select = self._metrics()
         fallback = self._fallback(train)
-        opt = adamw(model.parameters(), lr=p["lr"], weight_decay=p["weight_decay"])  # fused where possible
-        gen = torch.Generator().manual_seed(seed)
-        n = len(train.words)
-        steps_per_epoch = math.ceil(math.ceil(n / p["batch_size"]) / p["grad_accum"])
-        total = steps_per_epoch * p["epochs"]
-        if p["max_steps"] is not None:
-            total = min(total, p["max_steps"])
-        best_score, best_state, best_step, step, evaluated_at, stale = -1.0, None, 0, 0, -1, 0
-        bar = tqdm(
-            total=total, desc=f"token_classification {lang}", unit="step", mininterval=5.0, leave=False
-        )
 
-        def dev_eval() -> None:
-            nonlocal best_score, best_state, best_step, evaluated_at, stale
-            evaluated_at = step
+        def group_loss(micro: list[list[int]]) -> bool:
+            group = []
+            for idx in micro:
+                enc = encode_words(tokenizer, [train.words[i] for i in idx], p["max_length"])
+                gold = [label_id[t] for i in idx for t in train.tags[i]]
+                keep = torch.from_numpy(enc.present)
+                group.append((enc, keep, torch.tensor(gold, dtype=torch.long)[keep]))
+            labels_all = torch.cat([g[2] for g in group])
+            if labels_all.numel() == 0:
+                return False  # every word truncated away (cannot happen with max_length >= 3)
+            weights_all = word_weights(labels_all, o_id, p["o_weight"])
+            total_weight = float(weights_all.sum())
+            if total_weight <= 0:
+                return False  # o_weight 0 and an all-O batch: no signal
+            pos = 0
+            for enc, keep, labels in group:
+                w = weights_all[pos : pos + len(labels)]
+                pos += len(labels)
+                if len(labels) == 0:
+                    continue
+                logits = word_logits(model, enc, p["word_pooling"])[keep.to(device)]
+                weighted_loss(logits, labels.to(device), w.to(device), total_weight).backward()
+            return True
+
+        def dev_score() -> float:
             pred = self._predict(model, tokenizer, dev.words, fallback)
-            score = self._evaluate(dev.tags, pred, bio, select)[select]
-            log.info("token_classification %s step %d/%d: dev %s %.4f", lang, step, total, select, score)
-            if score > best_score:
-                best_score, best_step, stale = score, step, 0
-                best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-            else:
-                stale += 1
-            model.train()
+            return self._evaluate(dev.tags, pred, bio, select)[select]
 
-        def stop() -> bool:
-            return step >= total or (p["patience"] is not None and stale >= p["patience"])
-
-        model.train()
-        while not stop():
-            order = torch.randperm(n, generator=gen).tolist()
-            micro = [order[i : i + p["batch_size"]] for i in range(0, n, p["batch_size"])]
-            for start in range(0, len(micro), p["grad_accum"]):
-                group = []
-                for idx in micro[start : start + p["grad_accum"]]:
-                    enc = encode_words(tokenizer, [train.words[i] for i in idx], p["max_length"])
-                    gold = [label_id[t] for i in idx for t in train.tags[i]]
-                    keep = torch.from_numpy(enc.present)
-                    group.append((enc, keep, torch.tensor(gold, dtype=torch.long)[keep]))
-                labels_all = torch.cat([g[2] for g in group])
-                if labels_all.numel() == 0:
-                    continue  # every word truncated away (cannot happen with max_length >= 3)
-                weights_all = word_weights(labels_all, o_id, p["o_weight"])
-                total_weight = float(weights_all.sum())
-                if total_weight <= 0:
-                    continue  # o_weight 0 and an all-O batch: no signal
-                pos = 0
-                for enc, keep, labels in group:
-                    w = weights_all[pos : pos + len(labels)]
-                    pos += len(labels)
-                    if len(labels) == 0:
-                        continue
-                    logits = word_logits(model, enc, p["word_pooling"])[keep.to(device)]
-                    weighted_loss(logits, labels.to(device), w.to(device), total_weight).backward()
-                if p["max_grad_norm"] > 0:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), p["max_grad_norm"])
-                opt.step()
-                opt.zero_grad(set_to_none=True)
-                step += 1
-                bar.update(1)
-                if p["eval_every"] is not None and step % p["eval_every"] == 0:
-                    dev_eval()
-                if stop():
-                    break
-            if p["eval_every"] is None and evaluated_at != step:
-                dev_eval()  # end of epoch
-        bar.close()
-        if evaluated_at != step:
-            dev_eval()  # the last state is always a candidate
-        log.info(
-            "token_classification %s: best dev %s %.4f at step %d of %d",
-            lang,
-            select,
-            best_score,
-            best_step,
-            step,
-        )
-        assert best_state is not None
-        return best_state
+        return fine_tune(model, len(train.words), group_loss, dev_score, p, seed, f"token_classification {lang}",
+                         select)
 
     def _predict(
         self, model: Any, tokenizer: Any, sentences: list[list[str]], fallback: str

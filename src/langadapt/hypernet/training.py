@@ -15,9 +15,7 @@ rows; ``coordinate_scale [dim]``), ``hypernet.json`` (kind, sizes, config, word 
 held-out cosine against the mean-embedding baseline and the training time), ``loss.csv`` (one row per
 epoch) and ``pieces.csv`` (``token_id, piece, n_words, split``).
 
-The networks are in `langadapt.hypernet.nets`. The fastText helpers at the end (`build_word_vectors`,
-deterministic skipgram/CBOW training; `load_word_vectors` for ``.bin``/``.vec`` files) were the skeleton's
-corpus word vectors: the ``hypernet`` rule no longer uses them (FOCUS, `vocab/methods/focus.py`, does).
+The networks are in `langadapt.hypernet.nets`; the word vectors it reads are a `langadapt.vectors` directory.
 """
 
 from __future__ import annotations
@@ -27,11 +25,6 @@ import csv
 import json
 import logging
 import math
-import os
-import random
-import subprocess
-import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -44,6 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from langadapt.core.atomic import atomic_dir
+from langadapt.core.checks import check_int, check_number
 from langadapt.core.errors import ConfigError, DataError
 from langadapt.hypernet.nets import HYPERNETS, build_hypernetwork
 
@@ -98,16 +92,12 @@ def resolve_cfg(cfg: dict | None) -> dict[str, Any]:
         return ConfigError(f"hypernetwork config: {key} must be {what}, got {out[key]!r}")
 
     for key in (*_POSITIVE_INTS, "augment_min_size", "patience", "seed"):
-        v, lo = out[key], 1 if key in _POSITIVE_INTS else 0
-        if isinstance(v, bool) or not isinstance(v, int) or v < lo:
-            raise bad(key, f"an integer >= {lo}")
+        check_int(out[key], f"hypernetwork config: {key}", 1 if key in _POSITIVE_INTS else 0)
     for key, lo, hi in (("lambda", 0, 1), ("augment_prob", 0, 1), ("augment_min_fraction", 0, 1),
                         ("dropout", 0, 0.99), ("heldout_fraction", 0, 0.99), ("lr_decay", 1e-9, 1)):
-        if isinstance(out[key], bool) or not isinstance(out[key], int | float) or not lo <= out[key] <= hi:
-            raise bad(key, f"a number in [{lo}, {hi}]")
+        check_number(out[key], f"hypernetwork config: {key}", lo, hi)
     for key in ("temperature", "lr"):
-        if isinstance(out[key], bool) or not isinstance(out[key], int | float) or out[key] <= 0:
-            raise bad(key, "> 0")
+        check_number(out[key], f"hypernetwork config: {key}", 0, low_open=True)
     if out["batch_size"] < 2:
         raise bad("batch_size", ">= 2 (the contrastive loss needs negatives)")
     if out["weight_decay"] < 0:
@@ -159,7 +149,7 @@ def piece_word_sets(words: Sequence[str], tokenizer: Any, pieces: Sequence[int] 
     (`langadapt.vectors.base.surface_form`). Special tokens never match.
     """
     from langadapt.vectors.base import surface_form
-    from langadapt.vocab.methods.ofa import piece_word_pairs
+    from langadapt.vectors.matching import piece_word_pairs
 
     if match not in MATCH_MODES:
         raise ConfigError(f"piece matching: unknown mode {match!r}; known: {', '.join(MATCH_MODES)}")
@@ -525,109 +515,6 @@ def load_trained_hypernet(hypernet_dir: Path) -> TrainedHypernet:
 def load_hypernetwork(hypernet_dir: Path) -> nn.Module:
     """The trained network of a `train_hypernetwork` output directory, in eval mode."""
     return load_trained_hypernet(hypernet_dir).net
-
-
-# -------------------------------------------------------------------------- fastText (corpus vectors)
-_FASTTEXT_BUCKET = 20000  # hashed character n-gram rows; small to keep the model file small
-
-# fastText >= 0.9.3 allocates its input matrix without zeroing it (intgemm::AlignedVector) and, with
-# one thread, randomly initializes only the first tenth of it (`DenseMatrix::uniform`): the rest is
-# whatever the allocator returns. Fresh mmap'd pages are zero (the 0.9.2 behaviour), reused heap memory
-# is garbage: results then vary from call to call and training may stop with "Encountered NaN.".
-# Training therefore runs in a fresh interpreter whose large allocations are always mmap'd.
-_FASTTEXT_SCRIPT = """
-import json, sys
-import fasttext
-a = json.loads(sys.argv[1])
-model = fasttext.train_unsupervised(a["input"], **a["kwargs"])
-model.save_model(a["output"])
-print(len(model.words))
-"""
-
-
-def build_word_vectors(
-    texts: list[str],
-    out_path: Path,
-    dim: int = 100,
-    epochs: int = 5,
-    min_count: int = 2,
-    seed: int = 0,
-    threads: int = 1,
-    **options: Any,
-) -> dict[str, int]:
-    """Train fastText skipgram word vectors on `texts` and save the binary model to `out_path` (atomic).
-
-    With ``threads=1`` the result is reproducible (fastText seeds its generators with fixed values; see
-    the note above `_FASTTEXT_SCRIPT`); `seed` shuffles the order of the lines. Words are whitespace
-    tokens (no segmentation for scripts written without spaces). ``bucket`` is 20,000 hashed character
-    n-gram rows to keep the model small. `options` are further ``fasttext.train_unsupervised`` arguments
-    that override these (e.g. ``model="cbow", neg=10, bucket=2_000_000``).
-    Returns ``{"words": vocabulary size, "dim": dim}``.
-    """
-    lines = [t.strip() for t in texts if t.strip()]
-    if not lines:
-        raise DataError(f"no text to train word vectors for {out_path}")
-    random.Random(seed).shuffle(lines)
-    out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=out_path.parent, prefix=f".{out_path.name}.tmp-") as tmp:
-        corpus = Path(tmp) / "corpus.txt"
-        corpus.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        kwargs = dict(
-            model="skipgram", dim=dim, epoch=epochs, minCount=min_count, bucket=_FASTTEXT_BUCKET,
-            thread=threads, verbose=0,
-        ) | options  # fmt: skip
-        job = {"input": str(corpus), "output": str(Path(tmp) / "vectors.bin"), "kwargs": kwargs}
-        proc = subprocess.run(
-            [sys.executable, "-c", _FASTTEXT_SCRIPT, json.dumps(job)],
-            env={**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"},
-            capture_output=True,
-            text=True,
-        )
-        if proc.returncode != 0:
-            reason = (proc.stderr.strip().splitlines() or ["unknown error"])[-1]
-            raise DataError(f"fastText training for {out_path} failed ({len(lines)} lines): {reason}")
-        os.replace(Path(tmp) / "vectors.bin", out_path)
-    return {"words": int(proc.stdout.split()[-1]), "dim": dim}
-
-
-def load_word_vectors(path: Path) -> tuple[list[str], np.ndarray]:
-    """Words and vectors ``[n, d]`` from a fastText ``.bin`` model or a word2vec text file (``.vec``/``.txt``).
-
-    The text format is ``word v1 ... vd`` per line, optionally after a ``n d`` header line.
-    """
-    path = Path(path)
-    if not path.is_file() or path.stat().st_size == 0:
-        raise DataError(f"word-vector file {path} is missing or empty")
-    if path.suffix in (".vec", ".txt"):
-        words, rows = [], []
-        with path.open(encoding="utf-8") as f:
-            for lineno, line in enumerate(f, 1):
-                parts = line.rstrip("\n").split(" ")
-                if lineno == 1 and len(parts) == 2 and all(p.isdigit() for p in parts):
-                    continue
-                if not line.strip():
-                    continue
-                try:
-                    rows.append([float(v) for v in parts[1:]])
-                except ValueError:
-                    raise DataError(f"{path}:{lineno}: malformed word-vector line") from None
-                if rows and len(rows[-1]) != len(rows[0]):
-                    raise DataError(f"{path}:{lineno}: {len(rows[-1])} values, expected {len(rows[0])}")
-                words.append(parts[0])
-        vecs = np.asarray(rows, dtype=np.float32)
-    else:
-        import fasttext
-
-        try:
-            model = fasttext.load_model(str(path))
-        except ValueError as e:
-            raise DataError(f"cannot read fastText model {path}: {e}") from None
-        words = list(model.words)
-        vecs = np.stack([model.get_word_vector(w) for w in words]) if words else np.zeros((0, 0), np.float32)
-    if not words:
-        raise DataError(f"word-vector file {path} contains no words")
-    return words, vecs
 
 
 def hypernet_job(spec: dict, model_dir: Path, word_vectors_dir: Path, out_dir: Path,

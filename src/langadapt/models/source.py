@@ -36,6 +36,7 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
+from langadapt.core.checks import check_int
 from langadapt.core.errors import ConfigError, DataError
 from langadapt.core.registry import Registry
 from langadapt.models.io import atomic_dir, model_info, write_model_files
@@ -63,12 +64,7 @@ SOURCE_MODELS: Registry[SourceKind] = Registry("base model kind")
 
 
 def _int(params: dict[str, Any], key: str, kind: str, *, optional: bool = False, low: int = 1) -> None:
-    v = params[key]
-    if v is None and optional:
-        return
-    if isinstance(v, bool) or not isinstance(v, int) or v < low:
-        allowed = "null or " if optional else ""
-        raise ConfigError(f"base model kind {kind!r}: {key} must be {allowed}an integer >= {low}, got {v!r}")
+    check_int(params[key], f"base model kind {kind!r}: {key}", low, optional)
 
 
 def _validate(kind: str, params: dict[str, Any], defaults: dict[str, Any]) -> None:

@@ -24,7 +24,6 @@ import json
 import logging
 import os
 import re
-import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -32,7 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from langadapt.core.atomic import atomic_dir
+from langadapt.core.atomic import atomic_dir, atomic_file
 from langadapt.core.errors import ConfigError, DataError
 from langadapt.core.languages import parse_lang
 
@@ -306,16 +305,8 @@ def write_tokenizer_stats(
 ) -> pd.DataFrame:
     """`tokenizer_stats` written atomically to `out_csv` (e.g. ``<tokenizer dir>/stats.csv``)."""
     df = tokenizer_stats(tokenizer, texts_by_lang)
-    out_csv = Path(out_csv)
-    out_csv.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out_csv.name}.", dir=out_csv.parent)
-    os.close(fd)
-    try:
+    with atomic_file(out_csv) as tmp:
         df.to_csv(tmp, index=False)
-        os.replace(tmp, out_csv)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return df
 
 

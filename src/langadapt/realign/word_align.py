@@ -29,10 +29,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from langadapt.core.atomic import atomic_files
+from langadapt.core.checks import check_int
 from langadapt.core.errors import ConfigError, DataError
 from langadapt.core.languages import parse_lang
 from langadapt.core.registry import Registry
-from langadapt.data.corpus import atomic_outputs
 from langadapt.data.parallel import load_parallel
 
 log = logging.getLogger(__name__)
@@ -190,9 +191,7 @@ def _check_eflomal(params: Mapping[str, Any], where: str) -> None:
     if it is not None and not (isinstance(it, list) and len(it) == 3
                                and all(isinstance(k, int) and not isinstance(k, bool) and k >= 0 for k in it)):
         raise ConfigError(f"{where}: n_iterations must be null or [IBM1, HMM, fertility] iteration counts, got {it!r}")
-    mp = params.get("max_pairs")
-    if mp is not None and (isinstance(mp, bool) or not isinstance(mp, int) or mp < 1):
-        raise ConfigError(f"{where}: max_pairs must be a positive integer or null, got {mp!r}")
+    check_int(params.get("max_pairs"), f"{where}: max_pairs", optional=True)
     if params.get("model", 3) not in (1, 2, 3):
         raise ConfigError(f"{where}: eflomal model must be 1, 2 or 3, got {params['model']!r}")
 
@@ -262,7 +261,7 @@ def align_job(spec: Mapping[str, Any], parallel_path: Path | None, langs: Sequen
     params = {k: v for k, v in spec.items() if k != "kind"}
     parts: list[pa.Table] = []
     stats: dict[str, dict[str, float]] = {}
-    with atomic_outputs(Path(out)) as (tmp,):
+    with atomic_files(Path(out), clear_on_error=True) as (tmp,):
         if spec["kind"] == "pharaoh":
             if not langs:
                 raise ConfigError(f"{where}: give the languages whose Pharaoh files to read")

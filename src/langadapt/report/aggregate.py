@@ -16,15 +16,13 @@ docs/architecture.md).
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from langadapt.core.atomic import save_figure
+from langadapt.core.atomic import save_figure, write_text_atomic
 from langadapt.core.errors import DataError
 from langadapt.evaluation.tasks import ROW_COLUMNS
 
@@ -165,18 +163,6 @@ def to_latex(table: pd.DataFrame, caption: str = "") -> str:
     return "\n".join(lines)
 
 
-def _write_text_atomic(text: str, out: Path) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_tables(
     df: pd.DataFrame,
     out_dir: Path,
@@ -188,12 +174,12 @@ def write_tables(
     (default ``out_dir/results.csv``); return the paths written."""
     out_dir = Path(out_dir)
     written = [Path(all_rows_csv) if all_rows_csv is not None else out_dir / "results.csv"]
-    _write_text_atomic(df.reindex(columns=ROW_COLUMNS).to_csv(index=False), written[0])
+    write_text_atomic(df.reindex(columns=ROW_COLUMNS).to_csv(index=False), written[0])
     for name, table in summary_tables(df, scale=scale, digits=digits).items():
         csv_path, tex_path = out_dir / f"{name}.csv", out_dir / f"{name}.tex"
-        _write_text_atomic(table.to_csv(), csv_path)
+        write_text_atomic(table.to_csv(), csv_path)
         caption = f"{name}: mean over seeds (x{scale:g}), ± sd when more than one seed"
-        _write_text_atomic(to_latex(table, caption), tex_path)
+        write_text_atomic(to_latex(table, caption), tex_path)
         written += [csv_path, tex_path]
     return written
 

@@ -39,8 +39,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from langadapt.core.atomic import write_text_atomic
 from langadapt.core.errors import ConfigError
-from langadapt.report.aggregate import MISSING, _write_text_atomic, latex_escape, main_metric
+from langadapt.report.aggregate import MISSING, latex_escape, main_metric
 from langadapt.report.stats import GROUPINGS, SEEN_MODELS, language_groups
 
 SELECTORS = ("recipe", "task", "metric", "group", "language")
@@ -653,8 +654,8 @@ def write_tables(rows_df: pd.DataFrame, specs: Mapping[str, Mapping[str, Any]] |
     for name, spec in (specs or {}).items():
         layout, cells = build_table(rows_df, spec, seen_model=seen_model or "xlmr")
         paths = out_dir / f"{name}.csv", out_dir / f"{name}_cells.csv", out_dir / f"{name}.tex"
-        _write_text_atomic(layout.to_csv(index=False), paths[0])
-        _write_text_atomic(cells.to_csv(index=False, float_format="%.6g"), paths[1])
-        _write_text_atomic(to_latex(layout, cells, spec), paths[2])
+        write_text_atomic(layout.to_csv(index=False), paths[0])
+        write_text_atomic(cells.to_csv(index=False, float_format="%.6g"), paths[1])
+        write_text_atomic(to_latex(layout, cells, spec), paths[2])
         written += list(paths)
     return written

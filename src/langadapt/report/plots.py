@@ -13,15 +13,13 @@ All PNGs are written atomically (temporary file + rename) and rendered without p
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from langadapt.core.atomic import publish, save_figure
+from langadapt.core.atomic import atomic_file, save_figure
 from langadapt.core.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -257,18 +255,10 @@ def plot_similarity(
 
 def write_matrix_csv(matrix: np.ndarray, langs: Sequence[str], out_csv: Path) -> Path:
     """The matrix as CSV (index and header = language codes), written atomically."""
-    out_csv = Path(out_csv)
-    out_csv.parent.mkdir(parents=True, exist_ok=True)
     df = pd.DataFrame(np.asarray(matrix), index=pd.Index(list(langs), name="language"), columns=list(langs))
-    fd, tmp = tempfile.mkstemp(prefix=f".{out_csv.name}.", suffix=".tmp", dir=out_csv.parent)
-    os.close(fd)
-    try:
+    with atomic_file(out_csv) as tmp:
         df.to_csv(tmp, float_format="%.6f")
-        publish(tmp, out_csv)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return out_csv
+    return Path(out_csv)
 
 
 # ------------------------------------------------------------------------------- per-language bars

@@ -27,9 +27,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from langadapt.core.atomic import save_figure
+from langadapt.core.atomic import save_figure, write_text_atomic
 from langadapt.core.errors import DataError
-from langadapt.report.aggregate import _write_text_atomic, latex_escape, main_metric
+from langadapt.report.aggregate import latex_escape, main_metric
 
 # Paper order of the heuristics (Table 6: featural, phylogenetic, script, then the ablation pools).
 HEURISTIC_ORDER = ("uriel_diversity", "family_diverse", "single_family", "script_diverse", "latin_diverse",
@@ -187,8 +187,8 @@ def subsets_latex(df: pd.DataFrame) -> str:
 def subsets_table(paths: Iterable[Path], out_csv: Path, out_tex: Path) -> pd.DataFrame:
     """Write :func:`subset_rows` as CSV and booktabs LaTeX; returns the rows."""
     df = subset_rows(paths)
-    _write_text_atomic(df.to_csv(index=False), Path(out_csv))
-    _write_text_atomic(subsets_latex(df), Path(out_tex))
+    write_text_atomic(df.to_csv(index=False), Path(out_csv))
+    write_text_atomic(subsets_latex(df), Path(out_tex))
     return df
 
 
@@ -355,6 +355,6 @@ def realign_scaling(df: pd.DataFrame, design: Mapping[str, Any], selection_paths
     table = scaling_table(df, design, selections, scale)
     if table.empty or not (table["kind"] == "selector").any():
         raise DataError("realign_scaling: no evaluation rows of a recipe realigned on a selector subset")
-    _write_text_atomic(table.to_csv(index=False, float_format="%.4f"), Path(out_csv))
+    write_text_atomic(table.to_csv(index=False, float_format="%.4f"), Path(out_csv))
     plot_scaling(table, Path(out_png), scale)
     return table

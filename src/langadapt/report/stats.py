@@ -26,10 +26,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from langadapt.core.atomic import write_text_atomic
 from langadapt.core.errors import ConfigError, DataError
 from langadapt.core.languages import parse_lang
-from langadapt.realign.selection import load_pool, pool_code, seen_languages
-from langadapt.report.aggregate import AVG, MISSING, _cell, _write_text_atomic, main_metric, to_latex
+from langadapt.realign.pool import load_pool, pool_code, seen_languages
+from langadapt.report.aggregate import AVG, MISSING, _cell, main_metric, to_latex
 
 GROUPINGS = ("seen", "script", "script_name", "family", "joshi", "resource")
 SEEN_MODELS = ("xlmr", "mbert")
@@ -66,7 +67,7 @@ def language_groups(languages: Iterable[str], by: str, model: str | None = None)
     """Group of each language code (``iso639-3_Script``) under grouping `by`.
 
     * ``seen``: ``seen`` / ``unseen`` in the pretraining languages of `model` (``xlmr``, the default, or
-      ``mbert``; ``langadapt.realign.selection.seen_languages``), matched on the ISO code (``pool_code``
+      ``mbert``; ``langadapt.realign.pool.seen_languages``), matched on the ISO code (``pool_code``
       spelling, so ``swa`` and ``swh`` both match);
     * ``script``: ``Latin`` when the code's script is ``Latn``, else ``non-Latin``;
     * ``script_name``: the ISO 15924 script of the code (``Latn``, ``Deva``, ...);
@@ -276,13 +277,13 @@ def write_report(
     for by in groupings:
         for name, table in grouped_tables(rows, by, model=model, scale=scale, digits=digits).items():
             csv_path, tex_path = grouped_dir / f"{name}.csv", grouped_dir / f"{name}.tex"
-            _write_text_atomic(table.to_csv(), csv_path)
+            write_text_atomic(table.to_csv(), csv_path)
             what = f" ({model})" if by == "seen" else ""
             caption = (f"{name}{what}: average over the group's languages per seed, mean over seeds "
                        f"(x{scale:g}), ± sd when more than one seed")
-            _write_text_atomic(to_latex(table, caption), tex_path)
+            write_text_atomic(to_latex(table, caption), tex_path)
             written += [csv_path, tex_path]
     sig = significance_table(rows, report.get("baseline"), unit=unit)
-    _write_text_atomic(sig.to_csv(index=False, float_format="%.6g"), Path(significance_csv))
+    write_text_atomic(sig.to_csv(index=False, float_format="%.6g"), Path(significance_csv))
     written.append(Path(significance_csv))
     return written

@@ -39,6 +39,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from langadapt.core.atomic import atomic_dir, atomic_file, write_text_atomic
+
 log = logging.getLogger(__name__)
 
 CHECKPOINTS = "checkpoints"
@@ -83,9 +85,7 @@ def inputs_digest(inputs: Mapping[str, Path]) -> dict[str, str]:
 
 # --------------------------------------------------------------------------------------- run dir
 def _write_json_atomic(path: Path, obj: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=1, sort_keys=True, default=str))
-    os.replace(tmp, path)
+    write_text_atomic(json.dumps(obj, indent=1, sort_keys=True, default=str), path)
 
 
 def prepare_run_dir(run_dir: Path, fp: str, record: Mapping[str, Any]) -> None:
@@ -236,12 +236,10 @@ class LossLog:
                 reader = csv.reader(f)
                 next(reader, None)
                 rows = [r for r in reader if r and int(r[0]) <= resume_step]
-        tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
-        with open(tmp, "w", newline="") as f:
+        with atomic_file(self.path) as tmp, open(tmp, "w", newline="") as f:
             w = csv.writer(f)
             w.writerow(LOSS_COLUMNS)
             w.writerows(rows)
-        os.replace(tmp, self.path)
         self._fh = open(self.path, "a", newline="")  # noqa: SIM115 (closed in close())
         self._w = csv.writer(self._fh)
 
@@ -264,11 +262,7 @@ def save_model_dir(model: Any, tokenizer: Any, out_dir: Path, provenance: Mappin
     `out_dir` is replaced), so a crash never leaves a partial model directory.
     """
     out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir.with_name(f".{out_dir.name}.tmp-{os.getpid()}")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    try:
+    with atomic_dir(out_dir) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         (tmp / "langadapt.json").write_text(json.dumps(dict(provenance), indent=1, sort_keys=True, default=str))
@@ -276,14 +270,4 @@ def save_model_dir(model: Any, tokenizer: Any, out_dir: Path, provenance: Mappin
             shutil.copyfile(loss_csv, tmp / "loss.csv")
         if extra is not None:
             extra(tmp)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    trash = None
-    if out_dir.exists():
-        trash = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
-        os.replace(out_dir, trash)
-    os.replace(tmp, out_dir)
-    if trash is not None:
-        shutil.rmtree(trash, ignore_errors=True)
     return out_dir

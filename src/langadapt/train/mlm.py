@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -136,21 +137,8 @@ def pretrain(model_dir: Path, corpus_paths: Mapping[str, Path], out_dir: Path, r
     step. Returns statistics (steps, tokens, final_loss, tokens_per_s, elapsed_s, resumed_from_step, ...).
     """
     cfg = resolve_config(cfg)
-    if not corpus_paths:
-        raise ConfigError("pretrain needs at least one corpus (corpus_paths is empty)")
-    for code, path in corpus_paths.items():
-        parse_lang(code, where="pretrain corpora")
-        if not Path(path).is_file():
-            raise DataError(f"corpus file {path} ({code}) does not exist")
     model_dir, out_dir, run_dir = Path(model_dir), Path(out_dir), Path(run_dir)
-    if not (model_dir / "config.json").is_file():
-        raise DataError(f"model directory {model_dir} has no config.json")
-    langs = sorted(corpus_paths)
-    maps = None
-    if cfg["langsamp"] != "none":
-        maps = IdMaps.from_inventory(list(inventory) if inventory else langs, where="pretrain inventory")
-        for code in langs:
-            maps.language_id(code)  # ConfigError naming a corpus language missing from the inventory
+    langs, maps = _check_inputs(cfg, corpus_paths, model_dir, inventory)
     record = {"stage": "pretrain", "config": fingerprint_config(cfg), "languages": langs,
               "inventory": maps.to_json() if maps else None,
               "inputs": inputs_digest({"model": model_dir, **{f"corpus/{c}": corpus_paths[c] for c in langs}})}
@@ -162,17 +150,7 @@ def pretrain(model_dir: Path, corpus_paths: Mapping[str, Path], out_dir: Path, r
         prepare_run_dir(run_dir, fp, record)
     dist.barrier()
 
-    model, tokenizer = load_model_dir(model_dir)
-    limit = max_positions(model)
-    if cfg["seq_len"] > limit:
-        raise ConfigError(f"pretrain config 'seq_len' {cfg['seq_len']} exceeds the model's limit {limit}")
-    if tokenizer.mask_token_id is None:
-        raise DataError(f"tokenizer in {model_dir} has no mask token")
-    factorization = _factorization(model_dir, cfg["factorized"])
-    if factorization is not None:
-        install_factorized(model, factorization.coordinates, factorization.primitives)
-        log.info("training factorized embeddings: coordinates %s x primitives %s",
-                 tuple(factorization.coordinates.shape), tuple(factorization.primitives.shape))
+    model, tokenizer, factorization = _load_model(model_dir, cfg)
     grad_accum = accumulation(cfg, dist.world)
     packed = _packed(tokenizer, corpus_paths, cfg, run_dir, dist)
     objective = MLMObjective(model, cfg["langsamp"], maps, seed=cfg["seed"])
@@ -180,11 +158,7 @@ def pretrain(model_dir: Path, corpus_paths: Mapping[str, Path], out_dir: Path, r
     objective.to(device)
     if not dist.enabled:
         objective.sparse_embedding_gradients()
-
-    special_set = set(tokenizer.all_special_ids)
-    specials = torch.tensor(sorted(special_set), dtype=torch.long)
-    vocab = min(len(tokenizer), model.get_input_embeddings().num_embeddings)
-    candidates = torch.tensor([i for i in range(vocab) if i not in special_set], dtype=torch.long)
+    masking = _Masking.of(tokenizer, model, cfg)
     sampler = language_sampler(packed, float(cfg["alpha"]), cfg["seed"])
     gen = torch.Generator().manual_seed(cfg["seed"])
     optimizer = make_optimizer(objective, cfg["lr"], cfg["betas"], cfg["eps"], cfg["weight_decay"])
@@ -197,53 +171,11 @@ def pretrain(model_dir: Path, corpus_paths: Mapping[str, Path], out_dir: Path, r
                       tensor_state={"mask_generator": GeneratorState(gen)}, json_state={"sampler": sampler},
                       dist=dist, wrap=lambda m: wrap_ddp(m, device, dist))
     trainer.resume()
-
-    positions = torch.arange(packed.seq_len)
-    r0, r1, r2 = (float(r) for r in cfg["mask_ratios"])
-    row_lang = torch.tensor([maps.language_id(c) for c in packed.langs] if maps else [0] * len(packed.langs))
-    row_script = torch.tensor([maps.script_id(c) for c in packed.langs] if maps else [0] * len(packed.langs))
-    global_batch = cfg["batch_size"] * dist.world
-
-    def micro_step() -> tuple[torch.Tensor, int]:
-        # every rank draws and masks the same global micro-batch, then trains on its slice of it
-        rows, groups = sampler.sample(global_batch)
-        ids = torch.from_numpy(np.asarray(packed.input_ids[rows], dtype=np.int64))
-        lengths = torch.from_numpy(np.asarray(packed.lengths[rows], dtype=np.int64))
-        attention = positions[None, :] < lengths[:, None]
-        never = ~attention | torch.isin(ids, specials)
-        inputs, labels = mask_tokens(ids, never, tokenizer.mask_token_id, candidates, gen,
-                                     float(cfg["mlm_probability"]), (r0, r1, r2))
-        n_masked = max(int((labels != -100).sum()), 1)
-        part = shard(rows, dist)
-        g = torch.from_numpy(groups[part])
-        loss = trainer.net(inputs[part].to(device), attention[part].long().to(device), labels[part].to(device),
-                           row_lang[g].to(device), row_script[g].to(device), n_masked / dist.world)
-        return loss, int(lengths.sum())
-
+    micro_step = _micro_step(trainer, packed, sampler, masking, gen, maps, cfg, dist, device)
     frozen_until = frozen_steps(cfg)
-    body = body_params(model) if frozen_until > 0 else []
-    state = {"frozen": None}
-
-    def before_step(step: int) -> bool:
-        frozen = step < frozen_until
-        if frozen == state["frozen"]:
-            return False
-        for p in body:
-            p.requires_grad_(not frozen)
-        state["frozen"] = frozen
-        if body:
-            log.info("step %d: transformer blocks %s", step, "frozen" if frozen else "trainable")
-        return True
-
-    stats = trainer.run(micro_step, before_step=before_step if body else None, callback=callback,
+    stats = trainer.run(micro_step, before_step=_body_freezer(model, frozen_until), callback=callback,
                         final_checkpoint=cfg["keep_final_checkpoint"])
-    for p in model.parameters():
-        p.requires_grad_(True)
-    if isinstance(model.get_input_embeddings(), torch.nn.Embedding):
-        model.get_input_embeddings().sparse = False
-    trained_factors = factorization_of(model) if factorization is not None else None
-    if trained_factors is not None:
-        materialize(model)  # an ordinary HF model again; the factors are saved beside it
+    trained_factors = _unwrap(model, factorization)
 
     def extra_files(directory: Path) -> None:
         objective.save_tables(directory)
@@ -269,6 +201,124 @@ def pretrain(model_dir: Path, corpus_paths: Mapping[str, Path], out_dir: Path, r
         log.info("pretrain done: %s (%d steps, %.0f tokens/s)", out_dir, stats["steps"], stats["tokens_per_s"])
     dist.barrier()
     return {"out_dir": str(out_dir), "fingerprint": fp, **stats}
+
+
+def _check_inputs(cfg: Mapping[str, Any], corpus_paths: Mapping[str, Path], model_dir: Path,
+                  inventory: Sequence[str] | None) -> tuple[list[str], IdMaps | None]:
+    """(corpus languages, LangSAMP id maps or None); errors name the missing corpus, model or language."""
+    if not corpus_paths:
+        raise ConfigError("pretrain needs at least one corpus (corpus_paths is empty)")
+    for code, path in corpus_paths.items():
+        parse_lang(code, where="pretrain corpora")
+        if not Path(path).is_file():
+            raise DataError(f"corpus file {path} ({code}) does not exist")
+    if not (model_dir / "config.json").is_file():
+        raise DataError(f"model directory {model_dir} has no config.json")
+    langs = sorted(corpus_paths)
+    maps = None
+    if cfg["langsamp"] != "none":
+        maps = IdMaps.from_inventory(list(inventory) if inventory else langs, where="pretrain inventory")
+        for code in langs:
+            maps.language_id(code)  # ConfigError naming a corpus language missing from the inventory
+    return langs, maps
+
+
+def _load_model(model_dir: Path, cfg: Mapping[str, Any]) -> tuple[Any, Any, Factorization | None]:
+    """The MLM and tokenizer of `model_dir`, with factorized embeddings installed when configured."""
+    model, tokenizer = load_model_dir(model_dir)
+    limit = max_positions(model)
+    if cfg["seq_len"] > limit:
+        raise ConfigError(f"pretrain config 'seq_len' {cfg['seq_len']} exceeds the model's limit {limit}")
+    if tokenizer.mask_token_id is None:
+        raise DataError(f"tokenizer in {model_dir} has no mask token")
+    factorization = _factorization(model_dir, cfg["factorized"])
+    if factorization is not None:
+        install_factorized(model, factorization.coordinates, factorization.primitives)
+        log.info("training factorized embeddings: coordinates %s x primitives %s",
+                 tuple(factorization.coordinates.shape), tuple(factorization.primitives.shape))
+    return model, tokenizer, factorization
+
+
+@dataclass(frozen=True)
+class _Masking:
+    """What `mask_tokens` needs besides the batch: special ids (never masked), the mask id, the ids a
+    random replacement draws from, the masking probability and the mask/random/keep ratios."""
+
+    specials: torch.Tensor
+    mask_id: int
+    candidates: torch.Tensor
+    probability: float
+    ratios: tuple[float, float, float]
+
+    @classmethod
+    def of(cls, tokenizer: Any, model: Any, cfg: Mapping[str, Any]) -> _Masking:
+        special_set = set(tokenizer.all_special_ids)
+        vocab = min(len(tokenizer), model.get_input_embeddings().num_embeddings)
+        r0, r1, r2 = (float(r) for r in cfg["mask_ratios"])
+        return cls(torch.tensor(sorted(special_set), dtype=torch.long), tokenizer.mask_token_id,
+                   torch.tensor([i for i in range(vocab) if i not in special_set], dtype=torch.long),
+                   float(cfg["mlm_probability"]), (r0, r1, r2))
+
+
+def _micro_step(trainer: Trainer, packed: Any, sampler: Any, masking: _Masking, gen: torch.Generator,
+                maps: IdMaps | None, cfg: Mapping[str, Any], dist: Any, device: Any
+                ) -> Callable[[], tuple[torch.Tensor, int]]:
+    """One micro-batch: every rank draws and masks the same global micro-batch, then trains on its slice."""
+    positions = torch.arange(packed.seq_len)
+    row_lang = torch.tensor([maps.language_id(c) for c in packed.langs] if maps else [0] * len(packed.langs))
+    row_script = torch.tensor([maps.script_id(c) for c in packed.langs] if maps else [0] * len(packed.langs))
+    global_batch = cfg["batch_size"] * dist.world
+
+    def micro_step() -> tuple[torch.Tensor, int]:
+        rows, groups = sampler.sample(global_batch)
+        ids = torch.from_numpy(np.asarray(packed.input_ids[rows], dtype=np.int64))
+        lengths = torch.from_numpy(np.asarray(packed.lengths[rows], dtype=np.int64))
+        attention = positions[None, :] < lengths[:, None]
+        never = ~attention | torch.isin(ids, masking.specials)
+        inputs, labels = mask_tokens(ids, never, masking.mask_id, masking.candidates, gen, masking.probability,
+                                     masking.ratios)
+        n_masked = max(int((labels != -100).sum()), 1)
+        part = shard(rows, dist)
+        g = torch.from_numpy(groups[part])
+        loss = trainer.net(inputs[part].to(device), attention[part].long().to(device), labels[part].to(device),
+                           row_lang[g].to(device), row_script[g].to(device), n_masked / dist.world)
+        return loss, int(lengths.sum())
+
+    return micro_step
+
+
+def _body_freezer(model: Any, frozen_until: int) -> Callable[[int], bool] | None:
+    """`Trainer.run`'s ``before_step``: transformer blocks frozen before step `frozen_until` (LAPT-EMB,
+    ``freeze_body_*``); None when nothing is frozen."""
+    body = body_params(model) if frozen_until > 0 else []
+    if not body:
+        return None
+    state = {"frozen": None}
+
+    def before_step(step: int) -> bool:
+        frozen = step < frozen_until
+        if frozen == state["frozen"]:
+            return False
+        for p in body:
+            p.requires_grad_(not frozen)
+        state["frozen"] = frozen
+        log.info("step %d: transformer blocks %s", step, "frozen" if frozen else "trainable")
+        return True
+
+    return before_step
+
+
+def _unwrap(model: Any, factorization: Factorization | None) -> Factorization | None:
+    """After training: every parameter trainable again, dense embeddings, and factorized embeddings
+    materialized (the model is an ordinary HF model again); returns the trained factors, if any."""
+    for p in model.parameters():
+        p.requires_grad_(True)
+    if isinstance(model.get_input_embeddings(), torch.nn.Embedding):
+        model.get_input_embeddings().sparse = False
+    trained_factors = factorization_of(model) if factorization is not None else None
+    if trained_factors is not None:
+        materialize(model)  # the factors are saved beside it
+    return trained_factors
 
 
 def pretrain_job(spec: dict, model_dir: Path, corpus_paths: dict[str, Path], out_dir: Path, run_dir: Path,

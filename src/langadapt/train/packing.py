@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
-import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from langadapt.core.atomic import atomic_dir
 from langadapt.core.errors import ConfigError, DataError
 from langadapt.data.sampling import sampling_probs
 
@@ -105,18 +104,11 @@ class PackedCorpus:
 
     def save(self, directory: Path) -> None:
         """Write ``.npy`` arrays + ``meta.json`` atomically (temp dir + rename)."""
-        directory = Path(directory)
-        tmp = directory.with_name(f".{directory.name}.tmp-{os.getpid()}")
-        if tmp.exists():
-            shutil.rmtree(tmp)
-        tmp.mkdir(parents=True)
-        for name in _ARRAYS:
-            np.save(tmp / f"{name}.npy", getattr(self, name))
         meta = {"langs": self.langs, "tokens": self.tokens, "sentences": self.sentences, "pad_id": self.pad_id}
-        (tmp / "meta.json").write_text(json.dumps(meta))
-        if directory.exists():
-            shutil.rmtree(directory)
-        os.replace(tmp, directory)
+        with atomic_dir(directory) as tmp:
+            for name in _ARRAYS:
+                np.save(tmp / f"{name}.npy", getattr(self, name))
+            (tmp / "meta.json").write_text(json.dumps(meta))
 
     @classmethod
     def load(cls, directory: Path, mmap: bool = True) -> PackedCorpus:

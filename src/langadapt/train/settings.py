@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from langadapt.core.checks import check_int
 from langadapt.core.errors import ConfigError
 from langadapt.core.languages import parse_lang
 
@@ -29,15 +30,12 @@ def merge_config(cfg: Mapping[str, Any] | None, defaults: Mapping[str, Any], whe
 def check_positive(cfg: Mapping[str, Any], keys: Iterable[str], where: str) -> None:
     """ConfigError unless every key is a positive int."""
     for k in keys:
-        v = cfg[k]
-        if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
-            raise ConfigError(f"{where} config {k!r} must be a positive integer, got {v!r}")
+        check_int(cfg[k], f"{where} config {k!r}")
 
 
 def check_processes(processes: Any) -> None:
     """`processes` is null or a positive integer."""
-    if processes is not None and (isinstance(processes, bool) or not isinstance(processes, int) or processes < 1):
-        raise ConfigError(f"'processes' must be a positive integer or null, got {processes!r}")
+    check_int(processes, "'processes'", optional=True)
 
 
 PRETRAIN_DEFAULTS: dict[str, Any] = {
@@ -116,8 +114,7 @@ def _validate(cfg: Mapping[str, Any]) -> None:
     if float(cfg["alpha"]) < 0:
         raise ConfigError(f"pretrain config 'alpha' must be >= 0, got {cfg['alpha']}")
     for k in ("warmup_steps", "freeze_body_steps"):
-        if isinstance(cfg[k], bool) or not isinstance(cfg[k], int) or cfg[k] < 0:
-            raise ConfigError(f"pretrain config {k!r} must be an integer >= 0, got {cfg[k]!r}")
+        check_int(cfg[k], f"pretrain config {k!r}", low=0)
     if cfg["schedule"] not in ("linear", "constant"):
         raise ConfigError(f"pretrain config 'schedule' must be 'linear' or 'constant', got {cfg['schedule']!r}")
     if cfg["langsamp"] not in LANGSAMP_CHOICES:
@@ -133,9 +130,7 @@ def _validate(cfg: Mapping[str, Any]) -> None:
         raise ConfigError("pretrain config: give 'freeze_body_steps' or 'freeze_body_fraction', not both")
     if not 0.0 < float(cfg["data_fraction"]) <= 1.0:
         raise ConfigError(f"pretrain config 'data_fraction' must be in (0, 1], got {cfg['data_fraction']}")
-    eb = cfg["effective_batch"]
-    if eb is not None and (isinstance(eb, bool) or not isinstance(eb, int) or eb <= 0):
-        raise ConfigError(f"pretrain config 'effective_batch' must be a positive integer or null, got {eb!r}")
+    check_int(cfg["effective_batch"], "pretrain config 'effective_batch'", optional=True)
     check_processes(cfg["processes"])
     if cfg["factorized"] not in ("auto", True, False):
         raise ConfigError(f"pretrain config 'factorized' must be auto, true or false, got {cfg['factorized']!r}")

@@ -28,6 +28,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from langadapt.core.checks import check_int
 from langadapt.core.errors import ConfigError, DataError
 from langadapt.core.registry import Registry
 
@@ -160,11 +161,7 @@ class WordVectorKind:
         raise NotImplementedError
 
     def _int(self, key: str, lo: int = 1, optional: bool = False) -> None:
-        v = self.cfg[key]
-        if optional and v is None:
-            return
-        if isinstance(v, bool) or not isinstance(v, int) or v < lo:
-            raise ConfigError(f"{self.where}.{key}: expected an integer >= {lo}, got {v!r}")
+        check_int(self.cfg[key], f"{self.where}.{key}", lo, optional)
 
 
 WORD_VECTOR_KINDS: Registry[type[WordVectorKind]] = Registry("word vector kind")
@@ -195,13 +192,3 @@ def build_word_vectors(spec: Mapping[str, Any], out_dir: Path, corpora: Mapping[
     meta = read_meta(Path(out_dir))
     log.info("%s: %d word vectors of dimension %d (%s)", out_dir, meta["n"], meta["dim"], kind.name)
     return meta
-
-
-def _register_kinds() -> None:
-    """Import the module that registers the kinds (it imports this one: run at the end of the module)."""
-    import importlib
-
-    importlib.import_module("langadapt.vectors.kinds")
-
-
-_register_kinds()

@@ -22,6 +22,7 @@ from typing import Any
 
 import torch
 
+from langadapt.core.atomic import save_figure
 from langadapt.core.errors import DataError
 from langadapt.vocab.methods.script import INITIAL, MEDIAL, is_wordpiece, piece_position, piece_script
 
@@ -166,14 +167,7 @@ def pca_figure(
     for ax in axes[1]:
         ax.set_xlabel(f"PC1 ({ratios[0]:.1%})")
     fig.suptitle(title or "PCA of the token embeddings (fitted on the source's non-special pieces)")
-    out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_path.with_name(f".{out_path.name}.tmp")
-    try:
-        fig.savefig(tmp, dpi=110, format="png")
-        tmp.replace(out_path)  # atomic: no partial figure under the final name
-    finally:
-        tmp.unlink(missing_ok=True)
+    save_figure(fig, out_path, dpi=110)  # atomic: no partial figure under the final name
     return {
         "file": out_path.name,
         "explained_variance": ratios,

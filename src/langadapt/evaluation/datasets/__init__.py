@@ -19,11 +19,11 @@ from langadapt.evaluation.datasets.base import (
     Examples,
     FileDataset,
     build_dataset,
-    iso639_1,
     label_name,
     load_examples,
     read_data_lines,
     read_parquet,
+    two_letter_code,
 )
 from langadapt.evaluation.datasets.embedded import (
     HIRONSAN_TAGS,
@@ -70,7 +70,7 @@ __all__ = [
     "XNLI_LANGS",
     "build_dataset",
     "format_path",
-    "iso639_1",
+    "two_letter_code",
     "label_name",
     "load_examples",
     "read_data_lines",

@@ -12,10 +12,9 @@ from typing import Any, ClassVar
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-import pycountry
 
 from langadapt.core.errors import ConfigError, DataError
-from langadapt.core.languages import Lang, parse_lang
+from langadapt.core.languages import Lang, iso639_1, parse_lang
 from langadapt.core.registry import Registry
 from langadapt.core.textfiles import read_lines
 from langadapt.data.parallel_sources import hub_files, hub_snapshot
@@ -28,12 +27,11 @@ WIKIANN_TAGS = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC"]
 XNLI_LABELS = ["entailment", "neutral", "contradiction"]
 SIB200_LABELS = ["science/technology", "travel", "politics", "sports", "health", "entertainment", "geography"]
 TAXI1500_LABELS = ["Recommendation", "Faith", "Violence", "Grace", "Sin", "Description"]
-# Our ISO 639-3 code -> WikiANN (Wikipedia) code where it is not the ISO 639-1 code from pycountry.
+# WikiANN's own (Wikipedia) codes where they are not `langadapt.core.languages.iso639_1` of our ISO 639-3
+# code (which already maps individual languages to their macrolanguage's code: arb -> ar, swh -> sw, ...).
 WIKIANN_CODES = {
     "gsw": "als", "als": "sq", "sgs": "bat-smg", "vro": "fiu-vro", "rup": "roa-rup", "cbk": "cbk-zam",
-    "yue": "zh-yue", "nan": "zh-min-nan", "lzh": "zh-classical", "arb": "ar", "pes": "fa", "zsm": "ms",
-    "cmn": "zh", "swh": "sw", "ekk": "et", "lvs": "lv", "azj": "az", "uzn": "uz", "khk": "mn", "plt": "mg",
-    "npi": "ne", "gaz": "om", "kmr": "ku", "pbt": "ps", "ydd": "yi", "ory": "or",
+    "yue": "zh-yue", "nan": "zh-min-nan", "lzh": "zh-classical",
 }  # fmt: skip
 XNLI_LANGS = frozenset("ar bg de el en es fr hi ru sw th tr ur vi zh".split())
 
@@ -216,14 +214,14 @@ def label_name(names: list[str], value: Any, where: str) -> str:
     return names[value]
 
 
-def iso639_1(lang: Lang, overrides: Mapping[str, str]) -> str:
-    """ISO 639-1 code (pycountry) unless overridden; else the ISO 639-3 code."""
+def two_letter_code(lang: Lang, overrides: Mapping[str, str]) -> str:
+    """A source's code for `lang`: `overrides` (by full code, then ISO 639-3), else the ISO 639-1 code of the
+    language or its macrolanguage (`langadapt.core.languages.iso639_1`), else the ISO 639-3 code."""
     if lang.code in overrides:
         return overrides[lang.code]
     if lang.iso in overrides:
         return overrides[lang.iso]
-    rec = pycountry.languages.get(alpha_3=lang.iso)
-    return getattr(rec, "alpha_2", None) or lang.iso
+    return iso639_1(lang.iso) or lang.iso
 
 
 

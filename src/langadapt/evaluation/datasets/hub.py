@@ -94,10 +94,10 @@ from langadapt.evaluation.datasets.base import (
     EvalDataset,
     Examples,
     FileDataset,
-    iso639_1,
     label_name,
     read_data_lines,
     read_parquet,
+    two_letter_code,
 )
 from langadapt.evaluation.datasets.conllu import UPOS, parse_conllu, upos_examples
 
@@ -114,7 +114,7 @@ class WikiANN(FileDataset):
     LABEL_NAMES = WIKIANN_TAGS
 
     def code(self, lang: Lang) -> str:
-        return iso639_1(lang, {**WIKIANN_CODES, **(self.cfg["codes"] or {})})
+        return two_letter_code(lang, {**WIKIANN_CODES, **(self.cfg["codes"] or {})})
 
     def _covers(self, lang: Lang) -> bool:
         prefix = f"{self.code(lang)}/"
@@ -144,7 +144,7 @@ class XNLI(FileDataset):
     LABEL_NAMES = XNLI_LABELS
 
     def code(self, lang: Lang) -> str:
-        return iso639_1(lang, {**WIKIANN_CODES, **(self.cfg["codes"] or {})})
+        return two_letter_code(lang, {**WIKIANN_CODES, **(self.cfg["codes"] or {})})
 
     def _covers(self, lang: Lang) -> bool:
         code = self.code(lang)

@@ -24,7 +24,7 @@ vector: such a new piece is left to the next method of the chain and such an ove
 in the combination (``oov="skip"``). ``oov="ngrams"`` instead gives every piece fastText's out-of-vocabulary
 vector built from its character n-grams (not what ``deepfocus`` does).
 
-The fastText model is trained by `langadapt.hypernet.training.build_word_vectors` (a fresh interpreter with zeroed
+The fastText model is trained by `langadapt.vectors.fasttext.train_fasttext` (a fresh interpreter with zeroed
 large allocations; ``threads=1``, the default here, is bit-for-bit reproducible; more threads are faster
 but not). Lines are shuffled with the chain's seed (``rng.initial_seed()``; the generator is not advanced).
 
@@ -47,6 +47,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from langadapt.core.checks import check_int
 from langadapt.core.errors import ConfigError, DataError
 from langadapt.vocab.base import INIT_METHODS, InitContext, ident_pairs
 
@@ -144,12 +145,12 @@ def train_token_fasttext(
 ) -> dict[str, int]:
     """Train FOCUS's auxiliary token-level fastText model on `texts` tokenized by `tokenizer` and save it
     (binary) to `out_path`. Returns ``{"lines", "words", "dim"}``; DataError if no line has a piece."""
-    from langadapt.hypernet.training import build_word_vectors
+    from langadapt.vectors.fasttext import train_fasttext
 
     lines = tokenized_lines(tokenizer, texts)
     if not lines:
         raise DataError(f"FOCUS: the target texts ({len(texts)} lines) contain no piece to train fastText on")
-    info = build_word_vectors(
+    info = train_fasttext(
         lines, out_path, dim=dim, epochs=epochs, min_count=min_count, seed=seed, threads=threads,
         model=model, neg=neg, bucket=bucket,
     )  # fmt: skip
@@ -174,14 +175,12 @@ def token_vectors(model_path: Path, pieces: Sequence[str], oov: str = "skip") ->
 
 def _check_params(p: Mapping[str, Any], oov: str, threads: int) -> None:
     for key in ("dim", "epochs", "min_count", "neg", "bucket"):
-        if not isinstance(p[key], int) or isinstance(p[key], bool) or p[key] < 1:
-            raise ConfigError(f"init method 'focus': {key} must be an integer >= 1, got {p[key]!r}")
+        check_int(p[key], f"init method 'focus': {key}")
     if p["model"] not in ("cbow", "skipgram"):
         raise ConfigError(f"init method 'focus': model must be 'cbow' or 'skipgram', got {p['model']!r}")
     if oov not in OOV_MODES:
         raise ConfigError(f"init method 'focus': oov must be one of {', '.join(OOV_MODES)}, got {oov!r}")
-    if not isinstance(threads, int) or isinstance(threads, bool) or threads < 0:
-        raise ConfigError(f"init method 'focus': threads must be an integer >= 0 (0 = the job's), got {threads!r}")
+    check_int(threads, "init method 'focus': threads (0 = the job's)", low=0)
 
 
 @INIT_METHODS.register("focus")

@@ -16,6 +16,7 @@ import logging
 import numpy as np
 import torch
 
+from langadapt.core.checks import check_int
 from langadapt.core.errors import ConfigError, DataError
 from langadapt.vocab.base import INIT_METHODS, InitContext
 
@@ -37,8 +38,7 @@ def hyperofa(ctx: InitContext, unassigned: set[int], rng: torch.Generator, word_
     from langadapt.hypernet.training import load_trained_hypernet, piece_word_sets
     from langadapt.vectors.base import load_word_vectors, read_meta
 
-    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-        raise ConfigError(f"init method 'hyperofa': batch_size must be a positive integer, got {batch_size!r}")
+    check_int(batch_size, "init method 'hyperofa': batch_size")
     if not isinstance(word_vectors, str):
         raise ConfigError("init method 'hyperofa' needs a 'word_vectors' parameter naming an entry of the "
                           "config's word_vectors section, e.g. {hyperofa: {word_vectors: colexnet}}")
