@@ -10,6 +10,8 @@ from snakemake.exceptions import WorkflowError
 
 from langadapt import config as lc
 from langadapt.core.errors import ConfigError
+from langadapt.dag.targets import langsamp_of as dag_langsamp_of
+from langadapt.dag.targets import targets
 
 # config.yaml is the default; a --configfile replaces it (instead of being merged into it), while
 # --config KEY=VALUE overrides still apply on top of whichever file is used. A module of
@@ -71,23 +73,15 @@ def stage_langs(section, name):
     return config[section][name].get("languages") or LANGS
 
 
-EVAL_FILES = [f"results/eval/{recipe}/{task}/seed{seed}.csv" for recipe, task, seed in lc.eval_jobs(config)]
-TRAIN_RUNS = [lc.stage_dir(r, s) for r, s in lc.recipe_stage_pairs(config) if s in ("pretrain", "realign")]
-ALL_TARGETS = [
-    "results/tables/results.csv",
-    "results/plots/results.png",
-    "results/data/filter_report.csv",
-    "results/data/sampling.csv",
-    *[f"results/tokenizers/{tok}" for tok in config["tokenizers"]],
-]
-if TRAIN_RUNS:
-    ALL_TARGETS.append("results/plots/loss_curves.png")
-ALL_TARGETS += lc.hypernet_dirs(config)
+# Every output list the rule files share, and `rule all`'s targets, computed once (langadapt.dag.targets).
+TARGETS = targets(config)
+EVAL_FILES = TARGETS.eval_files
+TRAIN_RUNS = TARGETS.train_runs
+ALL_TARGETS = TARGETS.all
 
 
 def langsamp_of(recipe):
-    """The LangSAMP variant of a recipe's pretraining stage ('none' when not set)."""
-    return config["pretraining"][config["recipes"][recipe]["pretrain"]].get("langsamp", "none")
+    return dag_langsamp_of(config, recipe)
 
 
 def init_texts_langs(recipe):

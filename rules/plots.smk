@@ -5,15 +5,7 @@
 from langadapt.evaluation.retrieval import BibleRetrieval
 from langadapt.report.plots import similarity_inputs
 
-# recipes whose final model is a LangSAMP pretraining run (the tables sit beside that model only)
-LANGSAMP_RECIPES = [
-    r for r in RECIPES
-    if config["recipes"][r].get("pretrain") and langsamp_of(r) != "none"
-    and lc.final_model_dir(config, r) == lc.stage_dir(r, "pretrain")
-]
-ALL_TARGETS += [f"results/plots/langsamp/{r}.png" for r in LANGSAMP_RECIPES]
-if EVAL_FILES:
-    ALL_TARGETS.append("results/plots/per_language")
+LANGSAMP_RECIPES = TARGETS.langsamp_recipes  # final model = a LangSAMP pretraining run
 
 # similarity: the layer of the (first) SR-B task, else the model's last layer; 100 verses of the test split
 SRB_TASKS = [t for t, s in config["evaluation"]["tasks"].items() if s["kind"] == BibleRetrieval.kind]

@@ -52,16 +52,9 @@ rule loss_curves:
 
 # Realignment reports (the realignment paper): the language subsets the selectors chose (Table 6) and
 # the transfer score against the number of realignment languages per selector (Figure 5).
-from langadapt.report.realign import realign_design, scaling_recipes
-
-SELECTOR_ENTRIES = [n for n, s in config["realignment"].items() if isinstance(s.get("languages"), dict)]
-SCALING_DESIGN = realign_design(config, scaling_recipes(realign_design(config)))
-SCALING_SELECTIONS = sorted({f"results/selection/{r['realign']}.json"
-                             for r in SCALING_DESIGN["recipes"].values() if isinstance(r["languages"], dict)})
-if SELECTOR_ENTRIES:
-    ALL_TARGETS += ["results/tables/realign_subsets.csv", "results/tables/realign_subsets.tex"]
-if SCALING_SELECTIONS:
-    ALL_TARGETS += ["results/tables/realign_scaling.csv", "results/plots/realign_scaling.png"]
+SELECTOR_ENTRIES = TARGETS.selector_entries
+SCALING_DESIGN = TARGETS.scaling_design
+SCALING_SELECTIONS = TARGETS.scaling_selections
 
 
 rule subsets_table:

@@ -6,8 +6,8 @@ from langadapt.core.runtime import job
 from langadapt.data.corpus import corpus_texts
 from langadapt.models.source import build_source_model
 
-j = job(snakemake)  # noqa: F821
+j = job(snakemake)
 spec = j.param_json("spec")
-texts = corpus_texts(snakemake.input) if snakemake.input else None  # noqa: F821
-info = build_source_model(spec, Path(snakemake.output[0]), texts=texts, provenance=j.provenance(spec))  # noqa: F821
+texts = corpus_texts(snakemake.input) if snakemake.input else None
+info = build_source_model(spec, Path(snakemake.output[0]), texts=texts, provenance=j.provenance(spec))
 j.log.info("source model: %s", info)

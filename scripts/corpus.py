@@ -5,13 +5,13 @@ from pathlib import Path
 from langadapt.core.runtime import job
 from langadapt.data.corpus import build_corpus
 
-j = job(snakemake)  # noqa: F821
+j = job(snakemake)
 filters = j.param_json("filters")
 build_corpus(
-    snakemake.wildcards.lang,  # noqa: F821
+    snakemake.wildcards.lang,
     source_cfg=j.param_json("source"),
-    filters_cfg={name: filters[name] for name in snakemake.params.filter_order},  # noqa: F821
+    filters_cfg={name: filters[name] for name in snakemake.params.filter_order},
     split_cfg=j.param_json("splits"),
-    out_parquet=Path(snakemake.output.corpus),  # noqa: F821
-    out_stats=Path(snakemake.output.stats),  # noqa: F821
+    out_parquet=Path(snakemake.output.corpus),
+    out_stats=Path(snakemake.output.stats),
 )

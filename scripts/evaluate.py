@@ -10,8 +10,8 @@ from langadapt.core.provenance import code_version
 from langadapt.core.runtime import job
 from langadapt.evaluation.tasks import evaluate
 
-j = job(snakemake)  # noqa: F821
-sm = snakemake  # noqa: F821
+j = job(snakemake)
+sm = snakemake
 langs = list(sm.params.langs)
 corpora = sm.input.get("corpora")  # one file comes back as a plain string
 corpora = [corpora] if isinstance(corpora, str) else corpora

@@ -5,5 +5,5 @@ from pathlib import Path
 from langadapt.core.runtime import job
 from langadapt.data.corpus import filter_report
 
-job(snakemake)  # noqa: F821
-filter_report([Path(p) for p in snakemake.input], Path(snakemake.output.csv), Path(snakemake.output.tex))  # noqa: F821
+job(snakemake)
+filter_report([Path(p) for p in snakemake.input], Path(snakemake.output.csv), Path(snakemake.output.tex))

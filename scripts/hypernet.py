@@ -5,6 +5,6 @@ from pathlib import Path
 from langadapt.core.runtime import job
 from langadapt.hypernet.training import hypernet_job
 
-j = job(snakemake)  # noqa: F821
-hypernet_job(j.param_json("spec"), Path(snakemake.input.model), Path(snakemake.input.word_vectors),  # noqa: F821
-             Path(snakemake.output[0]), threads=snakemake.threads, log=j.log)  # noqa: F821
+j = job(snakemake)
+hypernet_job(j.param_json("spec"), Path(snakemake.input.model), Path(snakemake.input.word_vectors),
+             Path(snakemake.output[0]), threads=snakemake.threads, log=j.log)

@@ -5,5 +5,5 @@ from pathlib import Path
 from langadapt.core.runtime import job
 from langadapt.report.plots import plot_langsamp_embeddings
 
-job(snakemake)  # noqa: F821
-plot_langsamp_embeddings(Path(snakemake.input[0]), Path(snakemake.output[0]))  # noqa: F821
+job(snakemake)
+plot_langsamp_embeddings(Path(snakemake.input[0]), Path(snakemake.output[0]))

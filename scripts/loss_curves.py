@@ -5,5 +5,5 @@ from pathlib import Path
 from langadapt.core.runtime import job
 from langadapt.report.plots import plot_loss_curves
 
-job(snakemake)  # noqa: F821
-plot_loss_curves([Path(p) for p in snakemake.input], Path(snakemake.output[0]))  # noqa: F821
+job(snakemake)
+plot_loss_curves([Path(p) for p in snakemake.input], Path(snakemake.output[0]))

@@ -5,6 +5,6 @@ from pathlib import Path
 from langadapt.core.runtime import job
 from langadapt.data.parallel import build_parallel
 
-job(snakemake)  # noqa: F821
-paths = dict(zip(snakemake.params.langs, map(Path, snakemake.input), strict=True))  # noqa: F821
-build_parallel(paths, pivot=snakemake.params.pivot, out=Path(snakemake.output[0]))  # noqa: F821
+job(snakemake)
+paths = dict(zip(snakemake.params.langs, map(Path, snakemake.input), strict=True))
+build_parallel(paths, pivot=snakemake.params.pivot, out=Path(snakemake.output[0]))

@@ -5,12 +5,12 @@ from pathlib import Path
 from langadapt.core.runtime import job
 from langadapt.data.parallel_sources import build_parallel_data
 
-j = job(snakemake)  # noqa: F821
+j = job(snakemake)
 build_parallel_data(
     j.param_json("spec"),
-    pivot=snakemake.params.pivot,  # noqa: F821
-    config_langs=list(snakemake.params.langs),  # noqa: F821
-    out_parquet=Path(snakemake.output.pairs),  # noqa: F821
-    out_json=Path(snakemake.output.report),  # noqa: F821
-    name=snakemake.wildcards.name,  # noqa: F821
+    pivot=snakemake.params.pivot,
+    config_langs=list(snakemake.params.langs),
+    out_parquet=Path(snakemake.output.pairs),
+    out_json=Path(snakemake.output.report),
+    name=snakemake.wildcards.name,
 )

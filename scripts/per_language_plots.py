@@ -6,6 +6,6 @@ from langadapt.core.runtime import job
 from langadapt.report.aggregate import collect
 from langadapt.report.plots import plot_all_per_language
 
-j = job(snakemake)  # noqa: F821
-written = plot_all_per_language(collect([Path(p) for p in snakemake.input]), Path(snakemake.output[0]))  # noqa: F821
+j = job(snakemake)
+written = plot_all_per_language(collect([Path(p) for p in snakemake.input]), Path(snakemake.output[0]))
 j.log.info("wrote %s", ", ".join(map(str, written)))

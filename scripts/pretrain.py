@@ -2,12 +2,12 @@
 
 from pathlib import Path
 
-from langadapt.core.runtime import job
+from langadapt.train.checkpoint import training_job
 from langadapt.train.mlm import pretrain_job
 
-j = job(snakemake, run_dir=snakemake.params.run_dir)  # noqa: F821
+j = training_job(snakemake, snakemake.params.run_dir)
 spec = j.param_json("spec")
-paths = dict(zip(snakemake.params.langs, map(Path, snakemake.input.corpora), strict=True))  # noqa: F821
-pretrain_job(spec, Path(snakemake.input.model), paths, Path(snakemake.output[0]),  # noqa: F821
-             Path(snakemake.params.run_dir), snakemake.params.inventory, j.provenance(spec),  # noqa: F821
-             threads=snakemake.threads, gpus=snakemake.resources.get("gpu", 0), log=j.log)  # noqa: F821
+paths = dict(zip(snakemake.params.langs, map(Path, snakemake.input.corpora), strict=True))
+pretrain_job(spec, Path(snakemake.input.model), paths, Path(snakemake.output[0]),
+             Path(snakemake.params.run_dir), snakemake.params.inventory, j.provenance(spec),
+             threads=snakemake.threads, gpus=snakemake.resources.get("gpu", 0), log=j.log)

@@ -5,5 +5,5 @@ from pathlib import Path
 from langadapt.core.runtime import job
 from langadapt.realign.selection import selection_job
 
-j = job(snakemake)  # noqa: F821
-selection_job(j.param_json("spec"), snakemake.params.langs, Path(snakemake.output[0]))  # noqa: F821
+j = job(snakemake)
+selection_job(j.param_json("spec"), snakemake.params.langs, Path(snakemake.output[0]))

@@ -6,8 +6,8 @@ from pathlib import Path
 from langadapt.core.runtime import job
 from langadapt.report.plots import plot_similarity, similarity_matrix, write_matrix_csv
 
-j = job(snakemake)  # noqa: F821
-sm = snakemake  # noqa: F821
+j = job(snakemake)
+sm = snakemake
 settings = j.param_json("settings")
 langs = list(sm.params.langs)
 

@@ -5,5 +5,5 @@ from pathlib import Path
 from langadapt.core.runtime import job
 from langadapt.report.realign import subsets_table
 
-job(snakemake)  # noqa: F821
-subsets_table([Path(p) for p in snakemake.input], Path(snakemake.output.csv), Path(snakemake.output.tex))  # noqa: F821
+job(snakemake)
+subsets_table([Path(p) for p in snakemake.input], Path(snakemake.output.csv), Path(snakemake.output.tex))

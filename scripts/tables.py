@@ -9,10 +9,10 @@ from langadapt.report.aggregate import collect, plot_results, write_tables
 from langadapt.report.paper_tables import write_tables as write_paper_tables
 from langadapt.report.stats import write_report
 
-job(snakemake)  # noqa: F821
-out = snakemake.output  # noqa: F821
-report = json.loads(snakemake.params.report)  # noqa: F821
-df = collect([Path(p) for p in snakemake.input])  # noqa: F821
+job(snakemake)
+out = snakemake.output
+report = json.loads(snakemake.params.report)
+df = collect([Path(p) for p in snakemake.input])
 write_tables(df, Path(out.by_task), all_rows_csv=Path(out.csv))
 write_report(df, Path(out.grouped), Path(out.significance), report)
 write_paper_tables(df, report.get("tables", {}), Path(out.paper), seen_model=report.get("seen_model") or "xlmr")

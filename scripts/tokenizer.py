@@ -5,8 +5,8 @@ from pathlib import Path
 from langadapt.core.runtime import job
 from langadapt.models.tokenizer_jobs import tokenizer_job
 
-j = job(snakemake)  # noqa: F821
+j = job(snakemake)
 spec = j.param_json("spec")
 langs = spec.get("languages") or []
-paths = dict(zip(langs, map(Path, snakemake.input), strict=True))  # noqa: F821
-tokenizer_job(spec, paths, Path(snakemake.output[0]), log=j.log)  # noqa: F821
+paths = dict(zip(langs, map(Path, snakemake.input), strict=True))
+tokenizer_job(spec, paths, Path(snakemake.output[0]), log=j.log)

@@ -22,7 +22,7 @@ from transformers import (
 from langadapt.core.errors import ConfigError, DataError
 from langadapt.models.tokenization import train_sentencepiece
 from langadapt.vocab.base import INIT_METHODS, InitContext, special_roles
-from langadapt.vocab.chain import _normalize, assign_embeddings, initialize_embeddings
+from langadapt.vocab.chain import assign_embeddings, initialize_embeddings, normalize_assignment
 
 TINY = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
 
@@ -125,10 +125,10 @@ def test_precedence_and_return_forms():
     assert counts == {"ident": 2, "random_normal": 1}
     assert emb.tolist() == [[3.0, 4.0, 5.0], [0.0, 0.0, 0.0], [9.0, 10.0, 11.0]]
     assert src_of.tolist() == [1, -1, 3]
-    ids, rows, srcs = _normalize((torch.tensor([1]), torch.ones(1, 3)), "m", ctx, {1})
+    ids, rows, srcs = normalize_assignment((torch.tensor([1]), torch.ones(1, 3)), "m", ctx, {1})
     assert (ids, rows.tolist(), srcs) == ([1], [[1.0, 1.0, 1.0]], [-1])
     with pytest.raises(RuntimeError, match="'m'"):
-        _normalize({0: 2}, "m", ctx, {1})
+        normalize_assignment({0: 2}, "m", ctx, {1})
 
 
 def bert_source(path, pieces: list[str]):

@@ -14,6 +14,7 @@ from test_eval_sequence_tasks import FAST, sib200_tree
 from test_eval_token_classification import TINY, write_conllu
 from test_train_helpers import make_model_dir as make_xlmr_dir
 
+from langadapt.config.checks import check_donor_task
 from langadapt.core.errors import ConfigError, DataError
 from langadapt.evaluation import build_task
 from langadapt.evaluation.donor import (
@@ -21,7 +22,6 @@ from langadapt.evaluation.donor import (
     PAPER_DONORS,
     SIMILARITY_METRIC,
     SourcePlan,
-    check_donor_task,
     choose_donors,
     plan_sources,
     run_plan,

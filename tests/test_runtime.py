@@ -1,4 +1,4 @@
-"""Script glue (langadapt.core.runtime): logs across attempts, PYTHONPATH for the conda envs, package versions."""
+"""Script glue (langadapt.core.runtime, train.checkpoint.training_job): logs across attempts, PYTHONPATH for the conda envs, package versions."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from langadapt.core.provenance import packages_string
-from langadapt.core.runtime import job, prepend_pythonpath
+from langadapt.core.runtime import prepend_pythonpath
+from langadapt.train.checkpoint import training_job
 
 
 class Wildcards(dict):
@@ -22,16 +23,16 @@ def fake_snakemake(tmp_path: Path) -> SimpleNamespace:
 
 def test_training_jobs_append_to_an_attempts_log_that_survives_log_deletion(tmp_path):
     sm, run_dir = fake_snakemake(tmp_path), tmp_path / "runs/r/pretrain"
-    j = job(sm, run_dir=run_dir)
+    j = training_job(sm, run_dir)
     j.log.warning("received signal 15")
     Path(sm.log[0]).unlink()                      # what Snakemake does before the next attempt
     ckpt = run_dir / "checkpoints/step-00000090"
     ckpt.mkdir(parents=True)
-    j = job(sm, run_dir=run_dir)                  # an unfinished checkpoint (no state.json) is no resume
+    j = training_job(sm, run_dir)                  # an unfinished checkpoint (no state.json) is no resume
     assert "continuing" not in (tmp_path / "runs/r/pretrain.attempts.log").read_text()
     (ckpt / "state.json").write_text("{}")
     (ckpt / "trainer.pt").write_bytes(b"")
-    j = job(sm, run_dir=run_dir)
+    j = training_job(sm, run_dir)
     j.log.info("resumed")
     logging.shutdown()
     history = (tmp_path / "runs/r/pretrain.attempts.log").read_text()

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import copy
 import fnmatch
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from langadapt.config.recipes import eval_recipes, recipe_chain
 from langadapt.config.schema import SCHEMA_PATH, read_yaml, validate_schema
@@ -175,6 +177,7 @@ def _check_task(config: dict, where: str, task: str, spec: dict, known: set[str]
         build_task(spec, task)
     except ConfigError as e:
         raise ConfigError(f"{where}: {e}") from None
+    check_donor_task(config, task, spec, where)
     task_langs = spec.get("languages")
     if task_langs is not None:
         if not isinstance(task_langs, list) or not task_langs:
@@ -244,3 +247,51 @@ def check_selector(config: dict, where: str, spec: dict) -> None:
     if spec["n"] > len(pool):
         raise ConfigError(f"{where}: n = {spec['n']} but only {len(pool)} languages of the selection pool "
                           f"(L65 minus English) are in languages: {pool}")
+
+
+def check_donor_task(config: dict, task_name: str, spec: Mapping[str, Any], where: str) -> None:
+    """ConfigError (prefixed by `where`) when task `task_name` has ``source: donor`` but evaluates a recipe
+    whose final model cannot hold LangSAMP language embeddings. Torch-free, no I/O.
+
+    The tables are written only by a pretraining stage with ``langsamp: language|both`` (the ``init`` and
+    ``realign`` stages, and a pretraining stage with another variant, write a model directory without
+    them), so a recipe qualifies when the LAST stage of its chain (``config.recipes.recipe_chain``, parents included) is
+    such a pretraining stage. The recipes checked are the task's ``recipes`` or else every evaluated one.
+    """
+    from langadapt.evaluation.donor import DONOR
+
+    if not isinstance(spec, Mapping) or spec.get("source") != DONOR:
+        return
+    recipes = spec.get("recipes") or eval_recipes(config)
+    bad = [
+        r for r in recipes if r in config.get("recipes", {}) and not _final_has_language_embeddings(config, r)
+    ]
+    if bad:
+        raise ConfigError(
+            f"{where}: task {task_name!r} has source 'donor' (LangSAMP §5.3), which reads the evaluated model's "
+            f"LangSAMP language embeddings, but the final model of recipe(s) {bad} has none (its last stage "
+            f"is not a pretraining with langsamp: language|both; chains: "
+            f"{ {r: [f'{x}/{s}' for x, s in recipe_chain(config, r)] for r in bad} }); restrict the task with "
+            f"`recipes:` or use a fixed source"
+        )
+
+
+def _final_has_language_embeddings(config: dict, recipe: str) -> bool:
+    chain = recipe_chain(config, recipe)
+    if not chain or chain[-1][1] != "pretrain":
+        return False
+    from langadapt.evaluation.donor import LANGUAGE_EMBEDDING_VARIANTS
+
+    return (
+        pretrain_variant(config, config["recipes"][chain[-1][0]]["pretrain"]) in LANGUAGE_EMBEDDING_VARIANTS
+    )
+
+
+def pretrain_variant(config: dict, name: str) -> str:
+    """The LangSAMP variant of ``pretraining.<name>`` (its ``langsamp`` key, over its preset, over the
+    trainer default ``none``)."""
+    from langadapt.train.settings import PRESETS, PRETRAIN_DEFAULTS  # torch-free
+
+    spec = config.get("pretraining", {}).get(name, {})
+    preset = PRESETS.get(spec.get("preset", PRETRAIN_DEFAULTS["preset"]), {})
+    return str({**PRETRAIN_DEFAULTS, **preset, **spec}["langsamp"])

@@ -96,21 +96,17 @@ def set_threads(n: int) -> None:
         pass
 
 
-def job(snakemake: Any, run_dir: str | os.PathLike | None = None) -> Job:
+def job(snakemake: Any, run_dir: str | os.PathLike | None = None, resuming: bool = False) -> Job:
     """Set up the script of a rule: logging, threads, parsed params.
 
     `run_dir`: a training run directory (checkpoints; kept across attempts). Snakemake deletes a job's log
     before each attempt, so a training job also appends its log to ``{run_dir}.attempts.log`` beside it:
     after a preemption and a retry, that file holds the signal and checkpoint of the killed attempt and the
-    resume of the next.
+    resume of the next. `resuming`: the run directory holds a checkpoint of an earlier attempt
+    (`langadapt.train.checkpoint.training_job` sets it).
     """
     log_file = snakemake.log[0] if len(snakemake.log) else None
     history = f"{os.fspath(run_dir).rstrip('/')}.attempts.log" if run_dir is not None else None
-    resuming = False
-    if run_dir is not None:
-        from langadapt.train.checkpoint import latest_checkpoint  # torch: training scripts only
-
-        resuming = latest_checkpoint(Path(run_dir)) is not None
     log = setup_logging(log_file, f"langadapt.{snakemake.rule}", history_path=history)
     set_threads(int(snakemake.threads))
     log.info("rule %s, wildcards %s, threads %s%s", snakemake.rule, dict(snakemake.wildcards.items()),

@@ -22,7 +22,7 @@ Rules (this module is the one place they live):
   row with metric ``donor_similarity`` (:data:`SIMILARITY_METRIC`): ``aggregate.main_metric`` never
   picks it, as every such task also reports ``accuracy``, which ``MAIN_METRICS`` lists.
 
-:func:`check_donor_task` is the torch-free config-time check that a ``source: donor`` task evaluates
+`langadapt.config.checks.check_donor_task` is the torch-free config-time check that a ``source: donor`` task evaluates
 only recipes whose final model holds language embeddings.
 """
 
@@ -205,52 +205,3 @@ def run_plan(
             by_target[target] = score(model, source, target)
         del model  # one fine-tuned model in memory at a time
     return [row for t in sorted(by_target) for row in by_target[t]] + plan.similarity_rows()
-
-
-# ------------------------------------------------------------------------------------ config time
-def check_donor_task(config: dict, task_name: str, spec: Mapping[str, Any], where: str) -> None:
-    """ConfigError (prefixed by `where`) when task `task_name` has ``source: donor`` but evaluates a recipe
-    whose final model cannot hold LangSAMP language embeddings. Torch-free, no I/O.
-
-    The tables are written only by a pretraining stage with ``langsamp: language|both`` (the ``init`` and
-    ``realign`` stages, and a pretraining stage with another variant, write a model directory without
-    them), so a recipe qualifies when the LAST stage of its chain (``config.recipes.recipe_chain``, parents included) is
-    such a pretraining stage. The recipes checked are the task's ``recipes`` or else every evaluated one.
-    """
-    if not isinstance(spec, Mapping) or spec.get("source") != DONOR:
-        return
-    from langadapt.config.recipes import eval_recipes, recipe_chain
-
-    recipes = spec.get("recipes") or eval_recipes(config)
-    bad = [
-        r for r in recipes if r in config.get("recipes", {}) and not _final_has_language_embeddings(config, r)
-    ]
-    if bad:
-        raise ConfigError(
-            f"{where}: task {task_name!r} has source 'donor' (LangSAMP §5.3), which reads the evaluated model's "
-            f"LangSAMP language embeddings, but the final model of recipe(s) {bad} has none (its last stage "
-            f"is not a pretraining with langsamp: language|both; chains: "
-            f"{ {r: [f'{x}/{s}' for x, s in recipe_chain(config, r)] for r in bad} }); restrict the task with "
-            f"`recipes:` or use a fixed source"
-        )
-
-
-def _final_has_language_embeddings(config: dict, recipe: str) -> bool:
-    from langadapt.config.recipes import recipe_chain
-
-    chain = recipe_chain(config, recipe)
-    if not chain or chain[-1][1] != "pretrain":
-        return False
-    return (
-        pretrain_variant(config, config["recipes"][chain[-1][0]]["pretrain"]) in LANGUAGE_EMBEDDING_VARIANTS
-    )
-
-
-def pretrain_variant(config: dict, name: str) -> str:
-    """The LangSAMP variant of ``pretraining.<name>`` (its ``langsamp`` key, over its preset, over the
-    trainer default ``none``)."""
-    from langadapt.train.settings import PRESETS, PRETRAIN_DEFAULTS  # torch-free
-
-    spec = config.get("pretraining", {}).get(name, {})
-    preset = PRESETS.get(spec.get("preset", PRETRAIN_DEFAULTS["preset"]), {})
-    return str({**PRETRAIN_DEFAULTS, **preset, **spec}["langsamp"])

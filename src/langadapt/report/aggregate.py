@@ -101,7 +101,7 @@ def seed_stats(df: pd.DataFrame) -> pd.DataFrame:
     return stats.reset_index()
 
 
-def _cell(mean: float, sd: float, n: int, scale: float, digits: int) -> str:
+def format_cell(mean: float, sd: float, n: int, scale: float, digits: int) -> str:
     if n > 1:
         return f"{mean * scale:.{digits}f} ± {sd * scale:.{digits}f}"
     return f"{mean * scale:.{digits}f}"
@@ -120,7 +120,7 @@ def summary_tables(df: pd.DataFrame, scale: float = 100.0, digits: int = 1) -> d
         langs = sorted(set(group["language"]) - {AVG}) + [AVG]
         table = pd.DataFrame(MISSING, index=pd.Index(langs, name="language"), columns=recipes)
         for row in group.itertuples(index=False):
-            table.loc[row.language, row.recipe] = _cell(row.mean, row.sd, int(row.n), scale, digits)
+            table.loc[row.language, row.recipe] = format_cell(row.mean, row.sd, int(row.n), scale, digits)
         table.columns.name = "recipe"
         tables[f"{task}_{metric}"] = table
     return tables

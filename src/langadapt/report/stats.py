@@ -30,7 +30,7 @@ from langadapt.core.atomic import write_text_atomic
 from langadapt.core.errors import ConfigError, DataError
 from langadapt.core.languages import parse_lang
 from langadapt.realign.pool import load_pool, pool_code, seen_languages
-from langadapt.report.aggregate import AVG, MISSING, _cell, main_metric, to_latex
+from langadapt.report.aggregate import AVG, MISSING, format_cell, main_metric, to_latex
 
 GROUPINGS = ("seen", "script", "script_name", "family", "joshi", "resource")
 SEEN_MODELS = ("xlmr", "mbert")
@@ -166,7 +166,7 @@ def grouped_tables(
         index = _group_order(by, set(part["group"]) - {AVG}) + [AVG]
         table = pd.DataFrame(MISSING, index=pd.Index(index, name=by), columns=["languages", *recipes])
         for row in part.itertuples(index=False):
-            table.loc[row.group, row.recipe] = _cell(row.mean, row.sd, int(row.n_seeds), scale, digits)
+            table.loc[row.group, row.recipe] = format_cell(row.mean, row.sd, int(row.n_seeds), scale, digits)
         n = part.groupby("group")["n_languages"].max()
         table["languages"] = [str(int(n[i])) for i in index]
         table.columns.name = "recipe"

@@ -40,6 +40,7 @@ import numpy as np
 import torch
 
 from langadapt.core.atomic import atomic_dir, atomic_file, write_text_atomic
+from langadapt.core.runtime import Job, job
 
 log = logging.getLogger(__name__)
 
@@ -271,3 +272,9 @@ def save_model_dir(model: Any, tokenizer: Any, out_dir: Path, provenance: Mappin
         if extra is not None:
             extra(tmp)
     return out_dir
+
+
+def training_job(snakemake: Any, run_dir: str | os.PathLike) -> Job:
+    """`langadapt.core.runtime.job` for a training rule: its log also goes to ``{run_dir}.attempts.log``, and
+    the first line says whether an earlier attempt left a checkpoint to continue from."""
+    return job(snakemake, run_dir, resuming=latest_checkpoint(Path(run_dir)) is not None)

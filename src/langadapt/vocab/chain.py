@@ -54,7 +54,7 @@ def _check_config(methods: list[str], params: Mapping[str, Mapping[str, Any]]) -
             )
 
 
-def _normalize(
+def normalize_assignment(
     result: Assignment, name: str, ctx: InitContext, unassigned: set[int]
 ) -> tuple[list[int], torch.Tensor, list[int]]:
     """(target ids, rows [n, d], source ids or -1) from any of the allowed return forms of a method."""
@@ -111,7 +111,7 @@ def assign_embeddings(
             counts[name] = 0
             continue
         result = INIT_METHODS.get(name)(ctx, set(unassigned), rng, **params.get(name, {}))
-        ids, rows, src = _normalize(result, name, ctx, unassigned)
+        ids, rows, src = normalize_assignment(result, name, ctx, unassigned)
         if ids:
             idx = torch.tensor(ids, dtype=torch.long)
             emb[idx] = rows

@@ -1,0 +1,64 @@
+"""The outputs the workflow builds, computed once from the config while the DAG is built (torch-free):
+the targets of ``rule all`` and the lists several rule files share (evaluation files, training runs,
+LangSAMP recipes, the realignment report's selections). The rule files read these; none of them appends to
+the targets itself."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from langadapt.config import recipes as rc
+
+
+def langsamp_of(config: dict, recipe: str) -> str:
+    """The LangSAMP variant of a recipe's pretraining stage (``none`` when it has none or does not set it)."""
+    pretrain = config["recipes"][recipe].get("pretrain")
+    return config["pretraining"][pretrain].get("langsamp", "none") if pretrain else "none"
+
+
+@dataclass(frozen=True)
+class Targets:
+    """Everything the rule files derive from the config once; `all` is ``rule all``'s input."""
+
+    eval_files: list[str]
+    train_runs: list[str]
+    langsamp_recipes: list[str]  # recipes whose final model is a LangSAMP pretraining run (PCA plots)
+    selector_entries: list[str]  # realignment entries whose languages a selector chooses
+    scaling_design: dict[str, Any]  # the realignment scaling plot's recipes (report.realign.realign_design)
+    scaling_selections: list[str]
+    all: list[str]
+
+
+def targets(config: dict) -> Targets:
+    from langadapt.report.realign import realign_design, scaling_recipes
+
+    eval_files = [f"results/eval/{recipe}/{task}/seed{seed}.csv" for recipe, task, seed in rc.eval_jobs(config)]
+    train_runs = [rc.stage_dir(r, s) for r, s in rc.recipe_stage_pairs(config) if s in ("pretrain", "realign")]
+    langsamp_recipes = [
+        r for r in config["recipes"]
+        if config["recipes"][r].get("pretrain") and langsamp_of(config, r) != "none"
+        and rc.final_model_dir(config, r) == rc.stage_dir(r, "pretrain")
+    ]
+    selector_entries = [n for n, s in config["realignment"].items() if isinstance(s.get("languages"), dict)]
+    design = realign_design(config, scaling_recipes(realign_design(config)))
+    selections = sorted({f"results/selection/{r['realign']}.json"
+                         for r in design["recipes"].values() if isinstance(r["languages"], dict)})
+    out = [
+        "results/tables/results.csv",
+        "results/plots/results.png",
+        "results/data/filter_report.csv",
+        "results/data/sampling.csv",
+        *[f"results/tokenizers/{tok}" for tok in config["tokenizers"]],
+    ]
+    if train_runs:
+        out.append("results/plots/loss_curves.png")
+    out += rc.hypernet_dirs(config)
+    out += [f"results/plots/langsamp/{r}.png" for r in langsamp_recipes]
+    if eval_files:
+        out.append("results/plots/per_language")
+    if selector_entries:
+        out += ["results/tables/realign_subsets.csv", "results/tables/realign_subsets.tex"]
+    if selections:
+        out += ["results/tables/realign_scaling.csv", "results/plots/realign_scaling.png"]
+    return Targets(eval_files, train_runs, langsamp_recipes, selector_entries, design, selections, out)
