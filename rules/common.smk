@@ -157,7 +157,7 @@ def realign_inputs(wildcards):
 
 def parallel_data_inputs(wildcards):
     """Local pair files of a parallel_data entry (hub sources are fetched inside the job)."""
-    from langadapt.data.parallel_sources import local_inputs
+    from langadapt.data.parallel_data import local_inputs
 
     return local_inputs(config["parallel_data"][wildcards.name], config["pivot"], LANGS)
 

@@ -3,7 +3,7 @@
 # The similarity heatmaps encode sentences with the models, so they are not in `all`: ask for them with
 # `snakemake results/plots/similarity/{recipe}.png` (one recipe) or `snakemake similarity_all`.
 from langadapt.evaluation.retrieval import BibleRetrieval
-from langadapt.report.plots import similarity_inputs
+from langadapt.dag.targets import similarity_inputs
 
 LANGSAMP_RECIPES = TARGETS.langsamp_recipes  # final model = a LangSAMP pretraining run
 

@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from langadapt.core.runtime import job
-from langadapt.data.parallel_sources import build_parallel_data
+from langadapt.data.parallel_data import build_parallel_data
 
 j = job(snakemake)
 build_parallel_data(

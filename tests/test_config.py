@@ -168,3 +168,23 @@ def test_unknown_selector_is_named(smoke_raw):
     raw["realignment"]["pairs_tiny"]["languages"] = {"select": "most_beautiful", "n": 2}
     msg = _error(raw)
     assert "realignment.pairs_tiny.languages" in msg and "most_beautiful" in msg and "uriel_diversity" in msg
+
+
+def test_paper_table_specs_are_checked_before_any_job(smoke_raw):
+    """`report.paper_spec.check_tables` runs as part of the config checks (not only in the tables job)."""
+    cfg = copy.deepcopy(smoke_raw)
+    cfg["evaluation"]["report"]["tables"]["smoke_table1"]["rows"].append({"label": "X", "task": "no_such_task"})
+    with pytest.raises(ConfigError, match=r"smoke: evaluation\.report\.tables\.smoke_table1.*no_such_task"):
+        lc.prepare_config(cfg, source="smoke")
+
+
+def test_a_donor_task_on_a_model_without_language_embeddings_fails_the_config(smoke_raw):
+    """``source: donor`` (LangSAMP §5.3) reads the evaluated model's language embeddings: a task that
+    evaluates a recipe without them is rejected by the config checks."""
+    cfg = copy.deepcopy(smoke_raw)
+    cfg["evaluation"]["tasks"]["topic"] = {"kind": "classification", "source": "donor",
+                                           "dataset": {"kind": "sib200", "path": "sib200"}}
+    with pytest.raises(ConfigError, match=r"evaluation\.tasks\.topic: task 'topic' has source 'donor'"):
+        lc.prepare_config(copy.deepcopy(cfg), source="smoke")
+    cfg["evaluation"]["tasks"]["topic"]["recipes"] = ["ext_ident"]  # its last stage: LangSAMP `both`
+    lc.prepare_config(cfg, source="smoke")

@@ -13,13 +13,11 @@ from langadapt.core.errors import ConfigError, DataError
 from langadapt.evaluation import build_task
 from langadapt.evaluation.datasets import build_dataset
 from langadapt.evaluation.tasks import TaskData
-from langadapt.evaluation.token_classification import (
+from langadapt.evaluation.token_classification import entity_f1, is_bio, tag_accuracy
+from langadapt.evaluation.words import (
     encode_words,
-    entity_f1,
     first_subword_labels,
-    is_bio,
     pool_words,
-    tag_accuracy,
     weighted_loss,
     word_logits,
     word_weights,

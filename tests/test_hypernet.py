@@ -16,19 +16,14 @@ from transformers import XLMRobertaConfig, XLMRobertaForMaskedLM
 
 from langadapt.config import SCHEMA_PATH
 from langadapt.core.errors import ConfigError, DataError
+from langadapt.hypernet.sets import choose_words, collate, hyperofa_loss, piece_word_sets, predict
+from langadapt.hypernet.settings import DEFAULT_CFG, resolve_cfg
 from langadapt.hypernet.training import (
-    DEFAULT_CFG,
     HYPERNETS,
     build_hypernetwork,
-    choose_words,
-    collate,
     fit_hypernetwork,
-    hyperofa_loss,
     load_hypernetwork,
     load_trained_hypernet,
-    piece_word_sets,
-    predict,
-    resolve_cfg,
     train_hypernetwork,
 )
 from langadapt.vectors.base import save_word_vectors

@@ -16,7 +16,8 @@ from transformers import (
 )
 
 from langadapt.core.errors import ConfigError, DataError
-from langadapt.hypernet.training import load_trained_hypernet, piece_word_sets, train_hypernetwork
+from langadapt.hypernet.sets import piece_word_sets
+from langadapt.hypernet.training import load_trained_hypernet, train_hypernetwork
 from langadapt.vectors.base import load_word_vectors, save_word_vectors
 from langadapt.vocab.base import INIT_METHODS, InitContext, InitResources, special_roles
 from langadapt.vocab.chain import initialize_embeddings

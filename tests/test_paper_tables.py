@@ -13,7 +13,8 @@ import pytest
 import yaml
 
 from langadapt.core.errors import ConfigError
-from langadapt.report.paper_tables import build_table, check_tables, to_latex, write_tables
+from langadapt.report.paper_spec import check_tables
+from langadapt.report.paper_tables import build_table, to_latex, write_tables
 from langadapt.report.stats import language_groups
 
 from conftest import REPO

@@ -18,6 +18,7 @@ import yaml
 from langadapt import config as lc
 from langadapt.core.errors import ConfigError, DataError
 from langadapt.core.languages import iso639_1, parse_lang
+from langadapt.data import parallel_data as pdata
 from langadapt.data import parallel_sources as ps
 from langadapt.data.parallel import PARALLEL_SCHEMA, load_parallel
 
@@ -106,7 +107,7 @@ def test_iso639_1_mapping() -> None:
 
 def test_opus100_with_nllb_fallback(hub_cache: Path, tmp_path: Path) -> None:
     out = tmp_path / "results" / "parallel" / "opus_nllb.parquet"
-    report = ps.build_parallel_data(_spec(hub_cache, dev_pairs=2), "eng_Latn", LANGS, out, name="opus_nllb")
+    report = pdata.build_parallel_data(_spec(hub_cache, dev_pairs=2), "eng_Latn", LANGS, out, name="opus_nllb")
     table = pq.read_table(out)
     assert table.schema.equals(PARALLEL_SCHEMA)
     assert load_parallel(out).num_rows == table.num_rows
@@ -133,7 +134,7 @@ def test_opus100_with_nllb_fallback(hub_cache: Path, tmp_path: Path) -> None:
     assert sidecar["languages"]["fra_Latn"]["commit"] == OPUS_COMMIT
     # NLLB first: French from the NLLB jsonl file (pair name in sorted order, translation keyed by code)
     nllb_first = {"sources": _spec(hub_cache)["sources"][::-1], "languages": ["fra_Latn"]}
-    report = ps.build_parallel_data(nllb_first, "eng_Latn", LANGS, tmp_path / "f.parquet", name="f")
+    report = pdata.build_parallel_data(nllb_first, "eng_Latn", LANGS, tmp_path / "f.parquet", name="f")
     assert report["languages"]["fra_Latn"]["files"] == ["eng_Latn-fra_Latn.jsonl.gz"]
     assert pq.read_table(tmp_path / "f.parquet").column("tgt_text").to_pylist() == ["NLLB français."]
 
@@ -141,7 +142,7 @@ def test_opus100_with_nllb_fallback(hub_cache: Path, tmp_path: Path) -> None:
 def test_max_pairs_is_a_deterministic_sample(hub_cache: Path, tmp_path: Path) -> None:
     def train(seed: int, name: str) -> list[str]:
         spec = _spec(hub_cache, languages=["fra_Latn"], max_pairs=5, seed=seed)
-        ps.build_parallel_data(spec, "eng_Latn", LANGS, tmp_path / f"{name}.parquet", name=name)
+        pdata.build_parallel_data(spec, "eng_Latn", LANGS, tmp_path / f"{name}.parquet", name=name)
         t = pq.read_table(tmp_path / f"{name}.parquet").to_pydict()
         assert t["split"] == ["train"] * 5 + ["dev", "test"]  # the cap applies to train only
         return [s for s, split in zip(t["src_text"], t["split"], strict=True) if split == "train"]
@@ -161,9 +162,9 @@ def test_uncovered_language_fails_before_any_download(
     out = tmp_path / "x.parquet"
     langs = [*LANGS, "jav_Latn"]
     with pytest.raises(DataError, match=r"parallel_data\.pairs: no source covers jav_Latn \(tried: opus100"):
-        ps.build_parallel_data(_spec(hub_cache), "eng_Latn", langs, out, name="pairs")
+        pdata.build_parallel_data(_spec(hub_cache), "eng_Latn", langs, out, name="pairs")
     with pytest.raises(DataError, match=r"parallel_data\.op: no source covers nya_Latn"):
-        ps.build_parallel_data(
+        pdata.build_parallel_data(
             {"sources": _spec(hub_cache)["sources"][:1]}, "eng_Latn", LANGS, out, name="op"
         )
     assert not out.exists() and not out.with_suffix(".json").exists()
@@ -173,11 +174,11 @@ def test_missing_snapshot_and_errors_leave_no_output(hub_cache: Path, tmp_path: 
     out = tmp_path / "x.parquet"
     spec = {"sources": [{"kind": "nllb", "repo_id": "other/nllb", "cache_dir": str(hub_cache)}]}
     with pytest.raises(DataError, match="cannot list the files of nllb dataset other/nllb@main"):
-        ps.build_parallel_data(spec, "eng_Latn", LANGS, out, name="x")
+        pdata.build_parallel_data(spec, "eng_Latn", LANGS, out, name="x")
     bad = hub_cache / "datasets--allenai--nllb" / "snapshots" / NLLB_COMMIT / "eng_Latn-nya_Latn.gz"
     bad.write_bytes(gzip.compress(b"English only, no tab\n"))
     with pytest.raises(DataError, match=r"eng_Latn-nya_Latn\.gz: line 1: expected at least 2 tab-separated"):
-        ps.build_parallel_data(_spec(hub_cache), "eng_Latn", LANGS, out, name="x")
+        pdata.build_parallel_data(_spec(hub_cache), "eng_Latn", LANGS, out, name="x")
     assert not out.exists() and not out.with_suffix(".json").exists()
 
 
@@ -196,7 +197,7 @@ def test_local_tsv_and_fast_align(tmp_path: Path) -> None:
         ]
     }
     out = tmp_path / "local.parquet"
-    report = ps.build_parallel_data(spec, "eng_Latn", ["eng_Latn", "deu_Latn", "nya_Latn"], out, name="local")
+    report = pdata.build_parallel_data(spec, "eng_Latn", ["eng_Latn", "deu_Latn", "nya_Latn"], out, name="local")
     t = pq.read_table(out).to_pydict()
     assert t["lang"] == ["deu_Latn"] * 3 + ["nya_Latn"] * 2
     assert t["split"] == ["train", "train", "dev", "train", "train"]
@@ -211,14 +212,14 @@ def test_local_tsv_and_fast_align(tmp_path: Path) -> None:
         "sources": [{"kind": "local", "path": str(d / "{iso}.fa"), "reverse": True}],
         "languages": ["nya_Latn"],
     }
-    ps.build_parallel_data(rev, "eng_Latn", ["eng_Latn", "nya_Latn"], out, name="rev")
+    pdata.build_parallel_data(rev, "eng_Latn", ["eng_Latn", "nya_Latn"], out, name="rev")
     assert pq.read_table(out).column("src_text").to_pylist() == ["Madzi .", "Mkate"]
     (d / "nya.fa").write_text("Water . ||| Madzi .\nBread | Mkate\n", encoding="utf-8")
     with pytest.raises(DataError, match=r"nya\.fa: line 2: expected 2 ' \|\|\| '-separated sides, got 1"):
-        ps.build_parallel_data(spec, "eng_Latn", ["eng_Latn", "nya_Latn"], out, name="local")
+        pdata.build_parallel_data(spec, "eng_Latn", ["eng_Latn", "nya_Latn"], out, name="local")
     (d / "deu_Latn.tsv").write_text("Hello.\tHallo.\nA\tB\tC\n", encoding="utf-8")
     with pytest.raises(DataError, match=r"deu_Latn\.tsv: line 2: expected 2 tab-separated fields, got 3"):
-        ps.build_parallel_data(spec, "eng_Latn", ["eng_Latn", "deu_Latn"], out, name="local")
+        pdata.build_parallel_data(spec, "eng_Latn", ["eng_Latn", "deu_Latn"], out, name="local")
     assert not out.exists()
 
 
@@ -249,7 +250,7 @@ def test_local_tsv_and_fast_align(tmp_path: Path) -> None:
 )
 def test_entry_errors(spec: dict, match: str, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=match):
-        ps.build_parallel_data(spec, "eng_Latn", LANGS, tmp_path / "x.parquet", name="pd")
+        pdata.build_parallel_data(spec, "eng_Latn", LANGS, tmp_path / "x.parquet", name="pd")
     assert not (tmp_path / "x.parquet").exists()
 
 

@@ -10,6 +10,7 @@ import pytest
 from test_train_helpers import make_model_dir, write_parallel
 
 from langadapt.core.errors import DataError
+from langadapt.dag.targets import similarity_inputs
 from langadapt.evaluation.tasks import ROW_COLUMNS
 from langadapt.report.plots import (
     langsamp_tables,
@@ -21,7 +22,6 @@ from langadapt.report.plots import (
     plot_per_language,
     plot_similarity,
     relative_improvement,
-    similarity_inputs,
     similarity_matrix,
     write_matrix_csv,
 )

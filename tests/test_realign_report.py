@@ -13,10 +13,10 @@ import pytest
 import yaml
 
 from langadapt.core.errors import ConfigError, DataError
+from langadapt.dag.targets import realign_design
 from langadapt.realign.pool import ENGLISH, POOL_ALIASES, load_pool, seen_languages
 from langadapt.realign.selection import check_params, select, selection_job
 from langadapt.report.realign import (
-    realign_design,
     realign_scaling,
     scaling_recipes,
     scaling_table,

@@ -231,3 +231,22 @@ def test_every_model_directory_records_its_provenance(smoke):
         assert re.search(r"\+.*[0-9a-f]{7}", meta["code_version"]), d      # git describe of the checkout
         assert re.fullmatch(r"[0-9a-f]{12}", meta["config_hash"]), d
         assert {"python", "torch", "transformers"} <= set(meta["packages"]), d
+
+
+def test_every_output_is_readable_like_a_plainly_written_file(smoke):
+    """No output keeps the 0600 of a temporary file (mkstemp, safetensors): on a shared cluster filesystem
+    the rest of the group reads result tables, evaluation CSVs and models. The reference is the mode
+    `open(path, "w")` gives under the umask the run had (this process's)."""
+    import os
+    import stat
+
+    umask = os.umask(0o022)
+    os.umask(umask)
+    expected = 0o666 & ~umask
+    files = [p for p in (smoke / "results").rglob("*") if p.is_file() and "runs" not in p.relative_to(smoke).parts]
+    assert len(files) > 100
+    wrong = {str(p.relative_to(smoke)): oct(stat.S_IMODE(p.stat().st_mode)) for p in files
+             if stat.S_IMODE(p.stat().st_mode) != expected}
+    assert wrong == {}
+    leftovers = [p for p in (smoke / "results").rglob(".*") if "runs" not in p.relative_to(smoke).parts]
+    assert leftovers == []  # no temporary file or directory survived

@@ -37,7 +37,7 @@ def check_semantics(config: dict, source: str = "config") -> None:
     _check_language_lists(config, source, known)
     _check_training(config, source)
     _check_hypernetwork(config, source)
-    from langadapt.data.parallel_sources import check_parallel_config  # torch-free, no I/O
+    from langadapt.data.parallel_data import check_parallel_config  # torch-free, no I/O
 
     check_parallel_config(config, source)  # parallel_data entries; realignment `data:` references
     _check_recipes(config, source)
@@ -168,6 +168,10 @@ def _check_evaluation(config: dict, source: str, known: set[str]) -> None:
     _check_recipe_languages(config, source)
     for task, spec in config["evaluation"]["tasks"].items():
         _check_task(config, f"{source}: evaluation.tasks.{task}", task, spec, known)
+    from langadapt.report.paper_spec import check_tables  # torch-free, reads no results
+
+    check_tables(config["evaluation"].get("report", {}).get("tables"), eval_recipes(config),
+                 config["evaluation"]["tasks"], where=f"{source}: evaluation.report.tables")
 
 
 def _check_task(config: dict, where: str, task: str, spec: dict, known: set[str]) -> None:

@@ -48,7 +48,7 @@ def base_model_dir(base: str) -> str:
 
 
 # ------------------------------------------------------------------------------------ hypernetworks
-DEFAULT_HYPERNET_DIM = 100  # langadapt.hypernet.training.DEFAULT_CFG["dim"] (tested there)
+DEFAULT_HYPERNET_DIM = 100  # langadapt.hypernet.settings.DEFAULT_CFG["dim"] (tested there)
 
 
 def hypernet_train(config: dict, base: str, dim: int | None = None) -> dict:

@@ -33,7 +33,9 @@ def default_file_mode() -> int:
 def atomic_dir(out_dir: str | Path) -> Iterator[Path]:
     """Yield a fresh temporary directory next to `out_dir`; on success it replaces `out_dir`.
 
-    On an exception the temporary directory is removed and an existing `out_dir` is left untouched.
+    On an exception the temporary directory is removed and an existing `out_dir` is left untouched. Before
+    the rename every file in it gets the default mode (`default_file_mode`): libraries that write through
+    their own temporary files (safetensors' ``model.safetensors``, for one) leave them at 0600.
     """
     out = Path(out_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -41,6 +43,7 @@ def atomic_dir(out_dir: str | Path) -> Iterator[Path]:
     tmp.mkdir()
     try:
         yield tmp
+        _normalize_modes(tmp)
         if out.exists():
             old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
             os.replace(out, old)
@@ -51,6 +54,16 @@ def atomic_dir(out_dir: str | Path) -> Iterator[Path]:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _normalize_modes(root: Path) -> None:
+    """Files under `root` get `default_file_mode`, folders (root included) ``0o777`` minus the umask."""
+    file_mode, dir_mode = default_file_mode(), 0o777 & ~_umask()
+    os.chmod(root, dir_mode)
+    for path in root.rglob("*"):
+        if path.is_symlink():
+            continue
+        os.chmod(path, dir_mode if path.is_dir() else file_mode)
 
 
 def publish(tmp: str | Path, out: str | Path) -> None:

@@ -5,10 +5,12 @@ the targets itself."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from langadapt.config import recipes as rc
+from langadapt.report.realign import scaling_recipes
 
 
 def langsamp_of(config: dict, recipe: str) -> str:
@@ -31,8 +33,6 @@ class Targets:
 
 
 def targets(config: dict) -> Targets:
-    from langadapt.report.realign import realign_design, scaling_recipes
-
     eval_files = [f"results/eval/{recipe}/{task}/seed{seed}.csv" for recipe, task, seed in rc.eval_jobs(config)]
     train_runs = [rc.stage_dir(r, s) for r, s in rc.recipe_stage_pairs(config) if s in ("pretrain", "realign")]
     langsamp_recipes = [
@@ -62,3 +62,33 @@ def targets(config: dict) -> Targets:
     if selections:
         out += ["results/tables/realign_scaling.csv", "results/plots/realign_scaling.png"]
     return Targets(eval_files, train_runs, langsamp_recipes, selector_entries, design, selections, out)
+
+
+def _realign_entry(config: Mapping[str, Any], recipe: str) -> str | None:
+    """The realignment entry of a recipe's own realign stage, else of the nearest ancestor's (``from``)."""
+    spec = config["recipes"][recipe]
+    if "realign" in spec:
+        return str(spec["realign"])
+    return _realign_entry(config, spec["from"]) if "from" in spec else None
+
+
+def realign_design(config: Mapping[str, Any], recipes: Sequence[str] | None = None) -> dict[str, Any]:
+    """JSON-able description of the evaluated recipes for the scaling plot: ``{"pivot": ...,
+    "recipes": {recipe: {"base", "realign", "languages"}}}`` (``realign`` None: no realignment stage)."""
+    out = {}
+    for recipe in recipes if recipes is not None else rc.eval_recipes(config):
+        entry = _realign_entry(config, recipe)
+        languages = config["realignment"][entry].get("languages") if entry is not None else None
+        out[recipe] = {"base": rc.root_base(config, recipe), "realign": entry, "languages": languages}
+    return {"pivot": config["pivot"], "recipes": out}
+
+
+def similarity_inputs(config: dict, recipe: str, parallel: str) -> dict[str, str]:
+    """Inputs of a recipe's similarity job: its final model, the pairs file and, as the baseline, the
+    recipe's root base model (omitted when the recipe's final model is that base model)."""
+    model = rc.final_model_dir(config, recipe)
+    inputs = {"model": model, "parallel": parallel}
+    base = rc.base_model_dir(rc.root_base(config, recipe))
+    if base != model:
+        inputs["baseline"] = base
+    return inputs

@@ -7,6 +7,8 @@ Public API (formats: ``docs/architecture.md``):
 - :func:`assign_splits`, :func:`build_corpus`, :func:`load_corpus`, :func:`filter_report`.
 - :func:`build_parallel`, :func:`load_parallel`: pivot (English) x language verse pairs.
 - :func:`sampling_probs`, :func:`write_sampling_table`: multinomial language sampling with temperature.
+- :mod:`.hub`: hub snapshots and listings at a revision; :mod:`.parallel_sources` (registry
+  ``PARALLEL_SOURCES``: OPUS-100, NLLB, local files) and :mod:`.parallel_data` (the ``parallel_data`` rule).
 """
 
 from langadapt.data.corpus import (

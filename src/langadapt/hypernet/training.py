@@ -37,201 +37,18 @@ import torch.nn.functional as F
 from torch import nn
 
 from langadapt.core.atomic import atomic_dir
-from langadapt.core.checks import check_int, check_number
-from langadapt.core.errors import ConfigError, DataError
+from langadapt.core.errors import DataError
 from langadapt.hypernet.nets import HYPERNETS, build_hypernetwork
+from langadapt.hypernet.sets import WordSets, choose_words, collate, hyperofa_loss, piece_word_sets, predict
+from langadapt.hypernet.settings import resolve_cfg
 
 log = logging.getLogger(__name__)
 
-MATCH_MODES = ("tokenize", "substring")
-COORDINATES = ("u", "us")
-
-#: Training configuration (the config's ``hypernetwork.train``) and defaults; constants cite HyperOFA.
-DEFAULT_CFG: dict[str, Any] = {
-    "kind": "bilstm",  # HyperOFA §3.4 and App. A.1: a BiLSTM (better than the Setformer, Table 5)
-    "dim": 100,  # D' of the SVD factorization (§3.2); §4.1 uses 100, 200 and 400
-    "coordinates": "u",  # targets: "u" = U of E = U S Vᵀ as in HyperOFA's code (F = U, P = S Vᵀ), times
-    #                      sqrt(V) for unit RMS (the losses are scale-free); "us" = factorize's U S
-    "match": "tokenize",  # piece ~ word: "tokenize" (the word's segmentation has the piece; OFA/HyperOFA
-    #                       code) or "substring" (`piece_word_sets`)
-    "hidden": 800,  # App. Table 6: BiLSTM hidden size 800 (D' 100/200), 1600 (D' 400)
-    "layers": 2,  # App. Table 6: 2 layers (RoBERTa), 4 (XLM-R)
-    "heads": 4,  # set_transformer only (attention heads; must divide hidden)
-    "dropout": 0.4,  # App. A.2/A.3: "a dropout rate of 0.4"
-    "max_set": 256,  # App. A.2: "a maximum context size of 256" (matched words per piece)
-    "augment_prob": 0.5,  # App. A.3: "with 50% probability, the number of word vectors is randomly limited
-    "augment_min_fraction": 0.5,  # to 50-100% of the available vectors"
-    "augment_min_size": 4,  # HyperOFA's code (augmentation_threshold): sets of <= 4 words are only shuffled
-    "lr": 1e-4,  # App. A.2: Adam, "the learning rate starts at 1e-4
-    "lr_decay": 0.95,  # and decays ... by a factor of 0.95
-    "lr_decay_epochs": 10,  # every 10 epochs"
-    "weight_decay": 0.0,  # HyperOFA's code: Adam without weight decay
-    "batch_size": 256,  # HyperOFA's code (not in the paper); also the contrastive loss's negatives
-    "epochs": 400,  # App. Table 6: converged after 80-470 epochs
-    "patience": 20,  # App. A.2 "trained until the validation loss converged": stop after this many epochs
-    #                  without a better held-out loss and keep the best epoch (0 = run all epochs)
-    "lambda": 0.1,  # App. A.2: "lambda = 0.1 for all hypernetworks" (weight of L_c, §3.4)
-    "temperature": 0.25,  # App. A.2: T = 0.25 for XLM-R (multi), 0.5 for RoBERTa (mono)
-    "heldout_fraction": 0.1,
-    "seed": 0,
-    "device": "auto",  # auto = cuda if available, else cpu
-}
-_POSITIVE_INTS = ("dim", "hidden", "layers", "heads", "max_set", "lr_decay_epochs", "batch_size", "epochs")
-
-
-def resolve_cfg(cfg: dict | None) -> dict[str, Any]:
-    """`DEFAULT_CFG` updated with `cfg`; ConfigError naming the key for unknown keys or bad values."""
-    cfg = dict(cfg or {})
-    unknown = sorted(set(cfg) - set(DEFAULT_CFG))
-    if unknown:
-        raise ConfigError(f"hypernetwork config: unknown key(s) {unknown}; known: {sorted(DEFAULT_CFG)}")
-    out = {**DEFAULT_CFG, **cfg}
-    HYPERNETS.get(out["kind"])
-
-    def bad(key: str, what: str) -> ConfigError:
-        return ConfigError(f"hypernetwork config: {key} must be {what}, got {out[key]!r}")
-
-    for key in (*_POSITIVE_INTS, "augment_min_size", "patience", "seed"):
-        check_int(out[key], f"hypernetwork config: {key}", 1 if key in _POSITIVE_INTS else 0)
-    for key, lo, hi in (("lambda", 0, 1), ("augment_prob", 0, 1), ("augment_min_fraction", 0, 1),
-                        ("dropout", 0, 0.99), ("heldout_fraction", 0, 0.99), ("lr_decay", 1e-9, 1)):
-        check_number(out[key], f"hypernetwork config: {key}", lo, hi)
-    for key in ("temperature", "lr"):
-        check_number(out[key], f"hypernetwork config: {key}", 0, low_open=True)
-    if out["batch_size"] < 2:
-        raise bad("batch_size", ">= 2 (the contrastive loss needs negatives)")
-    if out["weight_decay"] < 0:
-        raise bad("weight_decay", ">= 0")
-    if out["match"] not in MATCH_MODES:
-        raise bad("match", f"one of {', '.join(MATCH_MODES)}")
-    if out["coordinates"] not in COORDINATES:
-        raise bad("coordinates", f"one of {', '.join(COORDINATES)}")
-    if out["kind"] == "set_transformer" and out["hidden"] % out["heads"]:
-        raise bad("hidden", f"a multiple of heads ({out['heads']}) for set_transformer")
-    return out
-
 
 # ------------------------------------------------------------------------------------------- matching
-@dataclass
-class WordSets:
-    """Matched words of token ids, compressed: the set of ``ids[k]`` is ``members[offsets[k]:offsets[k+1]]``
-    (word indices, ascending). Only ids with at least one word appear; `ids` ascend."""
-
-    ids: np.ndarray  # int64 [n]
-    offsets: np.ndarray  # int64 [n + 1]
-    members: np.ndarray  # int64 [offsets[-1]]
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def words_of(self, k: int) -> np.ndarray:
-        return self.members[self.offsets[k] : self.offsets[k + 1]]
-
-    def sizes(self) -> np.ndarray:
-        return np.diff(self.offsets)
-
-    def as_lists(self) -> list[np.ndarray]:
-        return [self.words_of(k) for k in range(len(self))]
-
-
-def piece_word_sets(words: Sequence[str], tokenizer: Any, pieces: Sequence[int] | None = None,
-                    match: str = "tokenize", boundary_marker: str | None = None) -> WordSets:
-    """For each token id of `tokenizer` (the non-special ones, or those of `pieces`), the indices of the
-    `words` that contain it (HyperOFA §3.3: "a token is matched with a word if that word contains the token
-    as a subword").
-
-    The matching itself is OFA's (`langadapt.vocab.methods.ofa`, shared so that both methods see the same
-    sets): ``match="tokenize"`` (OFA/HyperOFA code): the piece occurs in the tokenizer's segmentation of
-    the word, of the word after a space, or of the capitalized word after a space (external words are
-    lower-cased, vocabularies are cased: ``▁The`` matches ``the``); ``match="substring"``: the piece
-    without ``▁`` occurs in the word, case-insensitively, a ``▁`` piece only at the start of a word.
-    `boundary_marker` (word-vector ``meta.json``; ColexNet+ ``$``) becomes spaces first
-    (`langadapt.vectors.base.surface_form`). Special tokens never match.
-    """
-    from langadapt.vectors.base import surface_form
-    from langadapt.vectors.matching import piece_word_pairs
-
-    if match not in MATCH_MODES:
-        raise ConfigError(f"piece matching: unknown mode {match!r}; known: {', '.join(MATCH_MODES)}")
-    vocab: dict[str, int] = dict(tokenizer.get_vocab())
-    n_ids = max(vocab.values(), default=-1) + 1
-    allowed = np.zeros(n_ids, dtype=bool)
-    allowed[[i for i in (vocab.values() if pieces is None else pieces) if 0 <= i < n_ids]] = True
-    allowed[[i for i in getattr(tokenizer, "all_special_ids", []) if 0 <= i < n_ids]] = False
-    forms = [surface_form(w, boundary_marker) for w in words]
-    all_words = np.arange(len(forms), dtype=np.int64)
-    pid, wid = piece_word_pairs(tokenizer, vocab, forms, all_words, allowed, match)
-    n = max(len(forms), 1)
-    pairs = np.unique(pid * n + wid)  # sorted by piece, then word; duplicates removed
-    pid, wid = pairs // n, pairs % n
-    ids, starts = np.unique(pid, return_index=True)
-    return WordSets(ids.astype(np.int64), np.append(starts, len(pid)).astype(np.int64), wid.astype(np.int64))
 
 
 # ------------------------------------------------------------------------------------ sets -> batches
-def choose_words(members: np.ndarray, cfg: dict[str, Any], rng: np.random.Generator | None) -> np.ndarray:
-    """The words of one set that the network sees.
-
-    Training (`rng` given; HyperOFA §3.4, App. A.3): the set is shuffled; with probability
-    ``augment_prob`` a set of more than ``augment_min_size`` words keeps a random ``ceil(u * n)`` of them,
-    ``u ~ U(augment_min_fraction, 1)`` (so at least 50% by default); then at most ``max_set``.
-    Evaluation/inference (``rng=None``): deterministic, the words in index order, thinned evenly to
-    ``max_set``.
-    """
-    n, max_set = len(members), cfg["max_set"]
-    if rng is None:
-        if n > max_set:
-            members = members[np.linspace(0, n - 1, max_set).round().astype(np.int64)]
-        return members
-    chosen = rng.permutation(members)
-    if n > cfg["augment_min_size"] and rng.random() < cfg["augment_prob"]:
-        keep = max(1, math.ceil(n * rng.uniform(cfg["augment_min_fraction"], 1.0)))
-        chosen = chosen[:keep]
-    return chosen[:max_set]
-
-
-def collate(chosen: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Word indices ``[B, n]`` (padded with 0) and a left-aligned mask ``[B, n]`` for a batch of sets."""
-    n = max(1, max((len(c) for c in chosen), default=1))
-    idx = torch.zeros(len(chosen), n, dtype=torch.long)
-    mask = torch.zeros(len(chosen), n, dtype=torch.bool)
-    for b, c in enumerate(chosen):
-        idx[b, : len(c)] = torch.from_numpy(np.asarray(c, dtype=np.int64))
-        mask[b, : len(c)] = True
-    return idx, mask
-
-
-@torch.no_grad()
-def predict(net: nn.Module, vectors: torch.Tensor, sets: Sequence[np.ndarray], cfg: dict[str, Any],
-            batch_size: int = 512, device: torch.device | str = "cpu") -> torch.Tensor:
-    """Network outputs ``[len(sets), d_out]`` (eval mode, deterministic word choice, batches by set size)."""
-    net.eval()
-    chosen = [choose_words(s, cfg, None) for s in sets]
-    order = np.argsort([len(c) for c in chosen], kind="stable")
-    out = None
-    for start in range(0, len(order), batch_size):
-        part = order[start : start + batch_size]
-        idx, mask = collate([chosen[k] for k in part])
-        pred = net(vectors[idx.to(vectors.device)].to(device), mask.to(device)).float().cpu()
-        if out is None:
-            out = torch.zeros(len(chosen), pred.shape[1])
-        out[torch.from_numpy(part)] = pred
-    return out if out is not None else torch.zeros(0, 0)
-
-
-def hyperofa_loss(
-    pred: torch.Tensor, target: torch.Tensor, lam: float, tau: float
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """HyperOFA §3.4: ``lam * L_c + (1 - lam) * L_L1``; returns (loss, L_c, L_L1).
-
-    ``L_c`` is InfoNCE over the batch: for prediction i the positive is target i and the other targets are
-    negatives, with cosine similarity / `tau`. ``L_L1`` is the *normalized* L1 loss of the authors' code:
-    mean absolute error divided by the mean absolute target value (scale-free).
-    """
-    logits = F.normalize(pred, dim=-1) @ F.normalize(target, dim=-1).T / tau
-    l_c = F.cross_entropy(logits, torch.arange(len(pred), device=pred.device))
-    l_1 = (pred - target).abs().mean() / target.abs().mean().clamp(min=1e-12)
-    return lam * l_c + (1 - lam) * l_1, l_c, l_1
 
 
 # ------------------------------------------------------------------------------------------- training
@@ -298,34 +115,15 @@ def fit_hypernetwork(vectors: torch.Tensor, sets: Sequence[np.ndarray], targets:
     best: tuple[float, int, dict | None] = (math.inf, 0, None)
     steps, start = 0, time.perf_counter()
     for epoch in range(1, cfg["epochs"] + 1):
-        net.train()
         order = train_idx[torch.from_numpy(rng.permutation(len(train_idx)))].tolist()
-        sums = np.zeros(3)
-        n_batches = 0
-        for b0 in range(0, len(order), bs):
-            batch = order[b0 : b0 + bs]
-            if len(batch) < 2:  # a contrastive loss needs negatives
-                continue
-            idx, mask = collate([choose_words(sets[i], cfg, rng) for i in batch])
-            pred = net(vectors[idx.to(device)], mask.to(device))
-            loss, l_c, l_1 = hyperofa_loss(pred, targets[batch].to(device), cfg["lambda"], cfg["temperature"])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sums += [loss.item(), l_c.item(), l_1.item()]
-            n_batches += 1
-            steps += 1
-            if not math.isfinite(loss.item()):
-                raise DataError(f"hypernetwork loss is not finite in epoch {epoch}; lower lr (now {cfg['lr']})")
+        means, n_batches = _train_epoch(net, opt, order, sets, vectors, targets, cfg, rng, device, bs, epoch)
+        steps += n_batches
         row = {"epoch": epoch, "steps": steps, "lr": opt.param_groups[0]["lr"]}
-        row |= dict(zip(("loss", "contrastive", "l1"), (sums / max(n_batches, 1)).tolist(), strict=True))
+        row |= dict(zip(("loss", "contrastive", "l1"), means, strict=True))
         sched.step()
         if len(held_sets):
-            pred_ho = predict(net, vectors, held_sets, cfg, device=device)
-            parts = math.ceil(len(held_y) / bs)  # batches of about the training size: comparable losses
-            ho_loss = float(np.mean([hyperofa_loss(p, y, cfg["lambda"], cfg["temperature"])[0].item() for p, y in
-                                     zip(pred_ho.tensor_split(parts), held_y.tensor_split(parts), strict=True)]))
-            row |= {"heldout_loss": ho_loss, "heldout_cosine": _mean_cosine(pred_ho, held_y)}
+            ho_loss, ho_cos = _heldout(net, vectors, held_sets, held_y, cfg, device, bs)
+            row |= {"heldout_loss": ho_loss, "heldout_cosine": ho_cos}
             if ho_loss < best[0]:
                 best = (ho_loss, epoch, copy.deepcopy(net.state_dict()) if cfg["patience"] else None)
         row["elapsed_s"] = time.perf_counter() - start
@@ -356,6 +154,41 @@ def fit_hypernetwork(vectors: torch.Tensor, sets: Sequence[np.ndarray], targets:
         "train_seconds": seconds,
     }
     return FitResult(net.cpu().eval(), model_params, rows, metrics, train_idx, held_idx, pred_ho)
+
+
+def _train_epoch(net: nn.Module, opt: torch.optim.Optimizer, order: list[int], sets: Sequence[np.ndarray],
+                 vectors: torch.Tensor, targets: torch.Tensor, cfg: dict[str, Any], rng: np.random.Generator,
+                 device: Any, bs: int, epoch: int) -> tuple[list[float], int]:
+    """One pass over the training pairs in `order`: (mean loss, contrastive and L1 parts; optimizer steps)."""
+    net.train()
+    sums = np.zeros(3)
+    n_batches = 0
+    for b0 in range(0, len(order), bs):
+        batch = order[b0 : b0 + bs]
+        if len(batch) < 2:  # a contrastive loss needs negatives
+            continue
+        idx, mask = collate([choose_words(sets[i], cfg, rng) for i in batch])
+        pred = net(vectors[idx.to(device)], mask.to(device))
+        loss, l_c, l_1 = hyperofa_loss(pred, targets[batch].to(device), cfg["lambda"], cfg["temperature"])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sums += [loss.item(), l_c.item(), l_1.item()]
+        n_batches += 1
+        if not math.isfinite(loss.item()):
+            raise DataError(f"hypernetwork loss is not finite in epoch {epoch}; lower lr (now {cfg['lr']})")
+    return (sums / max(n_batches, 1)).tolist(), n_batches
+
+
+def _heldout(net: nn.Module, vectors: torch.Tensor, held_sets: list[np.ndarray], held_y: torch.Tensor,
+             cfg: dict[str, Any], device: Any, bs: int) -> tuple[float, float]:
+    """(loss, mean cosine) on the held-out pairs; the loss over batches of about the training size, so that
+    it is comparable with the training loss."""
+    pred_ho = predict(net, vectors, held_sets, cfg, device=device)
+    parts = math.ceil(len(held_y) / bs)
+    ho_loss = float(np.mean([hyperofa_loss(p, y, cfg["lambda"], cfg["temperature"])[0].item() for p, y in
+                             zip(pred_ho.tensor_split(parts), held_y.tensor_split(parts), strict=True)]))
+    return ho_loss, _mean_cosine(pred_ho, held_y)
 
 
 def train_hypernetwork(source_model_dir: Path, word_vectors_dir: Path, out_dir: Path, cfg: dict | None,

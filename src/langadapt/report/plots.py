@@ -188,19 +188,6 @@ def similarity_matrix(
     return mean_pairwise_cosine(vectors)
 
 
-def similarity_inputs(config: dict, recipe: str, parallel: str) -> dict[str, str]:
-    """Inputs of a recipe's similarity job: its final model, the pairs file and, as the baseline, the
-    recipe's root base model (omitted when the recipe's final model is that base model)."""
-    from langadapt import config as lc
-
-    model = lc.final_model_dir(config, recipe)
-    inputs = {"model": model, "parallel": parallel}
-    base = lc.base_model_dir(lc.root_base(config, recipe))
-    if base != model:
-        inputs["baseline"] = base
-    return inputs
-
-
 def relative_improvement(matrix: np.ndarray, baseline: np.ndarray) -> np.ndarray:
     """``100 * (matrix - baseline) / |baseline|`` (percent; NaN where the baseline is ~0)."""
     matrix, baseline = np.asarray(matrix, dtype=float), np.asarray(baseline, dtype=float)

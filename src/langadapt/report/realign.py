@@ -4,7 +4,7 @@ the scaling of cross-lingual transfer with the number of realignment languages (
 * :func:`subset_rows` / :func:`subsets_table` read the ``results/selection/{entry}.json`` files of the
   ``select_languages`` rule and write one row per (heuristic with its distinguishing parameters, n):
   the chosen ISO 639-3 codes, the objective value and whether the solver proved it optimal;
-* :func:`realign_design` describes, from the config, every evaluated recipe for the scaling plot: its root
+* `langadapt.dag.targets.realign_design` describes, from the config, every evaluated recipe for the scaling plot: its root
   base model, its (nearest) realignment entry and that entry's ``languages`` (selector, list or null);
 * :func:`scaling_table` / :func:`plot_scaling` / :func:`realign_scaling` turn the evaluation rows into
   the Figure 5 numbers and plot: per recipe, the main metric of each task (``aggregate.main_metric``)
@@ -193,27 +193,6 @@ def subsets_table(paths: Iterable[Path], out_csv: Path, out_tex: Path) -> pd.Dat
 
 
 # ------------------------------------------------------------------------------------------ scaling
-def _realign_entry(config: Mapping[str, Any], recipe: str) -> str | None:
-    """The realignment entry of a recipe's own realign stage, else of the nearest ancestor's (``from``)."""
-    spec = config["recipes"][recipe]
-    if "realign" in spec:
-        return str(spec["realign"])
-    return _realign_entry(config, spec["from"]) if "from" in spec else None
-
-
-def realign_design(config: Mapping[str, Any], recipes: Sequence[str] | None = None) -> dict[str, Any]:
-    """JSON-able description of the evaluated recipes for the scaling plot: ``{"pivot": ...,
-    "recipes": {recipe: {"base", "realign", "languages"}}}`` (``realign`` None: no realignment stage)."""
-    from langadapt.config.recipes import eval_recipes, root_base
-
-    out = {}
-    for recipe in recipes if recipes is not None else eval_recipes(config):
-        entry = _realign_entry(config, recipe)
-        languages = config["realignment"][entry].get("languages") if entry is not None else None
-        out[recipe] = {"base": root_base(config, recipe), "realign": entry, "languages": languages}
-    return {"pivot": config["pivot"], "recipes": out}
-
-
 def scaling_recipes(design: Mapping[str, Any]) -> list[str]:
     """Recipes that the scaling plot shows: those realigned on a selector subset, plus every recipe of
     the same root base models (the baselines); empty when no recipe uses a selector."""

@@ -17,7 +17,7 @@ from langadapt.core.errors import ConfigError, DataError
 from langadapt.core.languages import Lang, iso639_1, parse_lang
 from langadapt.core.registry import Registry
 from langadapt.core.textfiles import read_lines
-from langadapt.data.parallel_sources import hub_files, hub_snapshot
+from langadapt.data.hub import hub_files, hub_snapshot
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ of the external word vectors gets ``HN(W_{t_j}) @ P`` (the hypernetwork's coordi
 primitives of the factorized source embeddings, `langadapt.hypernet.training`), and the rest stays unassigned for
 the chain's ``random`` (§3.5: "randomly initialized from N(E[F^s], Var[F^s])", our ``random``).
 The word vectors must be the entry the hypernetwork was trained on (``hypernetwork.word_vectors``);
-matching (`langadapt.hypernet.training.piece_word_sets`) uses the target tokenizer and the hypernetwork's mode.
+matching (`langadapt.hypernet.sets.piece_word_sets`) uses the target tokenizer and the hypernetwork's mode.
 """
 
 from __future__ import annotations
@@ -35,7 +35,8 @@ def hyperofa(ctx: InitContext, unassigned: set[int], rng: torch.Generator, word_
     methods, i.e. HyperOFA Table 2's "random"), ``special`` (unassigned special tokens, also left), the
     median number of matched words of the predicted pieces, the hypernetwork's directory and metrics.
     """
-    from langadapt.hypernet.training import load_trained_hypernet, piece_word_sets
+    from langadapt.hypernet.sets import piece_word_sets
+    from langadapt.hypernet.training import load_trained_hypernet
     from langadapt.vectors.base import load_word_vectors, read_meta
 
     check_int(batch_size, "init method 'hyperofa': batch_size")
