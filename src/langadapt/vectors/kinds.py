@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from langadapt.core.checks import check_number
 from langadapt.core.errors import ConfigError, DataError
 from langadapt.vectors.base import WORD_VECTOR_KINDS, WordVectorKind, iso_filter, lang_iso, surface_form
 
@@ -350,9 +351,7 @@ class BibleAligned(WordVectorKind):
         if self.cfg["split"] not in ("train", "dev", "test"):
             raise ConfigError(f"{self.where}.split: expected train, dev or test, got {self.cfg['split']!r}")
         for key in ("context_smoothing", "eigenvalue_weight"):
-            v = self.cfg[key]
-            if isinstance(v, bool) or not isinstance(v, int | float) or not 0 <= v <= 1:
-                raise ConfigError(f"{self.where}.{key}: expected a number in [0, 1], got {v!r}")
+            check_number(self.cfg[key], f"{self.where}.{key}", 0, 1)
         langs = self.cfg["languages"]
         if langs is not None:
             if isinstance(langs, str) or not langs:
