@@ -3,6 +3,12 @@
 # when it is rerun or retried.
 
 
+# On Slurm: SIGTERM to the job's steps five minutes before the time limit; the training loop saves a
+# checkpoint and exits 143, and the retry (profile `retries`) resumes from it. Part of the workflow's
+# checkpoint protocol, so it is set here for every training rule, whatever a module renames it to.
+PREEMPT_SIGNAL = "--signal=TERM@300"
+
+
 rule pretrain:
     input:
         model=lambda w: lc.stage_input_dir(config, w.recipe, "pretrain"),
@@ -26,6 +32,7 @@ rule pretrain:
         mem_mb=16000,
         runtime=lambda wc, attempt: 120 * attempt,
         gpu=RES["gpus"],  # torchrun: one data-parallel process per GPU
+        slurm_extra=PREEMPT_SIGNAL,
     script:
         "../scripts/pretrain.py"
 
@@ -49,5 +56,6 @@ rule realign:
         mem_mb=16000,
         runtime=lambda wc, attempt: 120 * attempt,
         gpu=min(RES["gpus"], 1),  # single-process training
+        slurm_extra=PREEMPT_SIGNAL,
     script:
         "../scripts/realign.py"

@@ -16,7 +16,7 @@ import yaml
 from conftest import REPO
 
 ENVS = sorted((REPO / "envs").glob("*.yaml"))
-GPU_ENVS = {"train", "eval"}               # the envs of the rules the Slurm profile gives a GPU
+GPU_ENVS = {"train", "eval"}               # the envs of the rules that request GPUs
 CONDA_TO_PYPI = {"pytorch": "torch", "matplotlib-base": "matplotlib"}
 NOT_PYPI = {"python", "pip", "cuda-version"}
 # the workflow engine and its report renderer run in the submitting environment, not in the job envs
@@ -110,9 +110,10 @@ def test_every_rule_that_runs_code_names_an_env():
         m = re.search(r'^\s+conda:\s*\n\s+"\.\./envs/(\w+)\.yaml"', block, re.M)
         assert m, f"rule {rule} runs code but names no env of envs/"
         assert (REPO / "envs" / f"{m.group(1)}.yaml").is_file()
-    # the GPU-annotated rules of the Slurm profile run in a CUDA env
-    profile = yaml.safe_load((REPO / "profiles/slurm/config.yaml").read_text())
-    for rule, res in profile["set-resources"].items():
-        if res.get("gpu"):
-            env = re.search(r'"\.\./envs/(\w+)\.yaml"', blocks[rule]).group(1)
-            assert env in GPU_ENVS, f"GPU rule {rule} runs in the CPU env {env}"
+    # every rule that can request a GPU (its `gpu` resource, from the config's resources.gpus) runs in a
+    # CUDA env
+    gpu_rules = [rule for rule, block in blocks.items() if re.search(r"^\s+gpu=", block, re.M)]
+    assert set(gpu_rules) >= {"pretrain", "realign", "evaluate", "hypernet", "similarity"}
+    for rule in gpu_rules:
+        env = re.search(r'"\.\./envs/(\w+)\.yaml"', blocks[rule]).group(1)
+        assert env in GPU_ENVS, f"GPU rule {rule} runs in the CPU env {env}"

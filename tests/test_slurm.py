@@ -4,10 +4,11 @@ Needs a controller that answers and the executor plugin in ``.venv/slurm-plugins
 `.ci/run` starts a one-node cluster on localhost (`.ci/local-slurm/start.sh`: partitions cpu + gpu, one
 fake GPU GRES) and sets ``LANGADAPT_REQUIRE_SLURM=1``, which turns the skip below into a failure.
 
-- the smoke workflow runs to the end as Slurm jobs; the GPU-annotated rules were allocated a GPU on the
-  gpu partition (from the profile's ``set-resources``), the rest none;
+- the smoke workflow, with ``resources.gpus: 1``, runs to the end as Slurm jobs; the rules that request a
+  GPU were allocated one on the gpu partition (chosen by the plugin from profiles/slurm/partitions.yaml),
+  the rest none, on the cpu partition;
 - preemption: the pretraining job, sent SIGTERM by ``scancel --signal=TERM`` (to its job steps, as
-  ``--signal=TERM@300`` in the profile does before the time limit), saves a checkpoint and fails;
+  ``--signal=TERM@300`` of the training rules does before the time limit), saves a checkpoint and fails;
   Snakemake resubmits it (``--retries``) and the retry resumes from that checkpoint and finishes.
 """
 
@@ -93,7 +94,10 @@ def sacct(job_ids: list[int]) -> dict[int, dict[str, str]]:
 def slurm_smoke(cluster, tmp_path_factory) -> tuple[Path, str]:
     workdir = copy_workflow(tmp_path_factory.mktemp("slurm") / "wf")
     shutil.copytree(REPO / "tests/fixtures/slurm-ci", workdir / "slurm-ci")
-    proc = subprocess.run(snakemake_cmd("--configfile", "configs/smoke.yaml", timeout=1800),
+    cfg = yaml.safe_load((workdir / "configs/smoke.yaml").read_text())
+    cfg["resources"]["gpus"] = 1  # the config, not the profile, says how many GPUs a stage uses
+    (workdir / "configs/smoke_gpu.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    proc = subprocess.run(snakemake_cmd("--configfile", "configs/smoke_gpu.yaml", timeout=1800),
                           cwd=workdir, capture_output=True, text=True, env=env())
     out = proc.stdout + proc.stderr
     if proc.returncode != 0:
@@ -123,7 +127,7 @@ def test_smoke_workflow_runs_as_slurm_jobs_with_gpus_for_gpu_rules(slurm_smoke):
 
 def test_sigterm_checkpoints_and_the_retry_resumes(slurm_smoke):
     workdir, _ = slurm_smoke
-    cfg = yaml.safe_load((workdir / "configs/smoke.yaml").read_text())
+    cfg = yaml.safe_load((workdir / "configs/smoke_gpu.yaml").read_text())
     steps = 3000
     # no periodic checkpoint can happen: any checkpoint the retry finds was written on SIGTERM
     cfg["pretraining"]["mlm_tiny"].update(steps=steps, checkpoint_every=10**6, log_every=10)
@@ -171,3 +175,59 @@ def test_sigterm_checkpoints_and_the_retry_resumes(slurm_smoke):
     # the loss log reads as one run: every logged step once, in order, up to the last
     logged = [int(row["step"]) for row in csv.DictReader(loss_csv.open())]
     assert logged == sorted(set(logged)) and logged[-1] == steps
+
+
+REPRODUCE_SHAPED = '''
+# workflow/reproduce.smk in miniature: the whole workflow twice, as Snakemake modules with renamed rules
+from langadapt.config import read_yaml
+
+
+module first:
+    snakefile:
+        "Snakefile"
+    config:
+        {**read_yaml("configs/smoke_gpu.yaml"), "_source": "configs/smoke_gpu.yaml"}
+    replace_prefix:
+        {"results/": "results/first/"}
+
+
+use rule * from first as first_*
+
+
+module second:
+    snakefile:
+        "Snakefile"
+    config:
+        {**read_yaml("configs/smoke_gpu.yaml"), "_source": "configs/smoke_gpu.yaml"}
+    replace_prefix:
+        {"results/": "results/second/"}
+
+
+use rule * from second as second_*
+'''
+
+
+def test_module_renamed_rules_are_routed_by_their_gpu_request(slurm_smoke):
+    """Rules renamed by `use rule * from MODULE as MODULE_*` (as in workflow/reproduce.smk) get no profile
+    entry by name: their GPU jobs still go to the gpu partition and their CPU jobs to cpu."""
+    workdir, _ = slurm_smoke
+    (workdir / "workflow/reproduce_smoke.smk").write_text(REPRODUCE_SHAPED)
+    targets = ["results/first/eval/tiny_lapt/srb_bible/seed1.csv", "results/second/eval/tiny/srb_bible/seed1.csv"]
+    proc = subprocess.run(snakemake_cmd("-s", "workflow/reproduce_smoke.smk", *targets, timeout=1500),
+                          cwd=workdir, capture_output=True, text=True, env=env())
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-6000:]
+    jobs = submitted(out)
+    rules = {rule for rule, _ in jobs}
+    assert {"first_corpus", "first_pretrain", "first_evaluate", "second_evaluate"} <= rules, rules
+    assert not rules & {"corpus", "pretrain", "evaluate"}  # every job came from a renamed rule
+    acct = sacct([jid for _, jid in jobs])
+    for rule, jid in jobs:
+        row = acct[jid]
+        assert row["state"] == "COMPLETED", (rule, row)
+        if rule.split("_", 1)[1] in GPU_RULES:
+            assert row["partition"] == "gpu" and "gres/gpu=1" in row["tres"], (rule, row)
+        else:
+            assert row["partition"] == "cpu" and "gres/gpu" not in row["tres"], (rule, row)
+    for target in targets:
+        assert (workdir / target).is_file()

@@ -3,7 +3,8 @@
 #   snakemake -s workflow/reproduce.smk -n                        # what it takes (benchmarks/dryrun_budget.py)
 #   snakemake -s workflow/reproduce.smk results/langsamp/tables/results.csv   # one paper's tables
 # Each module is the whole workflow (workflow/Snakefile) with one paper config of configs/; rules are
-# renamed PAPER_RULE (e.g. langsamp_pretrain), so `--set-resources langsamp_pretrain:gpu=4` and
+# renamed PAPER_RULE (e.g. langsamp_pretrain; GPU counts come from each paper config's resources.gpus), so
+# `--set-resources langsamp_pretrain:mem_mb=64000` and
 # `--forcerun vocab_tables` address one paper.
 from langadapt.config import read_yaml
 

@@ -115,7 +115,7 @@ def wrap_ddp(module: torch.nn.Module, device: torch.device, dist: Dist) -> torch
 
 def world_size_for(processes: int | None, allocated_gpus: int | None = None) -> int:
     """Processes to launch: `processes` if given, else one per GPU the job was allocated (the rule's
-    ``gpu`` resource, e.g. set in the Slurm profile) that CUDA can see, else one per visible CUDA device;
+    ``gpu`` resource: the config's ``resources.gpus``) that CUDA can see, else one per visible CUDA device;
     1 on CPU."""
     check_processes(processes)
     if processes is not None:

@@ -1,0 +1,130 @@
+"""GPU routing on a Slurm cluster, decided by the repository's profile (profiles/slurm): every job that
+requests GPUs goes to a GPU partition and every other job to a CPU partition, whatever its rule is called
+(workflow/Snakefile or the module-renamed rules of workflow/reproduce.smk), and the GPU counts are the
+configs' (`resources.gpus`), not the profile's.
+
+The partition is the one the executor plugin itself picks (`partitions.get_best_partition` over
+profiles/slurm/partitions.yaml, the code `sbatch -p` comes from), for the resources each job shows in a dry
+run with `--profile slurm`. Needs the plugin in ``.venv/slurm-plugins`` (`make install-slurm`); skipped
+without it unless ``LANGADAPT_REQUIRE_SLURM=1``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from conftest import REPO
+
+PLUGINS = Path(os.environ.get("LANGADAPT_SLURM_PLUGINS", REPO / ".venv/slurm-plugins"))
+SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
+PAPERS = {"langsamp": "configs/langsamp.yaml", "realignment": "configs/realignment.yaml",
+          "vocab": "configs/vocab-specialization.yaml", "hyperofa": "configs/hyperofa.yaml"}
+#: rules that request GPUs, and how many (`gpus`: the config's resources.gpus)
+GPU_RULES = {"pretrain": lambda gpus: gpus, "realign": lambda gpus: min(gpus, 1),
+             "evaluate": lambda gpus: min(gpus, 1), "hypernet": lambda gpus: min(gpus, 1),
+             "similarity": lambda gpus: min(gpus, 1)}
+
+
+@pytest.fixture(scope="module")
+def plugin():
+    if not (PLUGINS / "snakemake_executor_plugin_slurm").is_dir():
+        if os.environ.get("LANGADAPT_REQUIRE_SLURM") == "1":
+            pytest.fail(f"LANGADAPT_REQUIRE_SLURM=1 but the Slurm executor plugin is not in {PLUGINS}")
+        pytest.skip(f"the Slurm executor plugin is not installed in {PLUGINS} (make install-slurm)")
+    sys.path.insert(0, str(PLUGINS))
+    from snakemake_executor_plugin_slurm import partitions
+
+    return partitions
+
+
+@dataclass
+class Job:
+    """What the plugin's partition scoring reads of a job."""
+
+    name: str
+    threads: int
+    resources: dict[str, Any] = field(default_factory=dict)
+
+
+def dry_run(*args: str) -> list[Job]:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(PLUGINS), os.environ.get("PYTHONPATH"))
+                                                       if p)}
+    proc = subprocess.run([SNAKEMAKE, "-n", "--profile", "slurm", *args], cwd=REPO, capture_output=True,
+                          text=True, timeout=600, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return parse_listing(proc.stdout)
+
+
+def parse_listing(text: str) -> list[Job]:
+    jobs = []
+    for block in re.split(r"\n(?=(?:local)?rule \w+:)", text):
+        m = re.match(r"(?:local)?rule (\w+):", block)
+        if not m:
+            continue
+        threads = re.search(r"\n\s+threads: (\d+)", block)
+        res = re.search(r"\n\s+resources: (.*)", block)
+        resources = {}
+        for item in (res.group(1).split(", ") if res else []):
+            key, _, value = item.partition("=")
+            resources[key] = int(value) if value.isdigit() else value
+        jobs.append(Job(m.group(1), int(threads.group(1)) if threads else 1, resources))
+    return jobs
+
+
+def test_the_listing_parser_reads_rules_threads_and_resources():
+    jobs = parse_listing("Building DAG of jobs...\nrule langsamp_pretrain:\n    input: a\n    threads: 2\n"
+                         "    resources: tmpdir=/tmp, mem_mb=16000, mem=16 GB, gpu=4\n\nlocalrule all:\n"
+                         "    input: b\n")
+    assert [(j.name, j.threads) for j in jobs] == [("langsamp_pretrain", 2), ("all", 1)]
+    assert jobs[0].resources == {"tmpdir": "/tmp", "mem_mb": 16000, "mem": "16 GB", "gpu": 4}
+
+
+def check_routing(jobs: list[Job], gpus_of, partitions_module) -> dict[str, int]:
+    """Assert the routing of every job; return the number of jobs per partition."""
+    parts = partitions_module.read_partition_file(REPO / "profiles/slurm/partitions.yaml")
+    log = logging.getLogger("routing")
+    counts: dict[str, int] = {}
+    for job in jobs:
+        if job.name == "all" or job.name.endswith("_all"):
+            continue  # local target rules are not submitted
+        assert "slurm_partition" not in job.resources, job  # a fixed partition would bypass the selection
+        gpu = int(job.resources.get("gpu", 0))
+        partition = partitions_module.get_best_partition(parts, job, log)
+        counts[partition] = counts.get(partition, 0) + 1
+        assert partition == ("gpu" if gpu > 0 else "cpu"), (job.name, gpu, partition)
+        base = job.name.split("_", 1)[1] if job.name.split("_", 1)[0] in PAPERS else job.name
+        expected = GPU_RULES[base](gpus_of(job.name)) if base in GPU_RULES else 0
+        assert gpu == expected, (job.name, gpu, expected)
+    return counts
+
+
+def test_the_four_papers_in_one_dag_send_gpu_jobs_to_the_gpu_partition(plugin):
+    gpus = {paper: yaml.safe_load((REPO / path).read_text())["resources"]["gpus"] for paper, path in PAPERS.items()}
+    jobs = dry_run("-s", "workflow/reproduce.smk")
+    counts = check_routing(jobs, lambda rule: gpus[rule.split("_", 1)[0]], plugin)
+    pretrain = [j for j in jobs if j.name == "langsamp_pretrain"]
+    assert pretrain and all(j.resources["gpu"] == 4 for j in pretrain)  # LangSAMP §4.1: 4 GPUs per run
+    assert counts["gpu"] > 2000 and counts["cpu"] > 300  # not vacuous: the whole reproduction was routed
+
+
+@pytest.mark.parametrize("paper", sorted(PAPERS))
+def test_each_paper_config_with_the_plain_snakefile(plugin, paper):
+    gpus = yaml.safe_load((REPO / PAPERS[paper]).read_text())["resources"]["gpus"]
+    jobs = dry_run("--configfile", PAPERS[paper])
+    counts = check_routing(jobs, lambda rule: gpus, plugin)
+    assert counts.get("gpu", 0) > 0 and counts.get("cpu", 0) > 0
+
+
+def test_a_cpu_only_config_sends_nothing_to_the_gpu_partition(plugin):
+    counts = check_routing(dry_run("--configfile", "configs/smoke.yaml"), lambda rule: 0, plugin)
+    assert "gpu" not in counts and counts["cpu"] > 10
