@@ -9,7 +9,7 @@ from pathlib import Path
 import huggingface_hub.constants as hf_constants
 import pytest
 
-from langadapt.core.errors import DataError
+from langadapt.core.errors import ConfigError, DataError
 from langadapt.data.sources import load_source
 
 FIXTURE_REPO = Path(__file__).parent / "fixtures" / "data" / "hub_repo"
@@ -60,3 +60,25 @@ def test_hub_missing(hub_cache: Path) -> None:
         load_source(_cfg(hub_cache), "fra_Latn")
     with pytest.raises(DataError, match="cannot fetch hf_hub dataset other/repo"):
         load_source(_cfg(hub_cache, repo_id="other/repo"), "eng_Latn")
+
+
+def test_repository_names_fill_the_placeholders(hub_cache: Path) -> None:
+    """Glot500-c names Japanese `jpn_Japn` (docs/remote-sources.md): `codes` maps our code to the
+    repository's; the corpus is still ours (jpn_Jpan), read from the repository's folder."""
+    from langadapt.core.languages import parse_lang
+    from langadapt.data.sources import HubSource
+
+    src = HubSource({"kind": "hf_hub", "repo_id": "cis-lmu/Glot500", "data_files": "{lang}/train/*.arrow",
+                     "codes": {"jpn_Jpan": "jpn_Japn"}})
+    assert src.patterns(parse_lang("jpn_Jpan")) == ["jpn_Japn/train/*.arrow"]
+    assert src.patterns(parse_lang("kor_Hang")) == ["kor_Hang/train/*.arrow"]  # unmapped: our code
+    assert HubSource({"kind": "hf_hub", "repo_id": "r", "data_files": "{iso}-{script}.txt",
+                      "codes": {"cmn_Hani": "zho_Hani"}}).patterns(parse_lang("cmn_Hani")) == ["zho-Hani.txt"]
+    existing = next(p.stem for p in (FIXTURE_REPO / "data").iterdir()).split(".")[0]
+    mapped = "nya_Latn" if existing != "nya_Latn" else "eng_Latn"
+    table = load_source(_cfg(hub_cache, codes={mapped: existing}), mapped)
+    assert table.num_rows > 0
+    with pytest.raises(ConfigError, match="hf_hub codes"):
+        HubSource({"kind": "hf_hub", "repo_id": "r", "data_files": "x", "codes": ["jpn_Japn"]})
+    with pytest.raises(ConfigError, match="hf_hub codes"):
+        HubSource({"kind": "hf_hub", "repo_id": "r", "data_files": "x", "codes": {"Japanese": "jpn_Japn"}})

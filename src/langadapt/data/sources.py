@@ -324,12 +324,29 @@ class HubSource(Source):
 
     Config: ``repo_id``; ``revision`` ("main"); ``data_files`` (glob pattern or list, may contain
     ``{lang}``, ``{iso}``, ``{script}``); ``text_field`` ("text"); ``sha256`` (filename -> hex digest,
-    checked before reading); ``cache_dir`` (default: the hub cache). Files are read in sorted order;
-    without a ``verse_id`` column, ids run on across files.
+    checked before reading); ``cache_dir`` (default: the hub cache); ``codes`` (our ``iso639-3_Script`` code
+    -> the repository's own name for that language, which fills the placeholders: Glot500-c names Japanese
+    ``jpn_Japn``, docs/remote-sources.md). Files are read in sorted order; without a ``verse_id`` column,
+    ids run on across files.
     """
 
     REQUIRED = ("repo_id", "data_files")
-    KEYS: ClassVar[dict[str, Any]] = {"revision": "main", "text_field": "text", "sha256": None, "cache_dir": None}
+    KEYS: ClassVar[dict[str, Any]] = {"revision": "main", "text_field": "text", "sha256": None, "cache_dir": None,
+                                      "codes": None}
+
+    def __init__(self, cfg: dict[str, Any]) -> None:
+        super().__init__(cfg)
+        codes = self.cfg["codes"] or {}
+        if not isinstance(codes, dict) or not all(isinstance(v, str) and v for v in codes.values()):
+            raise ConfigError(f"hf_hub codes must map language codes to the repository's names, got {codes!r}")
+        for code in codes:
+            parse_lang(code, where="hf_hub codes")
+
+    def repo_name(self, lang: Lang) -> tuple[str, str, str]:
+        """(name, iso, script) of `lang` as the repository spells it (``codes``, else our code)."""
+        name = (self.cfg["codes"] or {}).get(lang.code, lang.code)
+        iso, _, script = name.partition("_")
+        return name, iso, script or lang.script
 
     def describe(self) -> str:
         return f"hf_hub dataset {self.cfg['repo_id']}@{self.cfg['revision']} ({self.cfg['data_files']})"
@@ -340,7 +357,8 @@ class HubSource(Source):
         pats = self.cfg["data_files"]
         pats = [pats] if isinstance(pats, str) else list(pats)
         try:
-            return [p.format(lang=lang.code, iso=lang.iso, script=lang.script) for p in pats]
+            name, iso, script = self.repo_name(lang)
+            return [p.format(lang=name, iso=iso, script=script) for p in pats]
         except (KeyError, IndexError) as e:
             raise ConfigError(f"data_files {pats}: unknown placeholder {e} (use {{lang}}, {{iso}}, {{script}})") from None
 
