@@ -10,6 +10,7 @@ from snakemake.exceptions import WorkflowError
 
 from langadapt import config as lc
 from langadapt.core.errors import ConfigError
+from langadapt.dag.cluster import gpu_resources as dag_gpu_resources
 from langadapt.dag.targets import langsamp_of as dag_langsamp_of
 from langadapt.dag.targets import targets
 
@@ -78,6 +79,11 @@ TARGETS = targets(config)
 EVAL_FILES = TARGETS.eval_files
 TRAIN_RUNS = TARGETS.train_runs
 ALL_TARGETS = TARGETS.all
+
+
+def gpu_resources(gpus):
+    """`gpu` = gpus and, on a Slurm profile, the GPU partition for a job with GPUs (langadapt.dag.cluster)."""
+    return dag_gpu_resources(gpus, workflow.resource_settings.default_resources)
 
 
 def langsamp_of(recipe):

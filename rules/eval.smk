@@ -25,6 +25,6 @@ rule evaluate:
     resources:
         mem_mb=8000,
         runtime=lambda wc, attempt: 60 * attempt,
-        gpu=min(RES["gpus"], 1),  # one process per job
+        **gpu_resources(min(RES["gpus"], 1)),  # one process per job
     script:
         "../scripts/evaluate.py"

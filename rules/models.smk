@@ -96,6 +96,6 @@ rule hypernet:
     resources:
         mem_mb=16000,
         runtime=lambda wc, attempt: 120 * attempt,
-        gpu=min(1, RES["gpus"]),  # one device
+        **gpu_resources(min(1, RES["gpus"])),  # one device
     script:
         "../scripts/hypernet.py"

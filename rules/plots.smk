@@ -63,7 +63,7 @@ rule similarity:
     resources:
         mem_mb=8000,
         runtime=30,
-        gpu=min(RES["gpus"], 1),
+        **gpu_resources(min(RES["gpus"], 1)),
     script:
         "../scripts/similarity.py"
 

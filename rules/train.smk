@@ -31,7 +31,7 @@ rule pretrain:
     resources:
         mem_mb=16000,
         runtime=lambda wc, attempt: 120 * attempt,
-        gpu=RES["gpus"],  # torchrun: one data-parallel process per GPU
+        **gpu_resources(RES["gpus"]),  # torchrun: one data-parallel process per GPU
         slurm_extra=PREEMPT_SIGNAL,
     script:
         "../scripts/pretrain.py"
@@ -55,7 +55,7 @@ rule realign:
     resources:
         mem_mb=16000,
         runtime=lambda wc, attempt: 120 * attempt,
-        gpu=min(RES["gpus"], 1),  # single-process training
+        **gpu_resources(min(RES["gpus"], 1)),  # single-process training
         slurm_extra=PREEMPT_SIGNAL,
     script:
         "../scripts/realign.py"

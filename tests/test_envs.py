@@ -136,7 +136,7 @@ def test_every_rule_that_runs_code_names_an_env():
         assert (REPO / "envs" / f"{m.group(1)}.yaml").is_file()
     # every rule that can request a GPU (its `gpu` resource, from the config's resources.gpus) runs in a
     # CUDA env
-    gpu_rules = [rule for rule, block in blocks.items() if re.search(r"^\s+gpu=", block, re.M)]
+    gpu_rules = [rule for rule, block in blocks.items() if re.search(r"^\s+\*\*gpu_resources\(", block, re.M)]
     assert set(gpu_rules) >= {"pretrain", "realign", "evaluate", "hypernet", "similarity"}
     for rule in gpu_rules:
         env = re.search(r'"\.\./envs/(\w+)\.yaml"', blocks[rule]).group(1)

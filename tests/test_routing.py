@@ -1,17 +1,14 @@
-"""GPU routing on a Slurm cluster, decided by the repository's profile (profiles/slurm): every job that
-requests GPUs goes to a GPU partition and every other job to a CPU partition, whatever its rule is called
-(workflow/Snakefile or the module-renamed rules of workflow/reproduce.smk), and the GPU counts are the
-configs' (`resources.gpus`), not the profile's.
-
-The partition is the one the executor plugin itself picks (`partitions.get_best_partition` over
-profiles/slurm/partitions.yaml, the code `sbatch -p` comes from), for the resources each job shows in a dry
-run with `--profile slurm`. Needs the plugin in ``.venv/slurm-plugins`` (`make install-slurm`); skipped
-without it unless ``LANGADAPT_REQUIRE_SLURM=1``.
+"""GPU routing on a Slurm cluster with the repository's profile (profiles/slurm): in a dry run with
+`--profile slurm`, every job that requests GPUs shows the profile's GPU partition and every other job its
+CPU partition, whatever its rule is called (workflow/Snakefile or the module-renamed rules of
+workflow/reproduce.smk), and the GPU counts are the configs' (`resources.gpus`), not the profile's. The
+partition a job shows is the `-p` the executor plugin submits it with (tests/test_slurm.py checks that on a
+real cluster). Needs the plugin in ``.venv/slurm-plugins`` (`make install-slurm`) for the profile's
+executor; skipped without it unless ``LANGADAPT_REQUIRE_SLURM=1``.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 import subprocess
@@ -41,15 +38,12 @@ def plugin():
         if os.environ.get("LANGADAPT_REQUIRE_SLURM") == "1":
             pytest.fail(f"LANGADAPT_REQUIRE_SLURM=1 but the Slurm executor plugin is not in {PLUGINS}")
         pytest.skip(f"the Slurm executor plugin is not installed in {PLUGINS} (make install-slurm)")
-    sys.path.insert(0, str(PLUGINS))
-    from snakemake_executor_plugin_slurm import partitions
-
-    return partitions
+    return PLUGINS
 
 
 @dataclass
 class Job:
-    """What the plugin's partition scoring reads of a job."""
+    """A job of a dry-run listing."""
 
     name: str
     threads: int
@@ -89,19 +83,19 @@ def test_the_listing_parser_reads_rules_threads_and_resources():
     assert jobs[0].resources == {"tmpdir": "/tmp", "mem_mb": 16000, "mem": "16 GB", "gpu": 4}
 
 
-def check_routing(jobs: list[Job], gpus_of, partitions_module) -> dict[str, int]:
-    """Assert the routing of every job; return the number of jobs per partition."""
-    parts = partitions_module.read_partition_file(REPO / "profiles/slurm/partitions.yaml")
-    log = logging.getLogger("routing")
+def check_routing(jobs: list[Job], gpus_of) -> dict[str, int]:
+    """Assert the partition and GPU count of every submitted job; return the number of jobs per partition."""
+    profile = yaml.safe_load((REPO / "profiles/slurm/config.yaml").read_text())["default-resources"]
+    cpu, gpu_partition = profile["slurm_partition"], profile["slurm_gpu_partition"]
+    assert cpu != gpu_partition
     counts: dict[str, int] = {}
     for job in jobs:
         if job.name == "all" or job.name.endswith("_all"):
             continue  # local target rules are not submitted
-        assert "slurm_partition" not in job.resources, job  # a fixed partition would bypass the selection
         gpu = int(job.resources.get("gpu", 0))
-        partition = partitions_module.get_best_partition(parts, job, log)
+        partition = job.resources.get("slurm_partition")
         counts[partition] = counts.get(partition, 0) + 1
-        assert partition == ("gpu" if gpu > 0 else "cpu"), (job.name, gpu, partition)
+        assert partition == (gpu_partition if gpu > 0 else cpu), (job.name, gpu, partition)
         base = job.name.split("_", 1)[1] if job.name.split("_", 1)[0] in PAPERS else job.name
         expected = GPU_RULES[base](gpus_of(job.name)) if base in GPU_RULES else 0
         assert gpu == expected, (job.name, gpu, expected)
@@ -111,7 +105,7 @@ def check_routing(jobs: list[Job], gpus_of, partitions_module) -> dict[str, int]
 def test_the_four_papers_in_one_dag_send_gpu_jobs_to_the_gpu_partition(plugin):
     gpus = {paper: yaml.safe_load((REPO / path).read_text())["resources"]["gpus"] for paper, path in PAPERS.items()}
     jobs = dry_run("-s", "workflow/reproduce.smk")
-    counts = check_routing(jobs, lambda rule: gpus[rule.split("_", 1)[0]], plugin)
+    counts = check_routing(jobs, lambda rule: gpus[rule.split("_", 1)[0]])
     pretrain = [j for j in jobs if j.name == "langsamp_pretrain"]
     assert pretrain and all(j.resources["gpu"] == 4 for j in pretrain)  # LangSAMP §4.1: 4 GPUs per run
     assert counts["gpu"] > 2000 and counts["cpu"] > 300  # not vacuous: the whole reproduction was routed
@@ -121,10 +115,24 @@ def test_the_four_papers_in_one_dag_send_gpu_jobs_to_the_gpu_partition(plugin):
 def test_each_paper_config_with_the_plain_snakefile(plugin, paper):
     gpus = yaml.safe_load((REPO / PAPERS[paper]).read_text())["resources"]["gpus"]
     jobs = dry_run("--configfile", PAPERS[paper])
-    counts = check_routing(jobs, lambda rule: gpus, plugin)
+    counts = check_routing(jobs, lambda rule: gpus)
     assert counts.get("gpu", 0) > 0 and counts.get("cpu", 0) > 0
 
 
 def test_a_cpu_only_config_sends_nothing_to_the_gpu_partition(plugin):
-    counts = check_routing(dry_run("--configfile", "configs/smoke.yaml"), lambda rule: 0, plugin)
+    counts = check_routing(dry_run("--configfile", "configs/smoke.yaml"), lambda rule: 0)
     assert "gpu" not in counts and counts["cpu"] > 10
+
+
+def test_gpu_resources_name_the_gpu_partition_only_for_gpu_jobs():
+    from types import SimpleNamespace
+
+    from langadapt.dag.cluster import gpu_resources, profile_value
+
+    res = {"slurm_gpu_partition": SimpleNamespace(raw="'a100-queue'"), "slurm_partition": SimpleNamespace(raw="cpu")}
+    assert profile_value(res, "slurm_gpu_partition") == "a100-queue"  # --default-resources "x='v'"
+    assert profile_value(res, "slurm_partition") == "cpu"  # a profile's bare string
+    assert profile_value(res, "missing") is None and profile_value(None, "slurm_partition") is None
+    assert gpu_resources(4, res) == {"gpu": 4, "slurm_partition": "a100-queue"}
+    assert gpu_resources(0, res) == {"gpu": 0}  # keeps the default partition
+    assert gpu_resources(1, {}) == {"gpu": 1}  # local runs: no partition at all

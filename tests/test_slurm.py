@@ -5,7 +5,7 @@ Needs a controller that answers and the executor plugin in ``.venv/slurm-plugins
 fake GPU GRES) and sets ``LANGADAPT_REQUIRE_SLURM=1``, which turns the skip below into a failure.
 
 - the smoke workflow, with ``resources.gpus: 1``, runs to the end as Slurm jobs; the rules that request a
-  GPU were allocated one on the gpu partition (chosen by the plugin from profiles/slurm/partitions.yaml),
+  GPU were allocated one on the gpu partition (the profile's slurm_gpu_partition, langadapt.dag.cluster),
   the rest none, on the cpu partition;
 - preemption: the pretraining job, sent SIGTERM by ``scancel --signal=TERM`` (to its job steps, as
   ``--signal=TERM@300`` of the training rules does before the time limit), saves a checkpoint and fails;
