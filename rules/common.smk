@@ -139,7 +139,8 @@ def eval_inputs(wildcards):
     """Inputs of one evaluation job: the recipe's final model plus `task_eval_inputs` of its task on the
     job's languages (`lc.job_languages`: the task's, narrowed by evaluation.recipe_languages)."""
     langs = tuple(lc.job_languages(config, wildcards.recipe, wildcards.task))
-    return {"model": lc.final_model_dir(config, wildcards.recipe), **task_eval_inputs(wildcards.task, langs)}
+    return {"model": lc.final_model_dir(config, wildcards.recipe), **task_eval_inputs(wildcards.task, langs),
+            "remote": downloaded(f"task/{wildcards.task}")}
 
 
 def parallel_path(data=None):

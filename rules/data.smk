@@ -2,6 +2,8 @@
 
 
 rule corpus:
+    input:
+        remote=lambda w: downloaded(f"corpus/{w.lang}"),
     output:
         corpus="results/data/corpora/{lang}.parquet",
         stats="results/data/filter_stats/{lang}.csv",
@@ -81,7 +83,8 @@ rule sampling:
 
 rule parallel_data:
     input:
-        parallel_data_inputs,
+        files=parallel_data_inputs,
+        remote=lambda w: downloaded(f"parallel_data/{w.name}"),
     output:
         pairs="results/parallel/{name}.parquet",
         report="results/parallel/{name}.json",

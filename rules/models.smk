@@ -3,7 +3,8 @@
 
 rule base_model:
     input:
-        base_model_texts,
+        texts=base_model_texts,
+        remote=lambda w: downloaded(f"base_model/{w.base}"),
     output:
         directory("results/base/{base}"),
     params:
@@ -26,7 +27,8 @@ rule base_model:
 rule tokenizer:
     input:
         # training text; kind hf: only the corpora of its optional stats languages
-        lambda w: [corpus_path(lang) for lang in config["tokenizers"][w.tok].get("languages") or []],
+        texts=lambda w: [corpus_path(lang) for lang in config["tokenizers"][w.tok].get("languages") or []],
+        remote=lambda w: downloaded(f"tokenizer/{w.tok}"),
     output:
         directory("results/tokenizers/{tok}"),
     params:

@@ -20,6 +20,7 @@ rule word_vectors:
     input:
         corpora=lambda w: [corpus_path(lang) for lang in WORD_VECTOR_LANGS[w.name]],
         files=lambda w: WORD_VECTOR_SPECS[w.name].input_files(),
+        remote=lambda w: downloaded(f"word_vectors/{w.name}"),
     output:
         directory("results/word_vectors/{name}"),
     params:

@@ -8,5 +8,5 @@ from langadapt.models.tokenizer_jobs import tokenizer_job
 j = job(snakemake)
 spec = j.param_json("spec")
 langs = spec.get("languages") or []
-paths = dict(zip(langs, map(Path, snakemake.input), strict=True))
+paths = dict(zip(langs, map(Path, snakemake.input.texts), strict=True))
 tokenizer_job(spec, paths, Path(snakemake.output[0]), log=j.log)

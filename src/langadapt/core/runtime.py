@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -96,6 +97,48 @@ def set_threads(n: int) -> None:
         pass
 
 
+# Remote inputs (issue 16): the lock of resolved commits and the hub cache the download jobs filled. A compute
+# job gets both from its download markers (a lock of its own remotes plus the cache path) and reads offline.
+LOCK_ENV = "LANGADAPT_REMOTE_LOCK"
+CACHE_ENV = "LANGADAPT_REMOTE_CACHE"
+OFFLINE_VARS = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
+NETWORK_RULES = ("preflight", "download")  # the local rules that may reach the network (rules/remote.smk)
+
+
+def is_network_rule(rule: str) -> bool:
+    """A download/preflight rule, also when a module renamed it (``langsamp_download``)."""
+    return any(rule == r or rule.endswith(f"_{r}") for r in NETWORK_RULES)
+
+
+def go_offline() -> None:
+    """No hub request from this process: the offline variables, also in an already imported huggingface_hub."""
+    for var in OFFLINE_VARS:
+        os.environ[var] = "1"
+    constants = sys.modules.get("huggingface_hub.constants")
+    if constants is not None:
+        constants.HF_HUB_OFFLINE = True
+
+
+def pin_remote_inputs(inputs: list[str], log: logging.Logger) -> None:
+    """Merge the download markers among `inputs` into one lock and point every hub access at it (and at the
+    cache they were downloaded to): the job reads exactly the commits the markers name."""
+    markers = [Path(f) for f in inputs if "/remote/downloads/" in Path(f).as_posix() and f.endswith(".json")]
+    if not markers:
+        return
+    remotes: dict[str, Any] = {}
+    caches = set()
+    for marker in markers:
+        data = json.loads(marker.read_text(encoding="utf-8"))
+        remotes.update(data["remotes"])
+        caches.add(data["cache"])
+    if len(caches) != 1:
+        raise RuntimeError(f"download markers {markers} name different caches {sorted(caches)}")
+    lock = Path(tempfile.mkdtemp(prefix="langadapt-lock-")) / "lock.json"
+    lock.write_text(json.dumps({"version": 1, "remotes": remotes}), encoding="utf-8")
+    os.environ[LOCK_ENV], os.environ[CACHE_ENV] = str(lock), caches.pop()
+    log.info("remote inputs pinned: %s", ", ".join(f"{k} = {v['commit']}" for k, v in sorted(remotes.items())))
+
+
 def job(snakemake: Any, run_dir: str | os.PathLike | None = None, resuming: bool = False) -> Job:
     """Set up the script of a rule: logging, threads, parsed params.
 
@@ -111,4 +154,7 @@ def job(snakemake: Any, run_dir: str | os.PathLike | None = None, resuming: bool
     set_threads(int(snakemake.threads))
     log.info("rule %s, wildcards %s, threads %s%s", snakemake.rule, dict(snakemake.wildcards.items()),
              snakemake.threads, ", continuing an earlier attempt" if resuming else "")
+    if not is_network_rule(str(snakemake.rule)):
+        go_offline()
+        pin_remote_inputs([str(f) for f in snakemake.input], log)
     return Job(snakemake=snakemake, log=log)

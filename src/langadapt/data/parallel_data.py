@@ -17,7 +17,7 @@ from langadapt.core.checks import check_int
 from langadapt.core.errors import ConfigError, DataError
 from langadapt.core.languages import Lang, parse_lang
 from langadapt.data.parallel import PARALLEL_SCHEMA
-from langadapt.data.parallel_sources import PARALLEL_SOURCES, SPLITS, LocalParallelSource, ParallelSource
+from langadapt.data.parallel_sources import PARALLEL_SOURCES, SPLITS, ParallelSource
 from langadapt.data.sources import normalise_ws
 
 ENTRY_KEYS = {"sources": None, "languages": None, "max_pairs": None, "seed": 0, "dev_pairs": 0}
@@ -171,11 +171,9 @@ def local_inputs(spec: dict[str, Any], pivot: str, config_langs: list[str]) -> l
     codes = spec.get("languages") or [c for c in config_langs if c != piv.code]
     out: list[str] = []
     for cfg in spec.get("sources") or []:
-        if isinstance(cfg, dict) and cfg.get("kind") == "local":
-            source = LocalParallelSource(cfg, piv)
-            for lang in map(parse_lang, codes):
-                paths = [
-                    source.path(key, lang) for key in ("path", "dev", "test") if source.cfg[key] is not None
-                ]
-                out.extend(str(p) for p in paths if p.is_file())
+        source = PARALLEL_SOURCES.get(cfg["kind"])(cfg, piv)
+        if source.remotes():
+            continue  # hub files: the entry's download job fetches them
+        for lang in map(parse_lang, codes):
+            out.extend(str(p) for p in source.local_files(lang) if p.is_file())
     return sorted(set(out))

@@ -44,6 +44,7 @@ from langadapt.core.languages import Lang, iso639_1
 from langadapt.core.registry import Registry
 from langadapt.core.textfiles import read_lines
 from langadapt.data.hub import hub_files, hub_snapshot
+from langadapt.data.remote import Need, Remote
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,8 @@ OPUS100_SCRIPTS = {
 }  # fmt: skip
 _CODE = r"[a-z]{3}_[A-Z][a-z]{3}"
 _PAIR_RE = re.compile(rf"^({_CODE})-({_CODE})$")
+# Files of an NLLB pair: the allenai gzipped TSV, TSV, JSON lines, parquet.
+NLLB_DATA_SUFFIXES = (".gz", ".tsv", ".jsonl", ".parquet")
 
 
 # ------------------------------------------------------------------------------------------------- hub
@@ -142,6 +145,17 @@ class ParallelSource:
     def covers(self, langs: list[Lang]) -> list[Lang]:
         raise NotImplementedError
 
+    def remotes(self) -> list[Remote]:
+        """The hub repos of this source (no request made)."""
+        return []
+
+    def needs(self, lang: Lang) -> list[Need]:
+        """What loading a covered `lang` reads from them (may consult the repo listing)."""
+        return []
+
+    def local_files(self, lang: Lang) -> list[Path]:
+        return []
+
     def load(self, lang: Lang) -> pa.Table:
         raise NotImplementedError
 
@@ -162,6 +176,9 @@ class HubParallelSource(ParallelSource):
 
     def describe(self) -> str:
         return f"{self.kind} dataset {self.cfg['repo_id']}@{self.cfg['revision']}"
+
+    def remotes(self) -> list[Remote]:
+        return [Remote("dataset", self.cfg["repo_id"], str(self.cfg["revision"]))]
 
     def fetch(self, lang: Lang, patterns: list[str]) -> tuple[Path, list[str]]:
         from huggingface_hub.utils import filter_repo_objects
@@ -199,6 +216,13 @@ class Opus100Source(HubParallelSource):
     def covers(self, langs: list[Lang]) -> list[Lang]:
         return [lang for lang in langs if self.code(lang) is not None]
 
+    def needs(self, lang: Lang) -> list[Need]:
+        code = self.code(lang)
+        if code is None:
+            return []
+        pair = "-".join(sorted(["en", code]))
+        return [Need(self.remotes()[0], (f"{pair}/*.parquet",), columns=("translation",))]
+
     def load(self, lang: Lang) -> pa.Table:
         code = self.code(lang)
         if code is None:
@@ -218,17 +242,35 @@ class Opus100Source(HubParallelSource):
 
 @PARALLEL_SOURCES.register("nllb")
 class NllbSource(HubParallelSource):
-    """NLLB mined bitext (NLLB Team, 2022): one file or folder per pair ``<a>-<b>`` (sorted codes), train only."""
+    """NLLB mined bitext (NLLB Team, 2022): one file or folder per pair ``<a>-<b>`` (sorted codes), train only,
+    from a hub repo (``repo_id``) or a local folder (``path``). ``allenai/nllb`` on the hub holds only a
+    loading script: its pairs are ``https://storage.googleapis.com/allennlp-data-bucket/nllb/<a>-<b>.gz``,
+    which go into ``path`` (docs/remote-sources.md)."""
 
-    KEYS: ClassVar[dict[str, Any]] = {**HubParallelSource.KEYS, "repo_id": "allenai/nllb"}
+    KEYS: ClassVar[dict[str, Any]] = {**HubParallelSource.KEYS, "repo_id": "allenai/nllb", "path": None}
+    URL = "https://storage.googleapis.com/allennlp-data-bucket/nllb/{pair}.gz"
+
+    def describe(self) -> str:
+        return f"nllb files in {self.cfg['path']}" if self.cfg["path"] else super().describe()
+
+    def remotes(self) -> list[Remote]:
+        return [] if self.cfg["path"] else super().remotes()
+
+    def _listing(self) -> list[str]:
+        if not self.cfg["path"]:
+            return hub_files(self.cfg["repo_id"], str(self.cfg["revision"]), self.cfg["cache_dir"], self.describe())
+        root = Path(self.cfg["path"])
+        return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()) if root.is_dir() else []
 
     def pairs(self) -> dict[str, list[str]]:
-        """Pair name -> files of the repo (a file ``<pair>.<ext>`` or the files under a folder ``<pair>/``)."""
+        """Pair name -> data files (a file ``<pair>.<ext>`` or the files under a folder ``<pair>/``). Not data:
+        ``dummy/`` (test zips of a loading script), scripts, READMEs, anything whose suffix is no pair format."""
         if not hasattr(self, "_pairs"):
             out: dict[str, list[str]] = {}
-            for f in hub_files(self.cfg["repo_id"], str(self.cfg["revision"]), self.cfg["cache_dir"],
-                               self.describe()):  # fmt: skip
+            for f in self._listing():
                 parts = f.split("/")
+                if parts[0] == "dummy" or not f.lower().endswith(NLLB_DATA_SUFFIXES):
+                    continue
                 for name in (parts[-1].split(".")[0], *parts[:-1]):
                     if _PAIR_RE.match(name):
                         out.setdefault(name, []).append(f)
@@ -247,12 +289,29 @@ class NllbSource(HubParallelSource):
     def covers(self, langs: list[Lang]) -> list[Lang]:
         return [lang for lang in langs if self.pair_name(lang) is not None]
 
+    def needs(self, lang: Lang) -> list[Need]:
+        pair = self.pair_name(lang)
+        if pair is None or self.cfg["path"]:
+            return []
+        return [Need(self.remotes()[0], tuple(self.pairs()[pair]))]
+
+    def local_files(self, lang: Lang) -> list[Path]:
+        pair = self.pair_name(lang)
+        if pair is None or not self.cfg["path"]:
+            return []
+        return [Path(self.cfg["path"]) / f for f in self.pairs()[pair]]
+
     def load(self, lang: Lang) -> pa.Table:
         pair = self.pair_name(lang)
         if pair is None:
-            raise ConfigError(f"{self.describe()} has no {self.pivot.code}-{lang.code} pairs")
+            raise ConfigError(f"{self.describe()} has no {self.pivot.code}-{lang.code} pairs "
+                              f"(NLLB publishes {self.URL.format(pair='-'.join(sorted([self.pivot.code, lang.code])))})")
         first, second = pair.split("-")
-        root, files = self.fetch(lang, self.pairs()[pair])
+        if self.cfg["path"]:
+            root, files = Path(self.cfg["path"]), self.pairs()[pair]
+            self._files[lang.code] = files
+        else:
+            root, files = self.fetch(lang, self.pairs()[pair])
         parts = []
         for f in files:
             a, b = read_translation(root / f, first, second)
@@ -294,6 +353,9 @@ class LocalParallelSource(ParallelSource):
 
     def covers(self, langs: list[Lang]) -> list[Lang]:
         return [lang for lang in langs if self.path("path", lang).is_file()]
+
+    def local_files(self, lang: Lang) -> list[Path]:
+        return [self.path(k, lang) for k in ("path", "dev", "test") if self.cfg[k] is not None]
 
     def read(self, path: Path) -> tuple[list[str], list[str]]:
         fmt = self.cfg["format"]

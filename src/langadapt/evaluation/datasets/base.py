@@ -18,6 +18,7 @@ from langadapt.core.languages import Lang, iso639_1, parse_lang
 from langadapt.core.registry import Registry
 from langadapt.core.textfiles import read_lines
 from langadapt.data.hub import hub_files, hub_snapshot
+from langadapt.data.remote import Need, Remote
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +132,18 @@ class EvalDataset:
         """
         return []
 
+    def remotes(self) -> list[Remote]:
+        """The hub repos this dataset reads (no request made): what the preflight resolves and locks."""
+        return []
+
+    def needs(self, lang: Lang) -> list[Need]:
+        """What loading a covered `lang` reads from those repos (may consult the repo listing)."""
+        return []
+
+    def local_files(self, lang: Lang) -> list[Path]:
+        """Local files or folders loading `lang` reads (the preflight checks that they exist)."""
+        return []
+
     def _covers(self, lang: Lang) -> bool:
         raise NotImplementedError
 
@@ -153,11 +166,14 @@ class FileDataset(EvalDataset):
     """Files from a local directory ``path`` or a hub dataset snapshot ``repo_id@revision``."""
 
     REPO: ClassVar[str] = ""
-    KEYS: ClassVar[dict[str, Any]] = {"repo_id": "", "revision": "main", "cache_dir": None, "path": None}
+    REVISION: ClassVar[str] = "main"
+    COLUMNS: ClassVar[tuple[str, ...]] = ()  # columns its tabular files must have (checked by the preflight)
+    KEYS: ClassVar[dict[str, Any]] = {"repo_id": "", "revision": None, "cache_dir": None, "path": None}
 
     def __init__(self, spec: Mapping[str, Any]) -> None:
         super().__init__(spec)
         self.cfg["repo_id"] = self.cfg["repo_id"] or self.REPO
+        self.cfg["revision"] = self.cfg["revision"] or self.REVISION
         if not self.cfg["path"] and not self.cfg["repo_id"]:
             raise ConfigError(f"evaluation dataset {self.kind!r} needs 'path' (a directory) or 'repo_id'")
         self._listing: list[str] | None = None
@@ -170,6 +186,21 @@ class FileDataset(EvalDataset):
         """The local directory ``path`` when it exists (a hub snapshot is not a workflow input)."""
         path = self.cfg["path"]
         return [str(path)] if path and Path(path).is_dir() else []
+
+    def remotes(self) -> list[Remote]:
+        return [] if self.cfg["path"] else [Remote("dataset", str(self.cfg["repo_id"]), str(self.cfg["revision"]))]
+
+    def hub_patterns(self, lang: Lang) -> list[str]:
+        """Globs of the repo files that loading `lang` reads."""
+        raise NotImplementedError
+
+    def needs(self, lang: Lang) -> list[Need]:
+        if self.cfg["path"]:
+            return []
+        return [Need(self.remotes()[0], tuple(self.hub_patterns(lang)), columns=self.COLUMNS)]
+
+    def local_files(self, lang: Lang) -> list[Path]:
+        return [Path(self.cfg["path"])] if self.cfg["path"] else []
 
     def listing(self) -> list[str]:
         """Relative paths of all files (local directory walk, or the hub repo file listing)."""

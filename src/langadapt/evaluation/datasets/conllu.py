@@ -7,12 +7,17 @@ must have 10 tab-separated fields and word IDs 1, 2, ... per sentence; every err
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, ClassVar
 
-from langadapt.core.errors import DataError
+import numpy as np
+
+from langadapt.core.errors import ConfigError, DataError
+from langadapt.core.languages import Lang, parse_lang
 from langadapt.core.textfiles import read_utf8
+from langadapt.evaluation.datasets.base import DATASETS, Examples, FileDataset
 
 # The 17 UD universal POS tags (https://universaldependencies.org/u/pos/), in alphabetical order.
 UPOS = ["ADJ", "ADP", "ADV", "AUX", "CCONJ", "DET", "INTJ", "NOUN", "NUM", "PART", "PRON", "PROPN", "PUNCT",
@@ -74,3 +79,73 @@ def upos_examples(sentences: Iterable[ConlluSentence], path: Path, source: str) 
         words.append([r[1] for r in s.rows])
         tags.append([r[3] for r in s.rows])
     return words, tags
+
+
+@DATASETS.register("ud")
+class UniversalDependencies(FileDataset):
+    """UD treebanks (CoNLL-U) per language: ``treebanks: {lang: UD_X-Y | [..]}``, ``pattern`` in the tree."""
+
+    KEYS: ClassVar[dict[str, Any]] = {**FileDataset.KEYS, "treebanks": {},
+                                      "pattern": "{treebank}/*-ud-{split}*.conllu",
+                                      "dev_from_train": {}, "seed": 0}  # fmt: skip
+
+    LABEL_NAMES = UPOS
+
+    def __init__(self, spec: Mapping[str, Any]) -> None:
+        super().__init__(spec)
+        tbs = self.cfg["treebanks"]
+        if not isinstance(tbs, Mapping) or not tbs:
+            raise ConfigError(f"ud: 'treebanks' must map language codes to treebank folders, got {tbs!r}")
+        for code in tbs:
+            parse_lang(code, where="ud treebanks")
+        # {lang: n}: a treebank without a dev file (e.g. Erzya) gets n sentences of its train split, drawn
+        # with `seed`, as its dev split; train keeps the rest (vocabulary-specialization paper, App. A)
+        carve = self.cfg["dev_from_train"]
+        if not isinstance(carve, Mapping) or any(
+            isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in carve.values()
+        ):
+            raise ConfigError(
+                f"ud: 'dev_from_train' must map language codes to sentence counts, got {carve!r}"
+            )
+        for code in carve:
+            parse_lang(code, where="ud dev_from_train")
+
+    def treebanks(self, lang: Lang) -> list[str]:
+        tb = self.cfg["treebanks"].get(lang.code, [])
+        return [tb] if isinstance(tb, str) else list(tb)
+
+    def _covers(self, lang: Lang) -> bool:
+        return bool(self.treebanks(lang))
+
+    def hub_patterns(self, lang: Lang) -> list[str]:
+        return [f"{tb}/*.conllu" for tb in self.treebanks(lang)]
+
+    def local_files(self, lang: Lang) -> list[Path]:
+        return [Path(self.cfg["path"]) / tb for tb in self.treebanks(lang)] if self.cfg["path"] else []
+
+    def _load(self, lang: Lang, split: str) -> Examples:
+        n_dev = self.cfg["dev_from_train"].get(lang.code)
+        if n_dev is not None and split in ("train", "dev"):
+            train = self._read(lang, "train")
+            assert train.words is not None and train.tags is not None
+            if n_dev >= len(train):
+                raise DataError(
+                    f"{train.source}: {len(train)} sentences, cannot carve a dev split of {n_dev}"
+                )
+            dev = set(
+                np.random.default_rng(int(self.cfg["seed"])).choice(len(train), size=n_dev, replace=False)
+            )
+            keep = [i for i in range(len(train)) if (i in dev) == (split == "dev")]
+            return Examples(f"{self.describe()} {lang.code}/{split} (dev = {n_dev} train sentences)", list(UPOS),
+                            words=[train.words[i] for i in keep], tags=[train.tags[i] for i in keep])  # fmt: skip
+        return self._read(lang, split)
+
+    def _read(self, lang: Lang, split: str) -> Examples:
+        words, tags = [], []
+        source = f"{self.describe()} {lang.code}/{split}"
+        for tb in self.treebanks(lang):
+            for f in self.files(str(self.cfg["pattern"]).format(treebank=tb, split=split, lang=lang.code)):
+                w, t = upos_examples(parse_conllu(f), f, source)
+                words += w
+                tags += t
+        return Examples(source, list(UPOS), words=words, tags=tags)

@@ -77,8 +77,6 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
-import numpy as np
-
 from langadapt.core.errors import ConfigError, DataError
 from langadapt.core.languages import Lang, parse_lang
 from langadapt.evaluation.datasets.base import (
@@ -99,9 +97,21 @@ from langadapt.evaluation.datasets.base import (
     read_parquet,
     two_letter_code,
 )
-from langadapt.evaluation.datasets.conllu import UPOS, parse_conllu, upos_examples
 
 log = logging.getLogger(__name__)
+
+MTEB_TATOEBA = "mteb/tatoeba-bitext-mining"
+# Our ISO 639-3 code -> Tatoeba's, where they differ: mteb's 112 pairs name Chinese `cmn`, Arabic `ara`, Swahili
+# `swh`, Persian `pes`, Malay `zsm`, Latvian `lvs` (mteb TatoebaBitextMining._LANGUAGES; docs/remote-sources.md).
+TATOEBA_CODES = {"zho": "cmn", "arb": "ara", "swa": "swh", "fas": "pes", "msa": "zsm", "lav": "lvs"}
+# Our ISO 639-3 code -> SIB-200's Flores-200 code (its 205 configs, docs/remote-sources.md): Flores names the
+# individual language of a macrolanguage and writes Chinese in Hans/Hant, Cantonese in Hant.
+FLORES_CODES = {
+    "zho": "zho_Hans", "cmn": "zho_Hans", "yue": "yue_Hant", "swa": "swh_Latn", "ara": "arb_Arab",
+    "fas": "pes_Arab", "msa": "zsm_Latn", "kor": "kor_Hang", "orm": "gaz_Latn", "aze": "azj_Latn",
+    "lav": "lvs_Latn", "mon": "khk_Cyrl", "uzb": "uzn_Latn", "pus": "pbt_Arab", "nep": "npi_Deva",
+    "yid": "ydd_Hebr", "mlg": "plt_Latn", "sqi": "als_Latn", "kur": "kmr_Latn", "que": "quy_Latn",
+}  # fmt: skip
 
 
 # --------------------------------------------------------------------------------------------- kinds
@@ -112,9 +122,13 @@ class WikiANN(FileDataset):
     REPO = "unimelb-nlp/wikiann"
     KEYS: ClassVar[dict[str, Any]] = {**FileDataset.KEYS, "codes": {}}
     LABEL_NAMES = WIKIANN_TAGS
+    COLUMNS = ("tokens", "ner_tags")
 
     def code(self, lang: Lang) -> str:
         return two_letter_code(lang, {**WIKIANN_CODES, **(self.cfg["codes"] or {})})
+
+    def hub_patterns(self, lang: Lang) -> list[str]:
+        return [f"{self.code(lang)}/*.parquet"]
 
     def _covers(self, lang: Lang) -> bool:
         prefix = f"{self.code(lang)}/"
@@ -142,9 +156,13 @@ class XNLI(FileDataset):
     REPO = "facebook/xnli"
     KEYS: ClassVar[dict[str, Any]] = {**FileDataset.KEYS, "codes": {}}
     LABEL_NAMES = XNLI_LABELS
+    COLUMNS = ("premise", "hypothesis", "label")
 
     def code(self, lang: Lang) -> str:
         return two_letter_code(lang, {**WIKIANN_CODES, **(self.cfg["codes"] or {})})
+
+    def hub_patterns(self, lang: Lang) -> list[str]:
+        return [f"{self.code(lang)}/*.parquet"]
 
     def _covers(self, lang: Lang) -> bool:
         code = self.code(lang)
@@ -171,13 +189,23 @@ class SIB200(FileDataset):
     """SIB-200 (``Davlan/sib200``): ``data/{lang}/{train,dev,test}.tsv`` with ``index_id, category, text``."""
 
     REPO = "Davlan/sib200"
+    KEYS: ClassVar[dict[str, Any]] = {**FileDataset.KEYS, "codes": {}}
     LABEL_NAMES = SIB200_LABELS
+    COLUMNS = ("index_id", "category", "text")
+
+    def code(self, lang: Lang) -> str:
+        """SIB-200's Flores-200 code: ``codes`` (by full code, then ISO), else :data:`FLORES_CODES`, else ours."""
+        codes = {**FLORES_CODES, **(self.cfg["codes"] or {})}
+        return codes.get(lang.code, codes.get(lang.iso, lang.code))
+
+    def hub_patterns(self, lang: Lang) -> list[str]:
+        return [f"data/{self.code(lang)}/*.tsv"]
 
     def _covers(self, lang: Lang) -> bool:
-        return f"data/{lang.code}/test.tsv" in self.listing()
+        return f"data/{self.code(lang)}/test.tsv" in self.listing()
 
     def _load(self, lang: Lang, split: str) -> Examples:
-        (f,) = self.files(f"data/{lang.code}/{split}.tsv")
+        (f,) = self.files(f"data/{self.code(lang)}/{split}.tsv", self.hub_patterns(lang))
         with open(f, encoding="utf-8", newline="") as fh:
             reader = csv.DictReader(fh, delimiter="\t")
             if missing := {"category", "text"} - set(reader.fieldnames or []):
@@ -219,6 +247,9 @@ class Taxi1500(EvalDataset):
         )
         return sorted({str(f) for f in files if f.is_file()})
 
+    def local_files(self, lang: Lang) -> list[Path]:
+        return [format_path(str(self.cfg["path"]), lang, split=s) for s in SPLITS]
+
     def _load(self, lang: Lang, split: str) -> Examples:
         f = format_path(str(self.cfg["path"]), lang, split=split)
         texts, labels = [], []
@@ -250,16 +281,24 @@ class ParallelBible(EvalDataset):
         return f"pbc ({self.cfg['path']})"
 
     def file(self, lang: Lang) -> Path | None:
-        """The file of `lang`, or None when there is none (DataError when a glob matches several)."""
+        """The file of `lang`, or None when there is none. A glob may match several editions of one language
+        (``eng-x-bible-kingjames.txt``, ``eng-x-bible-newworld1984.txt``): the one with the most verses is
+        taken, ties broken by file name (Taxi1500's rule, docs/remote-sources.md), and logged."""
         path = format_path(str(self.cfg["path"]), lang)
         if not glob.has_magic(str(path)):
             return path if path.is_file() else None
         found = sorted(Path(p) for p in glob.glob(str(path)) if Path(p).is_file())
         if len(found) > 1:
-            raise DataError(
-                f"{self.describe()}: {len(found)} files match {path} for {lang.code}: {found[:3]}"
-            )
+            counts = {f: sum(1 for line in read_data_lines(f) if line[:1].isdigit() and "\t" in line
+                             and line.split("\t", 1)[1].strip()) for f in found}  # fmt: skip
+            chosen = max(found, key=lambda f: (counts[f], -found.index(f)))
+            log.info("%s: %s chosen for %s among %d editions (%s)", self.describe(), chosen.name, lang.code,
+                     len(found), ", ".join(f"{f.name}: {counts[f]} verses" for f in found))  # fmt: skip
+            return chosen
         return found[0] if found else None
+
+    def local_files(self, lang: Lang) -> list[Path]:
+        return [self.file(lang) or format_path(str(self.cfg["path"]), lang)]
 
     def _covers(self, lang: Lang) -> bool:
         return self.file(lang) is not None
@@ -305,16 +344,27 @@ class Tatoeba(FileDataset):
     REPO = ""
 
     def __init__(self, spec: Mapping[str, Any]) -> None:
+        layout = spec.get("layout", "xtreme")
+        if layout not in ("xtreme", "mteb"):
+            raise ConfigError(f"tatoeba layout must be 'xtreme' or 'mteb', got {layout!r}")
+        if layout == "mteb":  # parquet exists only on the converted branch (docs/remote-sources.md)
+            spec = {"repo_id": MTEB_TATOEBA, "revision": "refs/convert/parquet", **spec}
         super().__init__(spec)
-        if self.cfg["layout"] not in ("xtreme", "mteb"):
-            raise ConfigError(f"tatoeba layout must be 'xtreme' or 'mteb', got {self.cfg['layout']!r}")
+        self.COLUMNS = tuple(self.cfg["columns"]) if layout == "mteb" else ()
 
     def code(self, lang: Lang) -> str:
-        codes = self.cfg["codes"] or {}
+        """Tatoeba's ISO 639-3 code: ``codes`` (by full code, then ISO), else :data:`TATOEBA_CODES`, else ours."""
+        codes = {**TATOEBA_CODES, **(self.cfg["codes"] or {})}
         return codes.get(lang.code, codes.get(lang.iso, lang.iso))
 
     def _pattern(self, code: str) -> str:
-        return f"{code}-eng/*.parquet" if self.cfg["layout"] == "mteb" else f"**/tatoeba.{code}-eng.{code}"
+        return f"{code}-eng/**/*.parquet" if self.cfg["layout"] == "mteb" else f"**/tatoeba.{code}-eng.{code}"
+
+    def hub_patterns(self, lang: Lang) -> list[str]:
+        code = self.code(lang)
+        if self.cfg["layout"] == "mteb":
+            return [f"{code}-eng/*.parquet"]
+        return [f"*tatoeba.{code}-eng.{code}", f"*tatoeba.{code}-eng.eng"]
 
     def _covers(self, lang: Lang) -> bool:
         code = self.code(lang)
@@ -329,7 +379,7 @@ class Tatoeba(FileDataset):
         if self.cfg["layout"] == "mteb":
             src_col, eng_col = self.cfg["columns"]
             texts, eng = [], []
-            for f in self.files(self._pattern(code)):
+            for f in self.files(self._pattern(code), self.hub_patterns(lang)):
                 cols = read_parquet(f, [src_col, eng_col])
                 texts += cols[src_col]
                 eng += cols[eng_col]
@@ -343,70 +393,6 @@ class Tatoeba(FileDataset):
             if len(texts) != len(eng):
                 raise DataError(f"{src}: {len(texts)} lines but the English side has {len(eng)}")
         return Examples(f"{self.describe()} {lang.code}/test", [], texts=texts, texts_b=eng)
-
-
-@DATASETS.register("ud")
-class UniversalDependencies(FileDataset):
-    """UD treebanks (CoNLL-U) per language: ``treebanks: {lang: UD_X-Y | [..]}``, ``pattern`` in the tree."""
-
-    KEYS: ClassVar[dict[str, Any]] = {**FileDataset.KEYS, "treebanks": {},
-                                      "pattern": "{treebank}/*-ud-{split}.conllu",
-                                      "dev_from_train": {}, "seed": 0}  # fmt: skip
-
-    LABEL_NAMES = UPOS
-
-    def __init__(self, spec: Mapping[str, Any]) -> None:
-        super().__init__(spec)
-        tbs = self.cfg["treebanks"]
-        if not isinstance(tbs, Mapping) or not tbs:
-            raise ConfigError(f"ud: 'treebanks' must map language codes to treebank folders, got {tbs!r}")
-        for code in tbs:
-            parse_lang(code, where="ud treebanks")
-        # {lang: n}: a treebank without a dev file (e.g. Erzya) gets n sentences of its train split, drawn
-        # with `seed`, as its dev split; train keeps the rest (vocabulary-specialization paper, App. A)
-        carve = self.cfg["dev_from_train"]
-        if not isinstance(carve, Mapping) or any(
-            isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in carve.values()
-        ):
-            raise ConfigError(
-                f"ud: 'dev_from_train' must map language codes to sentence counts, got {carve!r}"
-            )
-        for code in carve:
-            parse_lang(code, where="ud dev_from_train")
-
-    def treebanks(self, lang: Lang) -> list[str]:
-        tb = self.cfg["treebanks"].get(lang.code, [])
-        return [tb] if isinstance(tb, str) else list(tb)
-
-    def _covers(self, lang: Lang) -> bool:
-        return bool(self.treebanks(lang))
-
-    def _load(self, lang: Lang, split: str) -> Examples:
-        n_dev = self.cfg["dev_from_train"].get(lang.code)
-        if n_dev is not None and split in ("train", "dev"):
-            train = self._read(lang, "train")
-            assert train.words is not None and train.tags is not None
-            if n_dev >= len(train):
-                raise DataError(
-                    f"{train.source}: {len(train)} sentences, cannot carve a dev split of {n_dev}"
-                )
-            dev = set(
-                np.random.default_rng(int(self.cfg["seed"])).choice(len(train), size=n_dev, replace=False)
-            )
-            keep = [i for i in range(len(train)) if (i in dev) == (split == "dev")]
-            return Examples(f"{self.describe()} {lang.code}/{split} (dev = {n_dev} train sentences)", list(UPOS),
-                            words=[train.words[i] for i in keep], tags=[train.tags[i] for i in keep])  # fmt: skip
-        return self._read(lang, split)
-
-    def _read(self, lang: Lang, split: str) -> Examples:
-        words, tags = [], []
-        source = f"{self.describe()} {lang.code}/{split}"
-        for tb in self.treebanks(lang):
-            for f in self.files(str(self.cfg["pattern"]).format(treebank=tb, split=split, lang=lang.code)):
-                w, t = upos_examples(parse_conllu(f), f, source)
-                words += w
-                tags += t
-        return Examples(source, list(UPOS), words=words, tags=tags)
 
 
 # The embedded datasets register themselves in DATASETS (imported last: they build on this module).

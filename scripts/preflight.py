@@ -1,0 +1,19 @@
+"""Resolve and check every remote input of the config; write the coverage table and the lock (a local rule:
+it reaches the hub). Thin wrapper over langadapt.dag.preflight."""
+
+import os
+
+for _var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
+    os.environ.pop(_var, None)  # before huggingface_hub is imported: this job may reach the network
+
+from pathlib import Path  # noqa: E402
+
+from langadapt.core.runtime import job  # noqa: E402
+from langadapt.dag.preflight import run_preflight  # noqa: E402
+from langadapt.data.remote import HubListing, RecordedListing  # noqa: E402
+
+j = job(snakemake)
+recorded = os.environ.get("LANGADAPT_RECORDED_LISTINGS")  # offline: recorded listings (tests)
+listing = RecordedListing(recorded) if recorded else HubListing()
+report = run_preflight(j.param_json("spec"), listing, snakemake.params.lock, out_dir=Path(snakemake.output.csv).parent)
+j.log.info("coverage (lock %s):\n%s", snakemake.params.lock, report.markdown(j.param_json("spec")["languages"]))
