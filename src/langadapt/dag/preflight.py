@@ -53,6 +53,7 @@ class Cell:
     gap: str = ""  # non-empty: MISSING (a gap that stops the run)
     needs: list[Need] = field(default_factory=list)
     local: list[Path] = field(default_factory=list)
+    show_local: bool = True  # name the local paths (else the source's description) in the table
 
     def text(self) -> str:
         """``MISSING: why``, ``-`` (not covered, not needed), or what serves the cell: the hub files
@@ -64,7 +65,7 @@ class Cell:
         if self.needs:
             return "; ".join(f"{n.remote.repo_id}: {n.patterns[0]}{' +' if len(n.patterns) > 1 else ''}"
                              for n in self.needs)  # fmt: skip
-        return "; ".join(map(str, self.local)) or self.source
+        return ("; ".join(map(str, self.local)) if self.show_local else "") or self.source
 
 
 @dataclass
@@ -73,7 +74,7 @@ class Consumer:
 
     key: str
     remotes: list[Remote]
-    cells: Callable[[], list[Cell]]
+    cells: Callable[[bool], list[Cell]]  # argument: check local files (else local data is assumed present)
 
 
 # ------------------------------------------------------------------------------------------------- cells
@@ -82,9 +83,10 @@ def _corpus(config: dict, code: str) -> Consumer:
 
     source = build_source(config["data"]["sources"][code])
 
-    def cells() -> list[Cell]:
+    def cells(check_local: bool = True) -> list[Cell]:
         lang = parse_lang(code)
-        return [Cell(code, "corpus", source.describe(), needs=source.needs(lang), local=source.local_files(lang))]
+        return [Cell(code, "corpus", source.describe(), needs=source.needs(lang), local=source.local_files(lang),
+                     show_local=False)]  # fmt: skip
 
     return Consumer(f"corpus/{code}", source.remotes(), cells)
 
@@ -94,13 +96,14 @@ def _parallel(config: dict, name: str) -> Consumer:
 
     sources, langs = check_entry(name, config["parallel_data"][name], config["pivot"], config["languages"])
 
-    def cells() -> list[Cell]:
+    def cells(check_local: bool = True) -> list[Cell]:
         out = []
         for lang in langs:
-            serving = next((s for s in sources if s.covers([lang])), None)
+            serving = next((s for s in sources if s.covers([lang]) or (not check_local and not s.remotes())), None)
             if serving is None:
                 tried = ", ".join(s.describe() for s in sources)
-                out.append(Cell(lang.code, f"parallel:{name}", gap=f"no source has {lang.code} (tried {tried})"))
+                hints = "".join(f"; {h}" for s in sources if (h := s.missing_hint(lang)))
+                out.append(Cell(lang.code, f"parallel:{name}", gap=f"no source has {lang.code} (tried {tried}{hints})"))
             else:
                 out.append(Cell(lang.code, f"parallel:{name}", serving.describe(), needs=serving.needs(lang),
                                 local=serving.local_files(lang)))  # fmt: skip
@@ -121,11 +124,11 @@ def _task(config: dict, task: str) -> Consumer | None:
     named = set(spec.get("languages") or []) | ({spec["source"]} if spec.get("source") else set())
     column = f"task:{task}"
 
-    def cells() -> list[Cell]:
+    def cells(check_local: bool = True) -> list[Cell]:
         out = []
         for code in task_languages(config, task):
             lang = parse_lang(code)
-            if dataset.covers([code]):
+            if dataset.covers([code]) or (not check_local and not dataset.remotes()):
                 out.append(Cell(code, column, dataset.describe(), needs=dataset.needs(lang),
                                 local=dataset.local_files(lang)))  # fmt: skip
             else:
@@ -145,7 +148,7 @@ def _model(kind: str, name: str, spec: dict) -> Consumer | None:
     local = [] if needs else [Path(spec["name_or_path"])]
     what = f"{spec['name_or_path']}@{spec.get('revision') or 'main'}"
 
-    def cells() -> list[Cell]:
+    def cells(check_local: bool = True) -> list[Cell]:
         return [Cell(GLOBAL_ROW, f"{kind}:{name}", what, needs=needs, local=local)]
 
     return Consumer(f"{kind}/{name}", [n.remote for n in needs], cells)
@@ -161,7 +164,7 @@ def _vectors(config: dict, name: str) -> Consumer | None:
         return None
     what = needs[0].remote.repo_id if needs else str(files[0])
 
-    def cells() -> list[Cell]:
+    def cells(check_local: bool = True) -> list[Cell]:
         return [Cell(GLOBAL_ROW, f"word_vectors:{name}", f"{kind.name} {what}", needs=needs, local=files)]
 
     return Consumer(f"word_vectors/{name}", [n.remote for n in needs], cells)
@@ -285,7 +288,7 @@ def check_config(config: dict, listing: Listing, old: Lock | None = None, update
     with active_lock(lock):
         for consumer in found.values():
             try:
-                new = consumer.cells()
+                new = consumer.cells(check_local)
             except LangadaptError as e:  # e.g. a listing the coverage logic could not read
                 new = [Cell(GLOBAL_ROW, consumer.key, gap=str(e))]
             for cell in new:
@@ -364,7 +367,7 @@ def download_consumer(config: dict, key: str, lock_path: str | Path, cache: str 
     if missing := [r.key for r in found[key].remotes if r.key not in lock.remotes]:
         raise DataError(f"{lock_path} lacks {missing}: rerun the preflight (`langadapt preflight`)")
     with active_lock(lock):
-        needs = [n for cell in found[key].cells() for n in cell.needs]
+        needs = [n for cell in found[key].cells(True) for n in cell.needs]
     fetched = download(needs, lock, cache)
     sub = {r.key: lock.remotes[r.key] for r in found[key].remotes}
     data = {"version": 1, "consumer": key, "cache": str(Path(cache).resolve()), "remotes": sub, "fetched": fetched}

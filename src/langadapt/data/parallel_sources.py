@@ -156,6 +156,10 @@ class ParallelSource:
     def local_files(self, lang: Lang) -> list[Path]:
         return []
 
+    def missing_hint(self, lang: Lang) -> str:
+        """Where to get `lang`'s pairs when no source has them (the preflight's message)."""
+        return ""
+
     def load(self, lang: Lang) -> pa.Table:
         raise NotImplementedError
 
@@ -294,6 +298,10 @@ class NllbSource(HubParallelSource):
         if pair is None or self.cfg["path"]:
             return []
         return [Need(self.remotes()[0], tuple(self.pairs()[pair]))]
+
+    def missing_hint(self, lang: Lang) -> str:
+        pair = "-".join(sorted([self.pivot.code, lang.code]))
+        return f"NLLB publishes {self.URL.format(pair=pair)}" + (f" (into {self.cfg['path']})" if self.cfg["path"] else "")
 
     def local_files(self, lang: Lang) -> list[Path]:
         pair = self.pair_name(lang)

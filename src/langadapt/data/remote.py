@@ -114,21 +114,35 @@ class HubListing:
             raise DataError(f"cannot list {remote.key} ({commit}): {type(e).__name__}: {e}") from None
 
     def columns(self, remote: Remote, commit: str, path: str) -> list[str] | None:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
         from huggingface_hub import HfFileSystem
 
         prefix = {"dataset": "datasets/", "model": "", "space": "spaces/"}[remote.repo_type]
         url = f"{prefix}{remote.repo_id}@{commit}/{path}"
         try:
             with HfFileSystem().open(url, "rb", block_size=1 << 16) as f:
-                if path.endswith(".parquet"):
-                    return list(pq.read_schema(f).names)
-                if path.endswith(".arrow"):
-                    return list(pa.ipc.open_stream(f).schema.names)
-                return f.readline().decode("utf-8-sig").rstrip("\r\n").split("\t")
-        except (*hub_errors(), pa.ArrowException) as e:
+                return read_columns(f, path)
+        except hub_errors() as e:
             raise DataError(f"cannot read the schema of {url}: {type(e).__name__}: {e}") from None
+
+
+def read_columns(f: Any, path: str) -> list[str]:
+    """The column names of an open tabular file, reading only its schema: the parquet footer, the first
+    message of an Arrow IPC stream (``datasets`` shards) or file, or a TSV's header line."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        if path.endswith(".parquet"):
+            return list(pq.read_schema(f).names)
+        if path.endswith(".arrow"):
+            try:
+                return list(pa.ipc.open_stream(f).schema.names)
+            except pa.ArrowInvalid:
+                f.seek(0)
+                return list(pa.ipc.open_file(f).schema.names)
+    except (pa.ArrowException, OSError) as e:
+        raise DataError(f"{path}: cannot read its schema ({type(e).__name__}: {e})") from None
+    return f.readline().decode("utf-8-sig").rstrip("\r\n").split("\t")
 
 
 class RecordedListing:
