@@ -1,24 +1,8 @@
 # Remote objects (langadapt.dag.preflight): the preflight resolves every hub repo of the config to a commit
 # (remote.lock) and checks that every language x source / task is served; one download job per consumer fetches
 # its files at those commits into remote.cache. Both are local rules, so they run on the submit host: the only
-# jobs that reach the network. Every other job runs offline (HF_HUB_OFFLINE=1, set here for the whole run) and
-# reads the downloads through its download marker (langadapt.core.runtime.job pins the commits).
-import os
-
-from langadapt.dag.preflight import remote_consumers, remote_spec
-
-for _var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
-    os.environ[_var] = "1"
-
-REMOTE_CONSUMERS = remote_consumers(config)
-REMOTE_CACHE = os.path.abspath(config["remote"]["cache"])
-COVERAGE = "results/remote/coverage.csv"
-REMOTE_SPEC = as_json(remote_spec(config))
-
-
-def downloaded(key):
-    """The download marker of a consumer (`corpus/eng_Latn`, `task/ner`, ...) when it reads a hub repo."""
-    return [f"results/remote/downloads/{key}.json"] if key in REMOTE_CONSUMERS else []
+# jobs that reach the network. Every other job runs offline (HF_HUB_OFFLINE=1, rules/common.smk) and reads the
+# downloads through its download marker (langadapt.core.runtime.job pins the commits).
 
 
 rule preflight:
@@ -33,6 +17,8 @@ rule preflight:
     log:
         "results/logs/preflight.log",
     localrule: True
+    conda:
+        "../envs/data.yaml"
     resources:
         mem_mb=2000,
         runtime=10,
@@ -46,7 +32,7 @@ rule download:
     output:
         "results/remote/downloads/{consumer}.json",
     wildcard_constraints:
-        consumer=_alt(REMOTE_CONSUMERS),
+        consumer=_alt(sorted(REMOTE_CONSUMERS)),
     params:
         spec=lambda w: REMOTE_SPEC,  # a function: its {lang} placeholders are not wildcards
         lock=os.path.abspath(config["remote"]["lock"]),
@@ -54,6 +40,8 @@ rule download:
     log:
         "results/logs/download/{consumer}.log",
     localrule: True
+    conda:
+        "../envs/data.yaml"
     resources:
         mem_mb=2000,
         runtime=lambda wc, attempt: 120 * attempt,

@@ -33,13 +33,13 @@ def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", True)
 
-    def make(repo_id: str, files: dict[str, object]) -> str:
+    def make(repo_id: str, files: dict[str, object], revision: str = "main") -> str:
         repo = cache / f"datasets--{repo_id.replace('/', '--')}"
         snap = repo / "snapshots" / COMMIT
         for rel, content in files.items():
             _write(snap / rel, content)
-        (repo / "refs").mkdir(parents=True, exist_ok=True)
-        (repo / "refs" / "main").write_text(COMMIT)
+        (repo / "refs" / revision).parent.mkdir(parents=True, exist_ok=True)
+        (repo / "refs" / revision).write_text(COMMIT)  # a ref with slashes (refs/convert/parquet) is a path
         return str(cache)
 
     return make
@@ -217,9 +217,9 @@ def test_tatoeba_xtreme_local_and_hub(tmp_path: Path, hub) -> None:
 def test_tatoeba_mteb_hub(hub) -> None:
     table = pa.table({"sentence1": ["Hallo .", "Danke ."], "sentence2": ["Hello .", "Thanks ."],
                       "lang": ["deu-eng"] * 2})  # fmt: skip
-    cache = hub("mteb/tatoeba-bitext-mining", {"deu-eng/test-00000-of-00001.parquet": table})
-    ds = build_dataset({"kind": "tatoeba", "layout": "mteb", "repo_id": "mteb/tatoeba-bitext-mining",
-                        "cache_dir": cache})  # fmt: skip
+    # the real layout (docs/remote-sources.md): {iso}-eng/test/0000.parquet on refs/convert/parquet only
+    cache = hub("mteb/tatoeba-bitext-mining", {"deu-eng/test/0000.parquet": table}, revision="refs/convert/parquet")
+    ds = build_dataset({"kind": "tatoeba", "layout": "mteb", "cache_dir": cache})  # repo and revision: defaults
     assert ds.covers(["deu_Latn", "fra_Latn"]) == ["deu_Latn"]
     ex = ds.load("deu_Latn", "test")
     assert (ex.texts, ex.texts_b) == (["Hallo .", "Danke ."], ["Hello .", "Thanks ."])
@@ -303,7 +303,7 @@ def test_ud_local_and_hub(tmp_path: Path, hub) -> None:
         words=[["Vamos", "nos", "a", "el", "mar", "."], ["¡Hola!"], ["No"]],
         tags=[["VERB", "PRON", "ADP", "DET", "NOUN", "PUNCT"], ["INTJ"], ["ADV"]],
     )
-    with pytest.raises(DataError, match=r"file not found: .*UD_Spanish-Other/\*-ud-train\.conllu"):
+    with pytest.raises(DataError, match=r"file not found: .*UD_Spanish-Other/\*-ud-train\*\.conllu"):
         ds.load("spa_Latn", "train")
     with pytest.raises(DataError, match=r"xx_bad-ud-test\.conllu:2: UPOS 'NN' is not a UD UPOS tag"):
         ds.load("deu_Latn", "test")

@@ -16,6 +16,7 @@ from test_workflow import snakemake
 
 from langadapt import config as lc
 from langadapt.core.errors import ConfigError, DataError
+from langadapt.core.languages import parse_lang
 from langadapt.evaluation.datasets import build_dataset
 from langadapt.evaluation.tasks import TaskData, build_task, evaluate, task_inputs, task_local_inputs
 
@@ -103,9 +104,12 @@ def test_pbc_reads_verse_files(tmp_path: Path) -> None:
     globbed = build_dataset({"kind": "pbc", "path": str(tmp_path / "g" / "{iso}-x-bible-*.txt")})
     write_pbc(tmp_path / "g" / "eng-x-bible-kingjames.txt", {1001001: "In the beginning"})
     assert globbed.load("eng_Latn", "test").ids == [1001001]
-    write_pbc(tmp_path / "g" / "eng-x-bible-web.txt", {1001001: "In the beginning"})
-    with pytest.raises(DataError, match="2 files match"):
-        globbed.covers(["eng_Latn"])
+    # several editions of one language: the one with the most verses (Taxi1500's rule), ties by name
+    write_pbc(tmp_path / "g" / "eng-x-bible-web.txt", {1001001: "In the beginning", 1001002: "And the earth"})
+    assert globbed.file(parse_lang("eng_Latn")).name == "eng-x-bible-web.txt"
+    assert globbed.load("eng_Latn", "test").ids == [1001001, 1001002]
+    write_pbc(tmp_path / "g" / "eng-x-bible-aaa.txt", {1001001: "In", 1001002: "And", 1001003: ""})
+    assert globbed.file(parse_lang("eng_Latn")).name == "eng-x-bible-aaa.txt"  # empty verses do not count: a tie
     with pytest.raises(ConfigError, match="needs key"):
         build_dataset({"kind": "pbc"})
 

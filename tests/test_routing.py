@@ -48,6 +48,7 @@ class Job:
     name: str
     threads: int
     resources: dict[str, Any] = field(default_factory=dict)
+    local: bool = False  # a local rule: runs on the submit host, not submitted
 
 
 def dry_run(*args: str) -> list[Job]:
@@ -62,7 +63,7 @@ def dry_run(*args: str) -> list[Job]:
 def parse_listing(text: str) -> list[Job]:
     jobs = []
     for block in re.split(r"\n(?=(?:local)?rule \w+:)", text):
-        m = re.match(r"(?:local)?rule (\w+):", block)
+        m = re.match(r"(local)?rule (\w+):", block)
         if not m:
             continue
         threads = re.search(r"\n\s+threads: (\d+)", block)
@@ -71,7 +72,7 @@ def parse_listing(text: str) -> list[Job]:
         for item in (res.group(1).split(", ") if res else []):
             key, _, value = item.partition("=")
             resources[key] = int(value) if value.isdigit() else value
-        jobs.append(Job(m.group(1), int(threads.group(1)) if threads else 1, resources))
+        jobs.append(Job(m.group(2), int(threads.group(1)) if threads else 1, resources, bool(m.group(1))))
     return jobs
 
 
@@ -79,7 +80,7 @@ def test_the_listing_parser_reads_rules_threads_and_resources():
     jobs = parse_listing("Building DAG of jobs...\nrule langsamp_pretrain:\n    input: a\n    threads: 2\n"
                          "    resources: tmpdir=/tmp, mem_mb=16000, mem=16 GB, gpu=4\n\nlocalrule all:\n"
                          "    input: b\n")
-    assert [(j.name, j.threads) for j in jobs] == [("langsamp_pretrain", 2), ("all", 1)]
+    assert [(j.name, j.threads, j.local) for j in jobs] == [("langsamp_pretrain", 2, False), ("all", 1, True)]
     assert jobs[0].resources == {"tmpdir": "/tmp", "mem_mb": 16000, "mem": "16 GB", "gpu": 4}
 
 
@@ -109,6 +110,11 @@ def test_the_four_papers_in_one_dag_send_gpu_jobs_to_the_gpu_partition(plugin):
     pretrain = [j for j in jobs if j.name == "langsamp_pretrain"]
     assert pretrain and all(j.resources["gpu"] == 4 for j in pretrain)  # LangSAMP §4.1: 4 GPUs per run
     assert counts["gpu"] > 2000 and counts["cpu"] > 300  # not vacuous: the whole reproduction was routed
+    # issue 16 part 4: the jobs that reach the network (preflight, downloads) run on the submit host; every
+    # submitted job reads offline (tests/test_preflight.py)
+    network = [j for j in jobs if j.name.endswith(("_download", "_preflight"))]
+    assert len(network) > 300 and all(j.local for j in network)
+    assert {j.name.split("_", 1)[0] for j in network if j.name.endswith("_preflight")} == set(PAPERS)
 
 
 @pytest.mark.parametrize("paper", sorted(PAPERS))

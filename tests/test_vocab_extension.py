@@ -378,7 +378,7 @@ def test_load_hf_tokenizer_local_dir_and_offline_hub_cache(dirs, hub_cache, tmp_
     assert load_hf_tokenizer(str(dirs / "new")).get_vocab() == ref
     assert load_hf_tokenizer(HUB_ID, cache_dir=hub_cache).get_vocab() == ref
     assert load_hf_tokenizer(HUB_ID, revision=COMMIT, cache_dir=hub_cache).get_vocab() == ref
-    with pytest.raises(DataError, match="cannot load Hugging Face tokenizer 'other/missing'"):
+    with pytest.raises(DataError, match="Hugging Face tokenizer 'other/missing'"):
         load_hf_tokenizer("other/missing", cache_dir=hub_cache)
     with pytest.raises(DataError, match=r"cannot load Hugging Face tokenizer '.*/nowhere'"):
         load_hf_tokenizer(str(tmp_path / "nowhere"))

@@ -156,5 +156,5 @@ def job(snakemake: Any, run_dir: str | os.PathLike | None = None, resuming: bool
              snakemake.threads, ", continuing an earlier attempt" if resuming else "")
     if not is_network_rule(str(snakemake.rule)):
         go_offline()
-        pin_remote_inputs([str(f) for f in snakemake.input], log)
+        pin_remote_inputs([str(f) for f in getattr(snakemake, "input", [])], log)
     return Job(snakemake=snakemake, log=log)

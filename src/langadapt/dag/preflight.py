@@ -37,6 +37,7 @@ from langadapt.data.remote import Listing, Lock, Need, Remote, check_need, model
 log = logging.getLogger(__name__)
 
 GLOBAL_ROW = "(all)"
+UNRESOLVED = " did not resolve"
 
 
 class PreflightError(LangadaptError):
@@ -159,7 +160,7 @@ def _vectors(config: dict, name: str) -> Consumer | None:
     from langadapt.vectors.base import word_vector_kind
 
     kind = word_vector_kind(config["word_vectors"][name], f"word_vectors.{name}")
-    needs, files = kind.needs(), [Path(f) for f in kind.input_files()]
+    needs, files = kind.needs(), [Path(f) for f in kind.local_files()]
     if not needs and not files:
         return None
     what = needs[0].remote.repo_id if needs else str(files[0])
@@ -238,7 +239,7 @@ def check_cell(cell: Cell, lock: Lock, listing: Listing, check_local: bool = Tru
     for need in cell.needs:
         entry = lock.remotes.get(need.remote.key)
         if entry is None:
-            cell.gap = f"{need.remote.key} did not resolve"
+            cell.gap = f"{need.remote.key}{UNRESOLVED}"
             return
         if why := check_need(need, entry["files"], listing, entry["commit"]):
             cell.gap = f"{need.remote.repo_id}@{need.remote.revision}: {why}"
@@ -255,7 +256,9 @@ class Report:
     errors: list[str]
 
     def gaps(self) -> list[str]:
-        return [*self.errors, *(f"{c.column} {c.row}: {c.gap}" for c in self.cells if c.gap)]
+        """Every gap, once: a repo that did not resolve is one gap, not one per cell that reads it."""
+        cells = [c for c in self.cells if c.gap and not c.gap.endswith(UNRESOLVED)]
+        return [*self.errors, *(f"{c.column} {c.row}: {c.gap}" for c in cells)]
 
     def table(self, config_langs: list[str]) -> tuple[list[str], list[list[str]]]:
         """(header, rows): one row per language (config order, then others), one column per consumer column."""

@@ -88,6 +88,12 @@ def hub_snapshot(repo_id: str, revision: str, patterns: list[str], cache_dir: st
     return Path(folder)
 
 
+def is_hub_id(name_or_path: str) -> bool:
+    """Whether a ``name_or_path`` names a hub repo (``org/name`` or ``name``) rather than a local directory."""
+    p = Path(name_or_path)
+    return not (p.exists() or p.is_absolute() or name_or_path.startswith((".", "~")) or name_or_path.count("/") > 1)
+
+
 def hub_file(repo_id: str, filename: str, revision: str | None, cache_dir: str | None, what: str,
              repo_type: str = "model") -> Path:  # fmt: skip
     """Download (or find in the cache) one file of a hub repo."""
@@ -106,6 +112,8 @@ def local_or_hub_dir(name_or_path: str, revision: str | None, cache_dir: str | N
     pinned like every other remote): what ``from_pretrained`` reads, so that it never reaches the hub."""
     if Path(name_or_path).is_dir():
         return str(name_or_path)
+    if not is_hub_id(name_or_path):
+        raise DataError(f"cannot load {what}: no such directory: {name_or_path}")
     return str(hub_snapshot(name_or_path, revision or "main", patterns or MODEL_PATTERNS, cache_dir, what, "model"))
 
 

@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 from langadapt.core.atomic import write_text_atomic
 from langadapt.core.errors import DataError
-from langadapt.data.hub import hub_errors, remote_key
+from langadapt.data.hub import hub_errors, is_hub_id, remote_key
 
 log = logging.getLogger(__name__)
 
@@ -255,12 +255,6 @@ def download(needs: list[Need], lock: Lock, cache_dir: str | Path) -> list[dict[
         log.info("%s: %d file(s), %.1f MB", need.remote.key, len(got), size / 1e6)
         out.append({"remote": need.remote.key, "commit": commit, "files": got, "bytes": size})
     return out
-
-
-def is_hub_id(name_or_path: str) -> bool:
-    """Whether a ``name_or_path`` names a hub repo (``org/name`` or ``name``) rather than a local directory."""
-    p = Path(name_or_path)
-    return not (p.exists() or p.is_absolute() or name_or_path.startswith((".", "~")) or name_or_path.count("/") > 1)
 
 
 def model_needs(name_or_path: str, revision: str | None, *, weights: bool = True) -> list[Need]:

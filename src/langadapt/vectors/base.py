@@ -157,6 +157,10 @@ class WordVectorKind:
         """Local files the build reads (rule inputs)."""
         return []
 
+    def local_files(self) -> list[str]:
+        """Local files the build reads, present or not (the preflight checks them)."""
+        return self.input_files()
+
     def needs(self) -> list[Need]:
         """What the build reads from the hub (downloaded by the workflow's download job)."""
         return []

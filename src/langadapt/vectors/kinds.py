@@ -188,6 +188,11 @@ class ColexNet(WordVectorKind):
         iso_filter(self.cfg["languages"])
 
     def input_files(self) -> list[str]:
+        """The local file when it exists (an absent one is reported by the preflight, not the DAG)."""
+        path = self.cfg["path"]
+        return [str(path)] if path is not None and Path(path).is_file() else []
+
+    def local_files(self) -> list[str]:
         return [str(self.cfg["path"])] if self.cfg["path"] is not None else []
 
     def needs(self) -> list[Need]:

@@ -1,0 +1,303 @@
+"""Preflight and remote inputs (issue 16): coverage of every paper config from the recorded listings of the real
+repos (tests/fixtures/remote-listings, evidence in each file and docs/remote-sources.md), one error listing every
+gap, the lock (pins kept, --update, stale downloads), schema-only column checks, downloads into a cache that the
+compute jobs read offline at the locked commit, and the workflow wiring (only local rules reach the network)."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+from langadapt import config as lc
+from langadapt.core.errors import DataError
+from langadapt.core.runtime import CACHE_ENV, LOCK_ENV
+from langadapt.dag.preflight import (
+    PreflightError,
+    check_config,
+    consumers,
+    download_consumer,
+    remote_consumers,
+    remote_spec,
+    run_preflight,
+)
+from langadapt.data.remote import Lock, RecordedListing, read_columns
+
+from conftest import REPO
+
+LISTINGS = REPO / "tests" / "fixtures" / "remote-listings"
+SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
+COMMIT_A = "a" * 40
+COMMIT_B = "b" * 40
+
+
+def _paper(name: str) -> dict:
+    return lc.load_config(REPO / "configs" / f"{name}.yaml")
+
+
+def _cells(report) -> dict[tuple[str, str], str]:
+    return {(c.row, c.column): c.text() for c in report.cells}
+
+
+# ------------------------------------------------------------------------------- paper configs, recorded
+@pytest.mark.parametrize("paper", ["langsamp", "realignment", "vocab-specialization", "hyperofa"])
+def test_every_paper_config_is_covered_by_the_real_repos(paper: str) -> None:
+    """Every language x source / task of each paper config resolves to files of the recorded real listings
+    (local data such as the UD release assumed present), and no config names a placeholder."""
+    report = check_config(_paper(paper), RecordedListing(LISTINGS), check_local=False)
+    assert report.gaps() == []
+    raw = lc.read_yaml(REPO / "configs" / f"{paper}.yaml")
+
+    def strings(x):
+        if isinstance(x, dict):
+            return [s for k, v in x.items() for s in (*strings(k), *strings(v))]
+        return [s for v in x for s in strings(v)] if isinstance(x, list) else [str(x)]
+
+    assert not [s for s in strings(raw) if "YOUR-" in s or s == "swl_Latn"]
+
+
+def test_identifiers_map_to_each_repos_own_codes() -> None:
+    langsamp = _cells(check_config(_paper("langsamp"), RecordedListing(LISTINGS), check_local=False))
+    assert langsamp[("jpn_Jpan", "corpus")] == "cis-lmu/Glot500: jpn_Japn/train/*.arrow"  # not jpn_Jpan
+    for code, wiki in [("rus_Cyrl", "ru"), ("tel_Telu", "te"), ("ben_Beng", "bn")]:  # not on Glot500-c's hub
+        assert langsamp[(code, "corpus")] == f"wikimedia/wikipedia: 20231101.{wiki}/*.parquet"
+    assert langsamp[("cop_Copt", "corpus")] == "local file data/corpora/cop_Copt.txt"
+    # Tatoeba (mteb) names Chinese cmn, Arabic ara, Swahili swh, on refs/convert/parquet
+    assert langsamp[("zho_Hani", "task:sr_t")] == "mteb/tatoeba-bitext-mining: cmn-eng/*.parquet"
+    assert langsamp[("arb_Arab", "task:sr_t")] == "mteb/tatoeba-bitext-mining: ara-eng/*.parquet"
+    assert langsamp[("swa_Latn", "task:sr_t")] == "mteb/tatoeba-bitext-mining: swh-eng/*.parquet"
+    assert langsamp[("yor_Latn", "task:sr_t")] == "-"  # not in Tatoeba: the task evaluates what it covers
+    # SIB-200 uses Flores-200 codes
+    assert langsamp[("zho_Hani", "task:sib200")] == "Davlan/sib200: data/zho_Hans/*.tsv"
+    assert langsamp[("yue_Hani", "task:sib200")] == "Davlan/sib200: data/yue_Hant/*.tsv"
+    assert langsamp[("swa_Latn", "task:sib200")] == "Davlan/sib200: data/swh_Latn/*.tsv"
+    realign = _cells(check_config(_paper("realignment"), RecordedListing(LISTINGS), check_local=False))
+    assert realign[("kor_Kore", "corpus")] == "cis-lmu/Glot500: kor_Hang/train/*.arrow"
+    assert realign[("gaz_Latn", "corpus")] == "cis-lmu/Glot500: orm_Latn/train/*.arrow"
+    assert realign[("fra_Latn", "parallel:opus_nllb")] == "Helsinki-NLP/opus-100: en-fr/*.parquet"
+    assert realign[("(all)", "base_model:xlmr")] == "FacebookAI/xlm-roberta-base: *.json +"
+    vocab = _cells(check_config(_paper("vocab-specialization"), RecordedListing(LISTINGS), check_local=False))
+    assert vocab[("rus_Cyrl", "corpus")] == "oscar-corpus/OSCAR-2201: compressed/ru_meta/ru_meta_part_[12].jsonl.gz"
+    hyperofa = _cells(check_config(_paper("hyperofa"), RecordedListing(LISTINGS), check_local=False))
+    assert hyperofa[("swh_Latn", "corpus")] == "cis-lmu/Glot500: swh_Latn/train/*.arrow"
+    assert hyperofa[("(all)", "word_vectors:colexnet")] == "data/colexnet/colexnet_plus.bin"
+
+
+def test_missing_local_data_and_nllb_pairs_are_named() -> None:
+    """With local files checked (none here), the realignment config's gaps name each missing UD treebank and,
+    for every language OPUS-100 lacks, the NLLB pair file to fetch."""
+    gaps = check_config(_paper("realignment"), RecordedListing(LISTINGS)).gaps()
+    assert "task:pos wol_Latn: not found: ud-treebanks-v2.14/UD_Wolof-WTB" in gaps
+    nllb = [g for g in gaps if g.startswith("parallel:opus_nllb")]
+    # the 16 languages of the config that OPUS-100's 99 English pairs do not cover
+    assert sorted(g.split()[1].rstrip(":") for g in nllb) == sorted(
+        "bam_Latn ewe_Latn fon_Latn gaz_Latn jav_Latn lin_Latn lug_Latn luo_Latn mos_Latn nya_Latn sna_Latn "
+        "swh_Latn tgl_Latn tsn_Latn twi_Latn wol_Latn".split())  # fmt: skip
+    assert any("allennlp-data-bucket/nllb/eng_Latn-wol_Latn.gz" in g for g in nllb)
+
+
+# ------------------------------------------------------------------------------------ small configs
+def _listing(folder: Path, repo_id: str, files: list[str], commit: str | None = COMMIT_A, columns=None,
+             repo_type: str = "dataset") -> None:  # fmt: skip
+    folder.mkdir(parents=True, exist_ok=True)
+    rec = {"repo_type": repo_type, "repo_id": repo_id, "revisions": {"main": commit}, "files": {"main": files},
+           "columns": columns or {}}  # fmt: skip
+    (folder / f"{repo_type}--{repo_id.replace('/', '--')}.json").write_text(json.dumps(rec))
+
+
+def _config(sources: dict, tasks: dict | None = None, base_models: dict | None = None) -> dict:
+    return {"languages": list(sources), "pivot": "eng_Latn", "data": {"sources": sources},
+            "parallel_data": {}, "evaluation": {"tasks": tasks or {}}, "base_models": base_models or {},
+            "tokenizers": {}, "word_vectors": {}}  # fmt: skip
+
+
+def _hub_source(repo: str = "org/corpus") -> dict:
+    return {"kind": "hf_hub", "repo_id": repo, "data_files": "{lang}/*.parquet"}
+
+
+def test_one_error_lists_every_gap_and_no_lock_is_written(tmp_path: Path) -> None:
+    _listing(tmp_path / "rec", "org/corpus", ["eng_Latn/0.parquet"], columns={"*.parquet": ["text"]})
+    _listing(tmp_path / "rec", "unimelb-nlp/wikiann", ["en/train-0.parquet"], columns={"*.parquet": ["tokens"]})
+    cfg = _config({"eng_Latn": _hub_source(), "deu_Latn": _hub_source(), "fra_Latn": _hub_source("org/gone")},
+                  tasks={"ner": {"dataset": {"kind": "wikiann"}, "languages": ["eng_Latn", "deu_Latn"]}},
+                  base_models={"xlmr": {"kind": "hf", "name_or_path": "org/model"}})  # fmt: skip
+    lock = tmp_path / "lock.json"
+    with pytest.raises(PreflightError) as err:
+        run_preflight(cfg, RecordedListing(tmp_path / "rec"), lock, out_dir=tmp_path / "out")
+    msg = str(err.value)
+    assert "5 input(s) missing" in msg
+    assert "dataset:org/gone@main: dataset org/gone not found" in msg
+    assert "model:org/model@main: model org/model not found" in msg
+    assert "corpus deu_Latn: org/corpus@main: no file matches deu_Latn/*.parquet" in msg
+    assert "task:ner eng_Latn: unimelb-nlp/wikiann@main: en/train-0.parquet lacks column(s) ['ner_tags']" in msg
+    assert "task:ner deu_Latn: wikiann (unimelb-nlp/wikiann@main) has no data for deu_Latn" in msg
+    assert not lock.exists()
+    table = (tmp_path / "out" / "coverage.csv").read_text()
+    assert table.splitlines()[0] == "language,corpus,task:ner,base_model:xlmr"
+    assert "eng_Latn,org/corpus: eng_Latn/*.parquet,MISSING: unimelb-nlp/wikiann@main: en/train-0.parquet" in table
+
+
+def test_lock_keeps_its_pins_update_refreshes_and_redoes_changed_downloads(tmp_path: Path) -> None:
+    rec = tmp_path / "rec"
+    _listing(rec, "org/corpus", ["eng_Latn/0.parquet"])
+    cfg = _config({"eng_Latn": _hub_source()})
+    lock, out = tmp_path / "lock.json", tmp_path / "out"
+    run_preflight(cfg, RecordedListing(rec), lock, out_dir=out)
+    assert Lock.read(lock).remotes["dataset:org/corpus@main"]["commit"] == COMMIT_A
+    marker = out / "downloads" / "corpus" / "eng_Latn.json"
+    marker.parent.mkdir(parents=True)
+    marker.write_text(json.dumps({"remotes": {"dataset:org/corpus@main": {"commit": COMMIT_A}}}))
+    _listing(rec, "org/corpus", ["eng_Latn/0.parquet"], commit=COMMIT_B)  # the branch moved
+    run_preflight(cfg, RecordedListing(rec), lock, out_dir=out)
+    assert Lock.read(lock).remotes["dataset:org/corpus@main"]["commit"] == COMMIT_A  # pinned
+    assert marker.exists()
+    run_preflight(cfg, RecordedListing(rec), lock, out_dir=out, update=True)
+    assert Lock.read(lock).remotes["dataset:org/corpus@main"]["commit"] == COMMIT_B
+    assert not marker.exists()  # its download (and what read it) reruns
+    assert Lock.read(lock).diff(Lock({"dataset:org/corpus@main": {"commit": COMMIT_A}})) == [
+        f"~ dataset:org/corpus@main {COMMIT_A} -> {COMMIT_B}"]  # fmt: skip
+    # another config sharing the lock file (workflow/reproduce.smk) adds its pins, keeps these
+    _listing(rec, "org/other", ["deu_Latn/0.parquet"])
+    run_preflight(_config({"deu_Latn": _hub_source("org/other")}), RecordedListing(rec), lock, out_dir=out)
+    assert set(Lock.read(lock).remotes) == {"dataset:org/corpus@main", "dataset:org/other@main"}
+
+
+def test_columns_are_read_from_schemas_only(tmp_path: Path) -> None:
+    table = pa.table({"tokens": [["a"]], "ner_tags": [[0]]})
+    pq.write_table(table, tmp_path / "x.parquet")
+    with open(tmp_path / "x.parquet", "rb") as f:
+        assert read_columns(f, "x.parquet") == ["tokens", "ner_tags"]
+    sink = io.BytesIO()
+    with pa.ipc.new_stream(sink, table.schema) as w:  # `datasets` save_to_disk shards: the stream format
+        w.write_table(table)
+    assert read_columns(io.BytesIO(sink.getvalue()), "data-00000-of-00001.arrow") == ["tokens", "ner_tags"]
+    sink = io.BytesIO()
+    with pa.ipc.new_file(sink, table.schema) as w:
+        w.write_table(table)
+    assert read_columns(io.BytesIO(sink.getvalue()), "y.arrow") == ["tokens", "ner_tags"]
+    assert read_columns(io.BytesIO(b"\xef\xbb\xbfindex_id\tcategory\ttext\r\n0\tx\ty\n"), "d.tsv") == [
+        "index_id", "category", "text"]  # fmt: skip
+    with pytest.raises(DataError, match="z.parquet: cannot read its schema"):
+        read_columns(io.BytesIO(b"not parquet"), "z.parquet")
+
+
+# ------------------------------------------------------------------------- download and offline reads
+def _hub_cache(cache: Path, repo_id: str, commit: str, files: dict[str, pa.Table]) -> None:
+    repo = cache / f"datasets--{repo_id.replace('/', '--')}"
+    for rel, table in files.items():
+        (repo / "snapshots" / commit / rel).parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(table, repo / "snapshots" / commit / rel)
+
+
+def test_download_then_offline_read_of_the_locked_commit(tmp_path: Path, monkeypatch) -> None:
+    """The download job writes a marker naming the commit and cache; a compute job pinned by that marker reads
+    that commit offline even though the branch (refs/main) points elsewhere."""
+    import huggingface_hub.constants as hf_constants
+
+    from langadapt.core.runtime import pin_remote_inputs
+    from langadapt.data.sources import load_source
+
+    cache = tmp_path / "cache"
+    _hub_cache(cache, "org/corpus", COMMIT_A, {"eng_Latn/0.parquet": pa.table({"text": ["locked", "commit"]})})
+    _hub_cache(cache, "org/corpus", COMMIT_B, {"eng_Latn/0.parquet": pa.table({"text": ["newer"]})})
+    (cache / "datasets--org--corpus" / "refs").mkdir()
+    (cache / "datasets--org--corpus" / "refs" / "main").write_text(COMMIT_B)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # files already in the cache: no request is needed
+    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.delenv(LOCK_ENV, raising=False)
+    monkeypatch.delenv(CACHE_ENV, raising=False)
+    rec = tmp_path / "rec"
+    _listing(rec, "org/corpus", ["eng_Latn/0.parquet"], commit=COMMIT_A)
+    cfg = _config({"eng_Latn": _hub_source()})
+    run_preflight(cfg, RecordedListing(rec), tmp_path / "lock.json", out_dir=tmp_path / "out")
+    marker = tmp_path / "results" / "remote" / "downloads" / "corpus" / "eng_Latn.json"
+    data = download_consumer(cfg, "corpus/eng_Latn", tmp_path / "lock.json", cache, marker)
+    assert data["fetched"] == [{"remote": "dataset:org/corpus@main", "commit": COMMIT_A,
+                                "files": ["eng_Latn/0.parquet"], "bytes": data["fetched"][0]["bytes"]}]  # fmt: skip
+    assert json.loads(marker.read_text())["cache"] == str(cache.resolve())
+    unpinned = {**_hub_source(), "cache_dir": str(cache)}
+    assert load_source(unpinned, "eng_Latn").column("text").to_pylist() == ["newer"]  # the branch's commit
+    pin_remote_inputs([str(marker)], SimpleNamespace(info=lambda *a: None))
+    monkeypatch.setenv(LOCK_ENV, os.environ[LOCK_ENV])  # restored by monkeypatch at the end
+    monkeypatch.setenv(CACHE_ENV, os.environ[CACHE_ENV])
+    assert load_source(_hub_source(), "eng_Latn").column("text").to_pylist() == ["locked", "commit"]
+    with pytest.raises(DataError, match="not in the lock file .*rerun the preflight"):
+        load_source(_hub_source("org/unlocked"), "eng_Latn")
+
+
+def test_compute_jobs_are_offline_and_download_jobs_are_not(monkeypatch) -> None:
+    import huggingface_hub.constants as hf_constants
+
+    from langadapt.core.runtime import job
+
+    for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", False)
+
+    def fake(rule: str) -> SimpleNamespace:
+        return SimpleNamespace(log=[], rule=rule, threads=1, wildcards=SimpleNamespace(items=lambda: []), input=[])
+
+    job(fake("langsamp_download"))
+    assert "HF_HUB_OFFLINE" not in os.environ and hf_constants.HF_HUB_OFFLINE is False
+    job(fake("corpus"))
+    assert os.environ["HF_HUB_OFFLINE"] == os.environ["TRANSFORMERS_OFFLINE"] == "1"
+    assert hf_constants.HF_HUB_OFFLINE is True
+
+
+def test_only_the_preflight_and_download_scripts_lift_offline_mode() -> None:
+    lifting = sorted(p.name for p in (REPO / "scripts").glob("*.py") if 'os.environ.pop(_var' in p.read_text())
+    assert lifting == ["download.py", "preflight.py"]
+    for script in (REPO / "scripts").glob("*.py"):  # every script sets up through job(): offline by default
+        assert "job(snakemake" in script.read_text(), script.name
+
+
+def test_every_download_job_is_one_consumer_of_the_config() -> None:
+    """The realignment config's 71 download jobs: its 66 corpora, the parallel data, two task datasets (XNLI,
+    WikiANN) and two base models; the jobs' params (remote_spec) rebuild the same consumers."""
+    cfg = _paper("realignment")
+    keys = remote_consumers(cfg)
+    assert len(keys) == 71 and len([k for k in keys if k.startswith("corpus/")]) == 66
+    assert {k for k in keys if not k.startswith("corpus/")} == {
+        "parallel_data/opus_nllb", "task/nli", "task/ner", "base_model/xlmr", "base_model/mbert"}  # fmt: skip
+    assert set(consumers(remote_spec(cfg))) == set(consumers(cfg))
+
+
+# --------------------------------------------------------------------------------------- end to end
+@pytest.mark.slow
+def test_workflow_preflight_download_and_offline_corpus(workdir: Path, tmp_path: Path) -> None:
+    """A real run: the preflight (recorded listing of a fixture repo) writes the lock, the download job fills the
+    cache (the hub is unreachable: files already cached are used), the corpus job reads it offline."""
+    cache = tmp_path / "cache"
+    verses = [f"Das ist der Satz Nummer {i} im Buch." for i in range(300)]
+    _hub_cache(cache, "org/corpus", COMMIT_A, {"deu_Latn/train.parquet": pa.table({"text": verses})})
+    rec = tmp_path / "rec"
+    _listing(rec, "org/corpus", ["deu_Latn/train.parquet"], columns={"*.parquet": ["text"]})
+    raw = yaml.safe_load((workdir / "configs" / "smoke.yaml").read_text())
+    raw["data"]["sources"]["deu_Latn"] = _hub_source()
+    raw["remote"] = {"cache": str(cache), "lock": "results/remote/lock.json"}
+    (workdir / "configs" / "remote.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    env = {**os.environ, "LANGADAPT_RECORDED_LISTINGS": str(rec), "HF_ENDPOINT": "http://127.0.0.1:9"}
+    proc = subprocess.run([SNAKEMAKE, "--cores", "1", "results/data/corpora/deu_Latn.parquet",
+                           "--configfile", "configs/remote.yaml"], cwd=workdir, env=env, capture_output=True,
+                          text=True, timeout=600)  # fmt: skip
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    lock = json.loads((workdir / "results" / "remote" / "lock.json").read_text())
+    assert lock["remotes"]["dataset:org/corpus@main"]["commit"] == COMMIT_A
+    marker = json.loads((workdir / "results" / "remote" / "downloads" / "corpus" / "deu_Latn.json").read_text())
+    assert marker["fetched"][0]["files"] == ["deu_Latn/train.parquet"]
+    log = (workdir / "results" / "logs" / "corpus" / "deu_Latn.log").read_text()
+    assert f"dataset:org/corpus@main = {COMMIT_A}" in log
+    corpus = pq.read_table(workdir / "results" / "data" / "corpora" / "deu_Latn.parquet")
+    assert 0 < corpus.num_rows <= 300
+    coverage = (workdir / "results" / "remote" / "coverage.csv").read_text()
+    assert "deu_Latn,org/corpus: deu_Latn/*.parquet" in coverage
