@@ -107,10 +107,10 @@ def test_missing_local_data_and_nllb_pairs_are_named() -> None:
 
 # ------------------------------------------------------------------------------------ small configs
 def _listing(folder: Path, repo_id: str, files: list[str], commit: str | None = COMMIT_A, columns=None,
-             repo_type: str = "dataset") -> None:  # fmt: skip
+             repo_type: str = "dataset", sizes=None) -> None:  # fmt: skip
     folder.mkdir(parents=True, exist_ok=True)
     rec = {"repo_type": repo_type, "repo_id": repo_id, "revisions": {"main": commit}, "files": {"main": files},
-           "columns": columns or {}}  # fmt: skip
+           "columns": columns or {}, "sizes": sizes or {}}  # fmt: skip
     (folder / f"{repo_type}--{repo_id.replace('/', '--')}.json").write_text(json.dumps(rec))
 
 
@@ -169,6 +169,22 @@ def test_lock_keeps_its_pins_update_refreshes_and_redoes_changed_downloads(tmp_p
     _listing(rec, "org/other", ["deu_Latn/0.parquet"])
     run_preflight(_config({"deu_Latn": _hub_source("org/other")}), RecordedListing(rec), lock, out_dir=out)
     assert set(Lock.read(lock).remotes) == {"dataset:org/corpus@main", "dataset:org/other@main"}
+
+
+def test_the_table_states_what_the_cache_will_hold(tmp_path: Path) -> None:
+    """Bytes of the files the needs download (from the listing's sizes): a model's *.bin is not counted when
+    it has safetensors; a file without a size is counted apart."""
+    rec = tmp_path / "rec"
+    _listing(rec, "org/corpus", ["eng_Latn/0.parquet", "eng_Latn/1.parquet", "deu_Latn/0.parquet"],
+             sizes={"eng_Latn/0.parquet": 2_000_000_000, "deu_Latn/0.parquet": 5})  # fmt: skip
+    files = ["config.json", "model.safetensors", "pytorch_model.bin", "sentencepiece.bpe.model", "README.md"]
+    _listing(rec, "org/model", files, repo_type="model",
+             sizes={"config.json": 700, "model.safetensors": 1_100_000_000, "pytorch_model.bin": 1_100_000_000,
+                    "sentencepiece.bpe.model": 5_000_000, "README.md": 1})  # fmt: skip
+    cfg = _config({"eng_Latn": _hub_source()}, base_models={"m": {"kind": "hf", "name_or_path": "org/model"}})
+    report = check_config(cfg, RecordedListing(rec))
+    assert report.download_bytes() == (2_000_000_000 + 700 + 1_100_000_000 + 5_000_000, 1)
+    assert report.markdown(["eng_Latn"]).endswith("Downloads: 3.11 GB + 1 file(s) of unknown size\n")
 
 
 def test_columns_are_read_from_schemas_only(tmp_path: Path) -> None:
@@ -269,6 +285,30 @@ def test_every_download_job_is_one_consumer_of_the_config() -> None:
     assert {k for k in keys if not k.startswith("corpus/")} == {
         "parallel_data/opus_nllb", "task/nli", "task/ner", "base_model/xlmr", "base_model/mbert"}  # fmt: skip
     assert set(consumers(remote_spec(cfg))) == set(consumers(cfg))
+
+
+LOCAL_RULES = """
+import sys
+from pathlib import Path
+from snakemake.api import SnakemakeApi
+from snakemake.settings.types import ConfigSettings, OutputSettings, ResourceSettings, StorageSettings
+with SnakemakeApi(OutputSettings(quiet=True)) as api:
+    wf = api.workflow(snakefile=Path(sys.argv[1]), resource_settings=ResourceSettings(),
+                      config_settings=ConfigSettings(), storage_settings=StorageSettings(), workdir=Path.cwd())
+    print(" ".join(sorted(wf._workflow._localrules)))  # the rules marked localrule (private: no public accessor)
+"""
+
+
+def test_the_network_rules_are_local_rules_in_the_four_paper_dag() -> None:
+    """workflow/reproduce.smk: each paper's preflight and download rules run on the submit host (a dry-run
+    listing does not show it, so the workflow's own rule set is asked)."""
+    proc = subprocess.run([sys.executable, "-c", LOCAL_RULES, "workflow/reproduce.smk"], cwd=REPO,
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    local = set(proc.stdout.split())
+    for paper in ("langsamp", "realignment", "vocab", "hyperofa"):
+        assert {f"{paper}_preflight", f"{paper}_download"} <= local
+        assert f"{paper}_corpus" not in local and f"{paper}_evaluate" not in local
 
 
 # --------------------------------------------------------------------------------------- end to end

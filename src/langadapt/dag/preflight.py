@@ -226,11 +226,13 @@ def resolve_remotes(remotes: list[Remote], listing: Listing, old: Lock, update: 
         try:
             commit = listing.resolve(remote)
             files = listing.files(remote, commit)
+            sizes = listing.sizes(remote, commit)
         except DataError as e:
             errors.append(f"{remote.key}: {e}")
             continue
         lock.remotes[remote.key] = {"repo_type": remote.repo_type, "repo_id": remote.repo_id,
-                                    "revision": remote.revision, "commit": commit, "files": files}  # fmt: skip
+                                    "revision": remote.revision, "commit": commit, "files": files,
+                                    **({"sizes": sizes} if sizes else {})}  # fmt: skip
     return lock, errors
 
 
@@ -268,6 +270,19 @@ class Report:
         body = [[row, *(grid.get((row, col), "") for col in columns)] for row in rows]
         return ["language", *columns], [r for r in body if any(r[1:])]
 
+    def download_bytes(self) -> tuple[int, int]:
+        """(bytes the needs of all cells download, files whose size is unknown): what the cache will hold."""
+        from langadapt.data.remote import download_patterns, matches
+
+        wanted: set[tuple[str, str]] = set()
+        for cell in self.cells:
+            for need in cell.needs:
+                entry = self.lock.remotes.get(need.remote.key)
+                for pattern in download_patterns(need, entry["files"]) if entry else ():
+                    wanted |= {(need.remote.key, f) for f in matches(entry["files"], pattern)}
+        sizes = [self.lock.remotes[k].get("sizes", {}).get(f) for k, f in wanted]
+        return sum(s for s in sizes if s is not None), sum(s is None for s in sizes)
+
     def csv(self, config_langs: list[str]) -> str:
         header, rows = self.table(config_langs)
         buf = io.StringIO()
@@ -278,6 +293,8 @@ class Report:
         header, rows = self.table(config_langs)
         lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         lines += ["| " + " | ".join(cell.replace("|", "/") for cell in row) + " |" for row in rows]
+        size, unknown = self.download_bytes()
+        lines += ["", f"Downloads: {size / 1e9:.2f} GB" + (f" + {unknown} file(s) of unknown size" if unknown else "")]
         return "\n".join(lines) + "\n"
 
 

@@ -91,6 +91,8 @@ class Listing(Protocol):
 
     def columns(self, remote: Remote, commit: str, path: str) -> list[str] | None: ...
 
+    def sizes(self, remote: Remote, commit: str) -> dict[str, int]: ...
+
 
 class HubListing:
     """The real hub (``HfApi``): revision -> commit, file listing, and the columns of a tabular file read from its
@@ -105,13 +107,26 @@ class HubListing:
             raise DataError(f"cannot resolve {remote.key} on the hub: {type(e).__name__}: {e}") from None
         return str(info.sha)
 
-    def files(self, remote: Remote, commit: str) -> list[str]:
-        from huggingface_hub import HfApi
+    def __init__(self) -> None:
+        self._trees: dict[tuple[str, str], dict[str, int]] = {}
 
-        try:
-            return sorted(HfApi().list_repo_files(remote.repo_id, repo_type=remote.repo_type, revision=commit))
-        except hub_errors() as e:
-            raise DataError(f"cannot list {remote.key} ({commit}): {type(e).__name__}: {e}") from None
+    def sizes(self, remote: Remote, commit: str) -> dict[str, int]:
+        """Every file of the repo at `commit` with its size in bytes (one recursive tree listing)."""
+        from huggingface_hub import HfApi
+        from huggingface_hub.hf_api import RepoFile
+
+        key = (remote.key, commit)
+        if key not in self._trees:
+            try:
+                tree = HfApi().list_repo_tree(remote.repo_id, repo_type=remote.repo_type, revision=commit,
+                                              recursive=True)  # fmt: skip
+                self._trees[key] = {f.path: int(f.size) for f in tree if isinstance(f, RepoFile)}
+            except hub_errors() as e:
+                raise DataError(f"cannot list {remote.key} ({commit}): {type(e).__name__}: {e}") from None
+        return self._trees[key]
+
+    def files(self, remote: Remote, commit: str) -> list[str]:
+        return sorted(self.sizes(remote, commit))
 
     def columns(self, remote: Remote, commit: str, path: str) -> list[str] | None:
         from huggingface_hub import HfFileSystem
@@ -177,6 +192,9 @@ class RecordedListing:
         files = self._rec(remote)["files"]
         return sorted(files[remote.revision] if isinstance(files, dict) else files)
 
+    def sizes(self, remote: Remote, commit: str) -> dict[str, int]:
+        return dict(self._rec(remote).get("sizes") or {})  # recorded listings mostly carry no sizes
+
     def columns(self, remote: Remote, commit: str, path: str) -> list[str] | None:
         for pattern, cols in self._rec(remote).get("columns", {}).items():
             if fnmatch.fnmatch(path, pattern):
@@ -227,6 +245,13 @@ class Lock:
 
 
 # ---------------------------------------------------------------------------------------------- download
+def download_patterns(need: Need, files: list[str]) -> list[str]:
+    """The need's patterns, less ``*.bin`` weights of a model repo that has safetensors (the same weights)."""
+    if need.remote.repo_type == "model" and any(f.endswith(".safetensors") for f in files):
+        return [p for p in need.patterns if not p.endswith(".bin")]
+    return list(need.patterns)
+
+
 def download(needs: list[Need], lock: Lock, cache_dir: str | Path) -> list[dict[str, Any]]:
     """Fetch every need's files at its locked commit into the hub cache `cache_dir` (``snapshot_download``:
     files already there are not fetched again). Returns what was fetched, per need, for the download marker."""
@@ -237,10 +262,7 @@ def download(needs: list[Need], lock: Lock, cache_dir: str | Path) -> list[dict[
         commit = lock.commit(need.remote)
         if commit is None:
             raise DataError(f"{need.remote.key} is not in the lock file: rerun the preflight")
-        files = lock.remotes[need.remote.key].get("files") or []
-        patterns = list(need.patterns)
-        if need.remote.repo_type == "model" and any(f.endswith(".safetensors") for f in files):
-            patterns = [p for p in patterns if not p.endswith(".bin")]  # same weights, twice the bytes
+        patterns = download_patterns(need, lock.remotes[need.remote.key].get("files") or [])
         log.info("downloading %s @ %s: %s", need.remote.key, commit, ", ".join(patterns))
         try:
             root = Path(snapshot_download(need.remote.repo_id, repo_type=need.remote.repo_type, revision=commit,
