@@ -341,3 +341,22 @@ def test_workflow_preflight_download_and_offline_corpus(workdir: Path, tmp_path:
     assert 0 < corpus.num_rows <= 300
     coverage = (workdir / "results" / "remote" / "coverage.csv").read_text()
     assert "deu_Latn,org/corpus: deu_Latn/*.parquet" in coverage
+
+
+# ------------------------------------------------------------------------------------------ README
+@pytest.mark.parametrize("paper", ["langsamp", "realignment", "vocab-specialization", "hyperofa"])
+def test_readme_coverage_tables_are_what_the_preflight_prints(paper: str) -> None:
+    """README's cluster section shows each paper config's coverage table; regenerate with
+    LANGADAPT_UPDATE_README=1 pytest tests/test_preflight.py -k readme."""
+    import re
+
+    report = check_config(_paper(paper), RecordedListing(LISTINGS), check_local=False)
+    table = report.markdown(list(_paper(paper)["languages"]))
+    readme = REPO / "README.md"
+    text = readme.read_text(encoding="utf-8")
+    pattern = re.compile(rf"(<!-- coverage:{re.escape(paper)} -->\n)(.*?)(<!-- /coverage -->)", re.S)
+    assert pattern.search(text), f"README.md has no coverage block for {paper}"
+    if os.environ.get("LANGADAPT_UPDATE_README") == "1":
+        readme.write_text(pattern.sub(lambda m: m.group(1) + table + m.group(3), text), encoding="utf-8")
+        text = readme.read_text(encoding="utf-8")
+    assert pattern.search(text).group(2) == table

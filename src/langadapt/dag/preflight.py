@@ -292,7 +292,11 @@ class Report:
     def markdown(self, config_langs: list[str]) -> str:
         header, rows = self.table(config_langs)
         lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        lines += ["| " + " | ".join(cell.replace("|", "/") for cell in row) + " |" for row in rows]
+        def md(cell: str) -> str:  # file patterns as code (their * are not emphasis)
+            cell = cell.replace("|", "/")
+            return cell if cell in ("", "-") or cell.startswith("MISSING") else f"`{cell}`"
+
+        lines += ["| " + " | ".join([row[0], *map(md, row[1:])]) + " |" for row in rows]
         size, unknown = self.download_bytes()
         lines += ["", f"Downloads: {size / 1e9:.2f} GB" + (f" + {unknown} file(s) of unknown size" if unknown else "")]
         return "\n".join(lines) + "\n"
