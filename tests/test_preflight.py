@@ -229,8 +229,6 @@ def test_download_then_offline_read_of_the_locked_commit(tmp_path: Path, monkeyp
     (cache / "datasets--org--corpus" / "refs" / "main").write_text(COMMIT_B)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # files already in the cache: no request is needed
     monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", True)
-    monkeypatch.delenv(LOCK_ENV, raising=False)
-    monkeypatch.delenv(CACHE_ENV, raising=False)
     rec = tmp_path / "rec"
     _listing(rec, "org/corpus", ["eng_Latn/0.parquet"], commit=COMMIT_A)
     cfg = _config({"eng_Latn": _hub_source()})
@@ -242,9 +240,9 @@ def test_download_then_offline_read_of_the_locked_commit(tmp_path: Path, monkeyp
     assert json.loads(marker.read_text())["cache"] == str(cache.resolve())
     unpinned = {**_hub_source(), "cache_dir": str(cache)}
     assert load_source(unpinned, "eng_Latn").column("text").to_pylist() == ["newer"]  # the branch's commit
+    monkeypatch.setenv(LOCK_ENV, "unset")  # so that monkeypatch removes what pin_remote_inputs sets
+    monkeypatch.setenv(CACHE_ENV, "unset")
     pin_remote_inputs([str(marker)], SimpleNamespace(info=lambda *a: None))
-    monkeypatch.setenv(LOCK_ENV, os.environ[LOCK_ENV])  # restored by monkeypatch at the end
-    monkeypatch.setenv(CACHE_ENV, os.environ[CACHE_ENV])
     assert load_source(_hub_source(), "eng_Latn").column("text").to_pylist() == ["locked", "commit"]
     with pytest.raises(DataError, match="not in the lock file .*rerun the preflight"):
         load_source(_hub_source("org/unlocked"), "eng_Latn")

@@ -298,7 +298,10 @@ class Report:
 
         lines += ["| " + " | ".join([row[0], *map(md, row[1:])]) + " |" for row in rows]
         size, unknown = self.download_bytes()
-        lines += ["", f"Downloads: {size / 1e9:.2f} GB" + (f" + {unknown} file(s) of unknown size" if unknown else "")]
+        if size or not unknown:
+            lines += ["", f"Downloads: {size / 1e9:.2f} GB" + (f" + {unknown} file(s) of unknown size" if unknown else "")]
+        else:
+            lines += ["", f"Downloads: {unknown} file(s); the listing gives no sizes (the hub's does)"]
         return "\n".join(lines) + "\n"
 
 

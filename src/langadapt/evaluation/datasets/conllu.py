@@ -144,7 +144,14 @@ class UniversalDependencies(FileDataset):
         words, tags = [], []
         source = f"{self.describe()} {lang.code}/{split}"
         for tb in self.treebanks(lang):
-            for f in self.files(str(self.cfg["pattern"]).format(treebank=tb, split=split, lang=lang.code)):
+            try:
+                found = self.files(str(self.cfg["pattern"]).format(treebank=tb, split=split, lang=lang.code))
+            except DataError as e:
+                if split != "dev":
+                    raise
+                raise DataError(f"{e}: treebank {tb} has no dev split (e.g. North Sami Giella, Erzya JR); carve "
+                                f"one from train with `dev_from_train: {{{lang.code}: N}}`") from None
+            for f in found:
                 w, t = upos_examples(parse_conllu(f), f, source)
                 words += w
                 tags += t
