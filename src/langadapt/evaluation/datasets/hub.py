@@ -332,7 +332,7 @@ class ParallelBible(EvalDataset):
             seen[verse] = n
             ids.append(verse)
             texts.append(text.strip())
-        return Examples(f"{self.describe()} {lang.code}/test", [], texts=texts, ids=ids)
+        return Examples(f"{self.describe()} {lang.code}/test ({f.name})", [], texts=texts, ids=ids)
 
 
 @DATASETS.register("tatoeba")
