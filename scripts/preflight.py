@@ -10,10 +10,9 @@ from pathlib import Path  # noqa: E402
 
 from langadapt.core.runtime import job  # noqa: E402
 from langadapt.dag.preflight import run_preflight  # noqa: E402
-from langadapt.data.remote import HubListing, RecordedListing  # noqa: E402
+from langadapt.data.remote import HubListing  # noqa: E402
 
 j = job(snakemake)
-recorded = os.environ.get("LANGADAPT_RECORDED_LISTINGS")  # offline: recorded listings (tests)
-listing = RecordedListing(recorded) if recorded else HubListing()
-report = run_preflight(j.param_json("spec"), listing, snakemake.params.lock, out_dir=Path(snakemake.output.csv).parent)
+report = run_preflight(j.param_json("spec"), HubListing(), snakemake.params.lock,
+                       out_dir=Path(snakemake.output.csv).parent)  # fmt: skip
 j.log.info("coverage (lock %s):\n%s", snakemake.params.lock, report.markdown(j.param_json("spec")["languages"]))

@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import yaml
+from fakehub import FakeHub
 
 from langadapt import config as lc
 from langadapt.core.errors import DataError
@@ -30,7 +31,7 @@ from langadapt.dag.preflight import (
     remote_spec,
     run_preflight,
 )
-from langadapt.data.remote import Lock, RecordedListing, read_columns
+from langadapt.data.remote import HubListing, Lock, Need, RecordedListing, Remote, download, read_columns
 
 from conftest import REPO
 
@@ -206,6 +207,118 @@ def test_columns_are_read_from_schemas_only(tmp_path: Path) -> None:
         read_columns(io.BytesIO(b"not parquet"), "z.parquet")
 
 
+# -------------------------------------------------------------------------------- against a hub server
+def _parquet(table: pa.Table) -> bytes:
+    buf = io.BytesIO()
+    pq.write_table(table, buf)
+    return buf.getvalue()
+
+
+def _arrow_stream(table: pa.Table) -> bytes:
+    sink = io.BytesIO()
+    with pa.ipc.new_stream(sink, table.schema) as w:
+        w.write_table(table)
+    return sink.getvalue()
+
+
+@pytest.fixture
+def fake_hub(monkeypatch):
+    """make(repos) -> a FakeHub that huggingface_hub in this process talks to (HF_ENDPOINT is read at import)."""
+    import huggingface_hub.constants as hf_constants
+
+    hubs = []
+
+    def make(repos: dict) -> FakeHub:
+        hub = FakeHub(repos)
+        hubs.append(hub)
+        monkeypatch.setattr(hf_constants, "ENDPOINT", hub.url)
+        monkeypatch.setattr(hf_constants, "HUGGINGFACE_CO_URL_TEMPLATE", hub.url + "/{repo_id}/resolve/{revision}/{filename}")
+        monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", False)
+        monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+        return hub
+
+    yield make
+    for hub in hubs:
+        hub.close()
+
+
+def _glot_like() -> dict:
+    table = pa.table({"text": ["Ein Satz .", "Noch einer ."], "dataset": ["x", "x"], "script": ["Latn"] * 2,
+                      "lang_script": ["deu_Latn"] * 2})  # fmt: skip
+    return {("dataset", "org/corpus"): {"commit": COMMIT_A, "revision": "main", "files": {
+        "deu_Latn/train/data-00000-of-00001.arrow": _arrow_stream(table),
+        "deu_Latn/train/dataset_info.json": b"{}", "README.md": b"# card\n",
+        "data/deu_Latn/test.tsv": b"index_id\tcategory\ttext\n0\thealth\tEin Satz .\n",
+        "en-de/test-00000-of-00001.parquet": _parquet(pa.table({"translation": [{"en": "a", "de": "b"}]}))}}}
+
+
+def test_hub_listing_resolves_lists_and_reads_schemas_only(fake_hub) -> None:
+    """The real client against a hub server: revision -> commit, the recursive listing with sizes, and each
+    tabular file's columns from its schema (byte-range reads, not the whole file)."""
+    hub = fake_hub(_glot_like())
+    listing, remote = HubListing(), Remote("dataset", "org/corpus", "main")
+    assert listing.resolve(remote) == COMMIT_A
+    files = listing.files(remote, COMMIT_A)
+    assert "deu_Latn/train/data-00000-of-00001.arrow" in files and len(files) == 5
+    assert listing.sizes(remote, COMMIT_A)["README.md"] == 7
+    assert listing.columns(remote, COMMIT_A, "deu_Latn/train/data-00000-of-00001.arrow") == [
+        "text", "dataset", "script", "lang_script"]  # fmt: skip
+    assert listing.columns(remote, COMMIT_A, "data/deu_Latn/test.tsv") == ["index_id", "category", "text"]
+    assert listing.columns(remote, COMMIT_A, "en-de/test-00000-of-00001.parquet") == ["translation"]
+    assert any(m == "GET" and "/resolve/" in p for m, p in hub.log)
+    with pytest.raises(DataError, match="cannot resolve dataset:org/gone@main on the hub: RepositoryNotFound"):
+        listing.resolve(Remote("dataset", "org/gone", "main"))
+    with pytest.raises(DataError, match="cannot resolve dataset:org/corpus@v9 on the hub: RevisionNotFound"):
+        listing.resolve(Remote("dataset", "org/corpus", "v9"))
+
+
+def test_preflight_and_download_against_a_hub_server(fake_hub, tmp_path: Path) -> None:
+    """run_preflight with the hub listing writes the lock with the resolved commit and the file sizes; the
+    download fetches exactly the needed files of that commit, and a second download asks the hub nothing."""
+    hub = fake_hub(_glot_like())
+    cfg = _config({"deu_Latn": {"kind": "hf_hub", "repo_id": "org/corpus", "data_files": "{lang}/train/*.arrow"}})
+    report = run_preflight(cfg, HubListing(), tmp_path / "lock.json", out_dir=tmp_path / "out")
+    entry = Lock.read(tmp_path / "lock.json").remotes["dataset:org/corpus@main"]
+    assert entry["commit"] == COMMIT_A and entry["sizes"]["README.md"] == 7
+    assert report.download_bytes() == (entry["sizes"]["deu_Latn/train/data-00000-of-00001.arrow"], 0)
+    need = Need(Remote("dataset", "org/corpus", "main"), ("deu_Latn/train/*.arrow",))
+    (fetched,) = download([need], Lock.read(tmp_path / "lock.json"), tmp_path / "cache")
+    assert fetched["files"] == ["deu_Latn/train/data-00000-of-00001.arrow"] and fetched["commit"] == COMMIT_A
+    hub.log.clear()
+    download([need], Lock.read(tmp_path / "lock.json"), tmp_path / "cache")
+    assert not [p for m, p in hub.log if "/resolve/" in p]  # cached: nothing fetched again
+
+
+def test_a_hub_model_is_downloaded_then_built_offline_from_its_pinned_snapshot(fake_hub, tmp_path, monkeypatch):
+    """Base model kind hf: the download job fetches config, tokenizer and safetensors weights (not the duplicate
+    pytorch_model.bin) of the locked commit; the base_model job, offline and pinned by the marker, builds from
+    that snapshot folder."""
+    import huggingface_hub.constants as hf_constants
+    from eval_helpers import make_model_dir
+
+    from langadapt.core.runtime import pin_remote_inputs
+    from langadapt.models.source import build_source_model
+
+    src = make_model_dir(tmp_path / "tiny")
+    files = {p.name: p.read_bytes() for p in Path(src).iterdir() if p.is_file()}
+    assert "model.safetensors" in files
+    files["pytorch_model.bin"] = b"the same weights in the old format"
+    hub = fake_hub({("model", "org/tiny"): {"commit": COMMIT_B, "revision": "main", "files": files}})
+    cfg = _config({}, base_models={"tiny": {"kind": "hf", "name_or_path": "org/tiny"}})
+    run_preflight(cfg, HubListing(), tmp_path / "lock.json", out_dir=tmp_path / "out")
+    marker = tmp_path / "results" / "remote" / "downloads" / "base_model" / "tiny.json"
+    data = download_consumer(cfg, "base_model/tiny", tmp_path / "lock.json", tmp_path / "cache", marker)
+    fetched = data["fetched"][0]["files"]
+    assert "model.safetensors" in fetched and "config.json" in fetched and "pytorch_model.bin" not in fetched
+    hub.log.clear()
+    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setenv(LOCK_ENV, "unset")
+    monkeypatch.setenv(CACHE_ENV, "unset")
+    pin_remote_inputs([str(marker)], SimpleNamespace(info=lambda *a: None))
+    info = build_source_model({"kind": "hf", "name_or_path": "org/tiny"}, tmp_path / "base")
+    assert hub.log == [] and (tmp_path / "base" / "config.json").is_file() and info
+
+
 # ------------------------------------------------------------------------- download and offline reads
 def _hub_cache(cache: Path, repo_id: str, commit: str, files: dict[str, pa.Table]) -> None:
     repo = cache / f"datasets--{repo_id.replace('/', '--')}"
@@ -310,25 +423,37 @@ def test_the_network_rules_are_local_rules_in_the_four_paper_dag() -> None:
 
 
 # --------------------------------------------------------------------------------------- end to end
-@pytest.mark.slow
-def test_workflow_preflight_download_and_offline_corpus(workdir: Path, tmp_path: Path) -> None:
-    """A real run: the preflight (recorded listing of a fixture repo) writes the lock, the download job fills the
-    cache (the hub is unreachable: files already cached are used), the corpus job reads it offline."""
-    cache = tmp_path / "cache"
+def _deu_hub() -> dict:
     verses = [f"Das ist der Satz Nummer {i} im Buch." for i in range(300)]
-    _hub_cache(cache, "org/corpus", COMMIT_A, {"deu_Latn/train.parquet": pa.table({"text": verses})})
-    rec = tmp_path / "rec"
-    _listing(rec, "org/corpus", ["deu_Latn/train.parquet"], columns={"*.parquet": ["text"]})
-    raw = yaml.safe_load((workdir / "configs" / "smoke.yaml").read_text())
+    return {("dataset", "org/corpus"): {"commit": COMMIT_A, "revision": "main", "files": {
+        "deu_Latn/train.parquet": _parquet(pa.table({"text": verses})), "README.md": b"# card\n"}}}
+
+
+def write_remote_config(workdir: Path, smoke: str, cache: Path) -> str:
+    """A copy of a smoke config whose deu_Latn corpus is read from the hub repo org/corpus (FakeHub)."""
+    raw = yaml.safe_load((workdir / "configs" / smoke).read_text())
     raw["data"]["sources"]["deu_Latn"] = _hub_source()
     raw["remote"] = {"cache": str(cache), "lock": "results/remote/lock.json"}
     (workdir / "configs" / "remote.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
-    env = {**os.environ, "LANGADAPT_RECORDED_LISTINGS": str(rec), "HF_ENDPOINT": "http://127.0.0.1:9"}
-    proc = subprocess.run([SNAKEMAKE, "--cores", "1", "results/data/corpora/deu_Latn.parquet",
-                           "--configfile", "configs/remote.yaml"], cwd=workdir, env=env, capture_output=True,
-                          text=True, timeout=600)  # fmt: skip
+    return "configs/remote.yaml"
+
+
+@pytest.mark.slow
+def test_workflow_preflight_download_and_offline_corpus(workdir: Path, tmp_path: Path) -> None:
+    """A real run against a hub server: the preflight resolves and locks the commit, the download job fetches the
+    file into the cache, the corpus job reads it offline at that commit (and asks the hub nothing)."""
+    hub = FakeHub(_deu_hub())
+    try:
+        config = write_remote_config(workdir, "smoke.yaml", tmp_path / "cache")
+        proc = subprocess.run([SNAKEMAKE, "--cores", "1", "results/data/corpora/deu_Latn.parquet", "--configfile",
+                               config], cwd=workdir, env={**os.environ, "HF_ENDPOINT": hub.url},
+                              capture_output=True, text=True, timeout=600)  # fmt: skip
+    finally:
+        hub.close()
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out
+    # only that file of that commit was read (its schema by the preflight, its bytes by the download)
+    assert {p for _, p in hub.log if "/resolve/" in p} == {f"/datasets/org/corpus/resolve/{COMMIT_A}/deu_Latn/train.parquet"}
     lock = json.loads((workdir / "results" / "remote" / "lock.json").read_text())
     assert lock["remotes"]["dataset:org/corpus@main"]["commit"] == COMMIT_A
     marker = json.loads((workdir / "results" / "remote" / "downloads" / "corpus" / "deu_Latn.json").read_text())

@@ -26,7 +26,6 @@ import time
 from pathlib import Path
 
 import pandas as pd
-import pyarrow as pa
 import pytest
 import yaml
 
@@ -235,29 +234,27 @@ def test_module_renamed_rules_are_routed_by_their_gpu_request(slurm_smoke):
 
 
 def test_downloads_run_on_the_submit_host_and_compute_jobs_offline_on_the_cluster(slurm_smoke, tmp_path):
-    """Issue 16 part 4 on a real cluster: a language's corpus from a hub repo (a fixture repo in a hub cache and
-    its recorded listing; the hub itself unreachable). The preflight and the download are local rules (never
-    submitted); the corpus job is a Slurm job that reads the locked commit offline."""
-    from test_preflight import COMMIT_A, _hub_cache, _hub_source, _listing
+    """Issue 16 part 4 on a real cluster: a language's corpus from a hub repo (tests/fakehub.py serves it). The
+    preflight and the download are local rules (never submitted); the corpus job is a Slurm job that reads the
+    locked commit offline."""
+    from fakehub import FakeHub
+    from test_preflight import COMMIT_A, _deu_hub, write_remote_config
 
     workdir, _ = slurm_smoke
-    cache, rec = tmp_path / "cache", tmp_path / "rec"
-    verses = [f"Das ist der Satz Nummer {i} im Buch." for i in range(300)]
-    _hub_cache(cache, "org/corpus", COMMIT_A, {"deu_Latn/train.parquet": pa.table({"text": verses})})
-    _listing(rec, "org/corpus", ["deu_Latn/train.parquet"], columns={"*.parquet": ["text"]})
-    cfg = yaml.safe_load((workdir / "configs/smoke_gpu.yaml").read_text())
-    cfg["data"]["sources"]["deu_Latn"] = _hub_source()
-    cfg["remote"] = {"cache": str(cache), "lock": "results/remote/lock.json"}
-    (workdir / "configs/remote.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
-    run_env = {**env(), "LANGADAPT_RECORDED_LISTINGS": str(rec), "HF_ENDPOINT": "http://127.0.0.1:9"}
-    proc = subprocess.run(snakemake_cmd("results/data/corpora/deu_Latn.parquet", "--configfile",
-                                        "configs/remote.yaml", timeout=900),
-                          cwd=workdir, capture_output=True, text=True, env=run_env)  # fmt: skip
+    hub = FakeHub(_deu_hub())
+    try:
+        config = write_remote_config(workdir, "smoke_gpu.yaml", tmp_path / "cache")
+        proc = subprocess.run(snakemake_cmd("results/data/corpora/deu_Latn.parquet", "--configfile", config,
+                                            timeout=900),
+                              cwd=workdir, capture_output=True, text=True, env={**env(), "HF_ENDPOINT": hub.url})
+    finally:
+        hub.close()
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-6000:]
     rules = {rule for rule, _ in submitted(out)}
     assert rules == {"corpus"}, rules  # preflight and download ran on the submit host
-    assert (workdir / "results/remote/downloads/corpus/deu_Latn.json").is_file()
+    # only that file of that commit was read (its schema by the preflight, its bytes by the download)
+    assert {p for _, p in hub.log if "/resolve/" in p} == {f"/datasets/org/corpus/resolve/{COMMIT_A}/deu_Latn/train.parquet"}
     log = (workdir / "results/logs/corpus/deu_Latn.log").read_text()
     assert f"dataset:org/corpus@main = {COMMIT_A}" in log
     (jid,) = [j for r, j in submitted(out) if r == "corpus"]

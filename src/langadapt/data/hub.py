@@ -114,7 +114,25 @@ def local_or_hub_dir(name_or_path: str, revision: str | None, cache_dir: str | N
         return str(name_or_path)
     if not is_hub_id(name_or_path):
         raise DataError(f"cannot load {what}: no such directory: {name_or_path}")
-    return str(hub_snapshot(name_or_path, revision or "main", patterns or MODEL_PATTERNS, cache_dir, what, "model"))
+    patterns = fetched_patterns("model", patterns or MODEL_PATTERNS, locked_files("model", name_or_path, revision or "main"))
+    return str(hub_snapshot(name_or_path, revision or "main", patterns, cache_dir, what, "model"))
+
+
+def fetched_patterns(repo_type: str, patterns: list[str] | tuple[str, ...], files: list[str]) -> list[str]:
+    """The patterns a download fetches, and a job must ask the cache for (the hub client checks a snapshot's
+    completeness against them): a model repo with safetensors drops ``*.bin``, the same weights twice."""
+    if repo_type == "model" and any(f.endswith(".safetensors") for f in files):
+        return [p for p in patterns if not p.endswith(".bin")]
+    return list(patterns)
+
+
+def locked_files(repo_type: str, repo_id: str, revision: str) -> list[str]:
+    """The repo's file listing recorded in the active lock (none without a lock)."""
+    lock = os.environ.get(LOCK_ENV)
+    if not lock or not Path(lock).is_file():
+        return []
+    entry = _read_lock(lock, Path(lock).stat().st_mtime).get(remote_key(repo_type, repo_id, revision)) or {}
+    return list(entry.get("files") or [])
 
 
 # The files of a model repo that `from_pretrained` of a model + fast tokenizer reads (weights in safetensors or,

@@ -44,7 +44,7 @@ from langadapt.core.languages import Lang, iso639_1
 from langadapt.core.registry import Registry
 from langadapt.core.textfiles import read_lines
 from langadapt.data.hub import hub_files, hub_snapshot
-from langadapt.data.remote import Need, Remote
+from langadapt.data.remote import Need, Remote, RemoteInputs
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +121,7 @@ def read_translation(path: Path, first: str, second: str) -> tuple[list[str], li
 
 
 # --------------------------------------------------------------------------------------------- sources
-class ParallelSource:
+class ParallelSource(RemoteInputs):
     """Base class: ``__init__(cfg, pivot)`` validates keys (no I/O); ``covers(langs)`` answers cheaply which
     languages the source has; ``load(lang)`` returns :data:`PAIRS_SCHEMA`; ``record(lang)`` provenance."""
 
@@ -144,17 +144,6 @@ class ParallelSource:
 
     def covers(self, langs: list[Lang]) -> list[Lang]:
         raise NotImplementedError
-
-    def remotes(self) -> list[Remote]:
-        """The hub repos of this source (no request made)."""
-        return []
-
-    def needs(self, lang: Lang) -> list[Need]:
-        """What loading a covered `lang` reads from them (may consult the repo listing)."""
-        return []
-
-    def local_files(self, lang: Lang) -> list[Path]:
-        return []
 
     def missing_hint(self, lang: Lang) -> str:
         """Where to get `lang`'s pairs when no source has them (the preflight's message)."""

@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 from langadapt.core.atomic import write_text_atomic
 from langadapt.core.errors import DataError
-from langadapt.data.hub import hub_errors, is_hub_id, remote_key
+from langadapt.data.hub import fetched_patterns, hub_errors, is_hub_id, remote_key
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +59,23 @@ class Need:
 
     def required(self) -> tuple[str, ...]:
         return self.patterns if self.require is None else self.require
+
+
+class RemoteInputs:
+    """What a source / dataset reads from outside the workflow, for the preflight and the download jobs (the
+    base of corpus sources, parallel sources and evaluation datasets; by default: nothing)."""
+
+    def remotes(self) -> list[Remote]:
+        """The hub repos it reads (no request made): what the preflight resolves and locks."""
+        return []
+
+    def needs(self, lang: Any) -> list[Need]:
+        """What loading a covered language reads from those repos (may consult the repo listing)."""
+        return []
+
+    def local_files(self, lang: Any) -> list[Path]:
+        """Local files or folders loading a language reads (the preflight checks that they exist)."""
+        return []
 
 
 def matches(files: list[str], pattern: str) -> list[str]:
@@ -247,9 +264,7 @@ class Lock:
 # ---------------------------------------------------------------------------------------------- download
 def download_patterns(need: Need, files: list[str]) -> list[str]:
     """The need's patterns, less ``*.bin`` weights of a model repo that has safetensors (the same weights)."""
-    if need.remote.repo_type == "model" and any(f.endswith(".safetensors") for f in files):
-        return [p for p in need.patterns if not p.endswith(".bin")]
-    return list(need.patterns)
+    return fetched_patterns(need.remote.repo_type, need.patterns, files)
 
 
 def download(needs: list[Need], lock: Lock, cache_dir: str | Path) -> list[dict[str, Any]]:

@@ -25,7 +25,7 @@ from langadapt.core.languages import Lang, parse_lang
 from langadapt.core.registry import Registry
 from langadapt.data.hub import hub_snapshot
 from langadapt.data.readers import SCHEMA, make_table, read_text_file
-from langadapt.data.remote import Need, Remote
+from langadapt.data.remote import Need, Remote, RemoteInputs
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +106,7 @@ def finish(table: pa.Table, where: str) -> pa.Table:
 
 
 # ---------------------------------------------------------------------------------------------- sources
-class Source:
+class Source(RemoteInputs):
     """Base class: ``__init__(cfg)`` validates config keys, ``load(lang)`` returns the raw table."""
 
     KEYS: ClassVar[dict[str, Any]] = {}  # optional config keys -> defaults
@@ -122,18 +122,6 @@ class Source:
 
     def describe(self) -> str:
         return f"{self.cfg.get('kind')} source"
-
-    def remotes(self) -> list[Remote]:
-        """The hub repos this source reads (no request made): what the preflight resolves and locks."""
-        return []
-
-    def needs(self, lang: Lang) -> list[Need]:
-        """What loading `lang` reads from those repos (the preflight checks it, the download job fetches it)."""
-        return []
-
-    def local_files(self, lang: Lang) -> list[Path]:
-        """Local files loading `lang` reads (the preflight checks that they exist)."""
-        return []
 
     def load(self, lang: Lang) -> pa.Table:
         raise NotImplementedError

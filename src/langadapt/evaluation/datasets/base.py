@@ -18,7 +18,7 @@ from langadapt.core.languages import Lang, iso639_1, parse_lang
 from langadapt.core.registry import Registry
 from langadapt.core.textfiles import read_lines
 from langadapt.data.hub import hub_files, hub_snapshot
-from langadapt.data.remote import Need, Remote
+from langadapt.data.remote import Need, Remote, RemoteInputs
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +92,7 @@ class Examples:
 DATASETS: Registry[type[EvalDataset]] = Registry("evaluation dataset")
 
 
-class EvalDataset:
+class EvalDataset(RemoteInputs):
     """Base class: ``__init__(spec)`` validates keys; ``covers(langs)``; ``load(lang, split)``."""
 
     KEYS: ClassVar[dict[str, Any]] = {}  # optional keys -> defaults
@@ -130,18 +130,6 @@ class EvalDataset:
 
         Cheap: path formatting and existence checks only, never a hub request or a file read.
         """
-        return []
-
-    def remotes(self) -> list[Remote]:
-        """The hub repos this dataset reads (no request made): what the preflight resolves and locks."""
-        return []
-
-    def needs(self, lang: Lang) -> list[Need]:
-        """What loading a covered `lang` reads from those repos (may consult the repo listing)."""
-        return []
-
-    def local_files(self, lang: Lang) -> list[Path]:
-        """Local files or folders loading `lang` reads (the preflight checks that they exist)."""
         return []
 
     def _covers(self, lang: Lang) -> bool:
