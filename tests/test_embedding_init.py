@@ -50,6 +50,23 @@ def dirs(tmp_path_factory):
     return root
 
 
+
+@pytest.mark.parametrize("chain", [["random_normal"], ["random"], ["script_posn", "random_normal"]])
+def test_every_chain_copies_the_special_tokens_by_role(dirs, tmp_path, chain):
+    """Issue 17: a chain without IDENT (REINIT-RANDOM, OFA's random baseline, SCRIPT+POSN) still starts from
+    the source model's <s>, </s>, <pad>, <unk>, <mask> rows (copied by role, counted as `specials`), not from
+    random rows; the other pieces are the chain's."""
+    out = tmp_path / "model"
+    stats = initialize_embeddings(dirs / "src", dirs / "tgt", chain, out, seed=0)
+    src_tok, tgt_tok = AutoTokenizer.from_pretrained(dirs / "src"), AutoTokenizer.from_pretrained(out)
+    e_src = AutoModelForMaskedLM.from_pretrained(dirs / "src").get_input_embeddings().weight.detach()
+    e_new = AutoModelForMaskedLM.from_pretrained(out).get_input_embeddings().weight.detach()
+    for tok in ("<s>", "<pad>", "</s>", "<unk>", "<mask>"):
+        assert torch.equal(e_new[tgt_tok.convert_tokens_to_ids(tok)], e_src[src_tok.convert_tokens_to_ids(tok)])
+    assert stats["specials"] == 5 and sum(stats[m] for m in chain) == stats["total"] - 5
+    with_ident = initialize_embeddings(dirs / "src", dirs / "tgt", ["ident", *chain], tmp_path / "i", seed=0)
+    assert "specials" not in with_ident  # IDENT copies (and counts) them itself
+
 def test_ident_random_chain(dirs, tmp_path):
     out = tmp_path / "model"
     stats = initialize_embeddings(
@@ -93,7 +110,7 @@ def test_ident_random_chain(dirs, tmp_path):
 
 def test_random_rows_follow_source_statistics_and_seed(dirs, tmp_path):
     a = initialize_embeddings(dirs / "src", dirs / "tgt", ["random"], tmp_path / "a", seed=0)
-    assert a == {"random": 45, "total": 45, "overlap": pytest.approx(a["overlap"])}
+    assert a == {"random": 40, "specials": 5, "total": 45, "overlap": pytest.approx(a["overlap"])}
     e = [AutoModelForMaskedLM.from_pretrained(tmp_path / d).get_input_embeddings().weight for d in "a"]
     initialize_embeddings(dirs / "src", dirs / "tgt", ["random"], tmp_path / "b", seed=0)
     initialize_embeddings(dirs / "src", dirs / "tgt", ["random"], tmp_path / "c", seed=1)
@@ -204,4 +221,6 @@ def test_init_parameters_from_the_recipe_list(dirs, tmp_path):
     from transformers import AutoModelForMaskedLM
 
     w = AutoModelForMaskedLM.from_pretrained(tmp_path / "out").get_input_embeddings().weight
-    assert stats["random_normal"] == stats["total"] and torch.allclose(w, torch.full_like(w, 0.5))
+    specials = sorted(special_roles(AutoTokenizer.from_pretrained(tmp_path / "out")).values())
+    rest = [i for i in range(len(w)) if i not in specials]
+    assert stats["random_normal"] == stats["total"] - 5 and torch.allclose(w[rest], torch.full_like(w[rest], 0.5))

@@ -154,9 +154,9 @@ def test_equal_fasttext_vector_gives_that_pieces_embedding(toks, tmp_path, monke
     monkeypatch.setattr(focus_mod, "token_vectors", fake_vectors)
     model = tmp_path / "given.bin"
     model.write_bytes(b"x")  # not read: token_vectors is replaced
-    ids, rows = INIT_METHODS.get("focus")(ctx, {twin}, torch.Generator(), fasttext_model=str(model))
-    assert ids.tolist() == [twin]
-    torch.testing.assert_close(rows[0], ctx.source_emb[overlap[anchor]])
+    rows = INIT_METHODS.get("focus")(ctx, {twin}, torch.Generator(), fasttext_model=str(model))
+    assert list(rows) == [twin]
+    torch.testing.assert_close(rows[twin], ctx.source_emb[overlap[anchor]])
     assert ctx.report["focus"]["max_nonzero"] == 1
 
 
@@ -184,6 +184,16 @@ def test_chain_ident_focus_through_initialize_embeddings(toks, tmp_path):
     shared = [p for p in tgt_vocab if p in src_vocab and not p.startswith("<")]
     assert shared and all(torch.equal(new[tgt_vocab[p]], src[src_vocab[p]]) for p in shared)
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith("focus-")] == []  # scratch removed
+    # FOCUS without IDENT (issue 17): FOCUS itself copies the overlapping pieces (FOCUS §3), the chain the
+    # special tokens by role; nothing shared is left to the random fallback
+    alone = initialize_embeddings(model_dir, root / "tgt", [{"focus": TINY_FT}, "random"], tmp_path / "alone",
+                                  resources=InitResources(texts=texts, workdir=tmp_path))  # fmt: skip
+    rep = alone["report"]["focus"]
+    assert rep["copied"] == len(shared) and alone["focus"] == rep["copied"] + rep["assigned"]
+    assert alone["specials"] == 5 and alone["focus"] + alone["random"] + 5 == alone["total"]
+    new = AutoModelForMaskedLM.from_pretrained(tmp_path / "alone").get_input_embeddings().weight
+    assert all(torch.equal(new[tgt_vocab[p]], src[src_vocab[p]]) for p in [*shared, "<s>", "</s>", "<mask>"])
+    assert stats["report"]["focus"]["copied"] == 0  # after IDENT there is nothing left to copy
 
 
 # ---------------------------------------------------------------- errors

@@ -268,9 +268,10 @@ def test_recipe_chain_writes_script_report(dirs, tmp_path):
     assert prov["init"]["params"] == {"ident": {"fuzzy": True}}
     new = AutoModelForMaskedLM.from_pretrained(tmp_path / "m").get_input_embeddings().weight
     assert torch.isfinite(new).all() and new.shape == (60, 16)
-    # SCRIPT alone leaves the special tokens to random_normal; without it the chain is incomplete
+    # SCRIPT skips the special tokens; without IDENT the chain copies them by role (issue 17: before, they
+    # fell to random_normal's N(0, 1)), so SCRIPT alone is a complete chain
     stats = initialize_embeddings(dirs / "src", dirs / "tgt", ["script", "random_normal"], tmp_path / "s")
-    assert stats["random_normal"] == 5 and stats["report"]["script"]["skipped_special"] == 5
-    with pytest.raises(DataError, match="leave 5 of 60 target ids"):
-        initialize_embeddings(dirs / "src", dirs / "tgt", ["script"], tmp_path / "x")
-    assert not (tmp_path / "x").exists()
+    assert stats["random_normal"] == 0 and stats["specials"] == 5
+    assert stats["script"] == stats["total"] - 5
+    stats = initialize_embeddings(dirs / "src", dirs / "tgt", ["script"], tmp_path / "x")
+    assert stats["specials"] == 5 and stats["script"] == 55

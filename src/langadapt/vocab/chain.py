@@ -164,7 +164,8 @@ def initialize_embeddings(
         ``{method: n_assigned, ..., "total": V_tgt, "overlap": fraction}`` (`overlap_fraction`); with
         ``extend`` also ``vocab, kept`` (source rows), ``added`` (appended ids; the method counts sum to
         it), ``already_present`` and ``skipped_special`` (new pieces not appended), and ``overlap`` is the
-        share of the new tokenizer's non-special pieces that were already source pieces.
+        share of the new tokenizer's non-special pieces that were already source pieces. A chain without
+        ``ident`` copies the special tokens by role first and counts them as ``specials``.
 
     Raises:
         ConfigError: unknown method, parameter or `vocab`; with ``extend``, a tokenizer that is not Unigram.
@@ -187,7 +188,8 @@ def initialize_embeddings(
         resources=resources,
     )
     fixed, overlap = _kept_rows(ctx, src, methods, source_model_dir, target_tokenizer_dir)
-    emb, src_of, counts = assign_embeddings(ctx, methods, seed, params, fixed=fixed)
+    specials = _special_copies(ctx, methods, fixed)
+    emb, src_of, counts = assign_embeddings(ctx, methods, seed, params, fixed={**(fixed or {}), **specials})
     _check_complete(emb, ctx, methods, target_tokenizer_dir)
     copied = src_of >= 0
     bias, out_emb = _decoder_rows(emb, src_of, src)
@@ -201,6 +203,8 @@ def initialize_embeddings(
     _install(src.model, emb, bias, src.target_tokenizer, out_emb)
 
     stats: dict[str, Any] = {**counts, "total": len(emb), "overlap": overlap}
+    if specials:
+        stats["specials"] = len(specials)
     if factorization is not None:
         stats["factorize"] = {"dim": factorization.dim, "projection_error": factorization.meta["projection_error"]}
     if ctx.report:
@@ -297,6 +301,16 @@ def _load_source(source_model_dir: Path, target_tokenizer_dir: Path, vocab: str)
     )
     source_out = out_layer.weight.detach().float().clone() if untied else None
     return _Source(model, src_tok, tgt_tok, extension, source_emb, src_bias, source_out)
+
+
+def _special_copies(ctx: InitContext, methods: list[str], fixed: Mapping[int, int] | None) -> dict[int, int]:
+    """Special tokens copied by role (``<s>``, ``</s>``, ``<pad>``, ``<unk>``, ``<mask>``) in a chain without
+    IDENT, which copies them itself (and counts them): no chain gives them random rows. The vocabulary paper's
+    REINIT methods all start from the source model's special tokens (§3.2), as does OFA (§3)."""
+    if "ident" in methods:
+        return {}
+    return {t: ctx.source_specials[role] for role, t in ctx.target_specials.items()
+            if role in ctx.source_specials and t not in (fixed or {})}  # fmt: skip
 
 
 def _kept_rows(ctx: InitContext, src: _Source, methods: list[str], source_model_dir: Path,

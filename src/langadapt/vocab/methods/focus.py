@@ -5,15 +5,16 @@ An auxiliary fastText model is trained on the target texts *tokenized with the n
 the new tokenizer's pieces separated by spaces; footnote 4: "trained on the same set as the vocabulary
 training data"), so that pieces of the new vocabulary get vectors in one space. *Overlapping* pieces are
 target pieces whose string is a source piece (special tokens excluded, as in `embedding_init.ident_pairs`);
-their source embeddings are known. Every other piece ``t`` still unassigned gets the convex combination
+their source embeddings are known, and FOCUS copies them (FOCUS §3: "we copy the embeddings of overlapping
+tokens"; vocabulary paper §3.2). Every other piece ``t`` still unassigned gets the convex combination
 
     e_t = sum_j sparsemax(cos(f_t, f_j))_j * E_src[j]      over the overlapping pieces j,
 
 ``f`` being the fastText vectors. Registered as ``focus`` in `langadapt.vocab.base.INIT_METHODS`. The
-overlapping pieces themselves are *not* assigned here: the paper's FOCUS keeps their source rows
-(REINIT-IDENT), so the recipe is ``init: [ident, focus, random]`` (IDENT takes precedence; ``random``, the
-N(source mean, source std) fallback, takes the pieces without a fastText vector, as the reference
-implementation does).
+overlapping pieces still unassigned when FOCUS runs are copied here, so ``init: [focus, random]`` is FOCUS
+as the paper has it; with ``[ident, focus, random]`` IDENT has copied them (and the special tokens) first.
+``random``, the N(source mean, source std) fallback, takes the pieces without a fastText vector, as the
+reference implementation does.
 
 Defaults follow the reference implementation ``deepfocus`` 1.0.1 (``deepfocus.FOCUS`` and
 ``deepfocus.fasttext_embs.train_fasttext``): fastText CBOW ("more closely aligned with Masked Language
@@ -31,7 +32,7 @@ but not). Lines are shuffled with the chain's seed (``rng.initial_seed()``; the 
 Report (``init_stats.json`` -> ``report.focus``): ``overlap`` (overlapping pieces), ``anchors`` (those with
 a fastText vector, i.e. the candidates of the combination), ``assigned``, ``mean_nonzero`` / ``max_nonzero``
 (nonzero sparsemax weights per assigned piece), ``no_vector`` (new pieces left unassigned for lack of a
-fastText vector), ``overlap_unassigned`` (overlapping pieces this method saw unassigned and left alone),
+fastText vector), ``copied`` (overlapping pieces this method found unassigned and copied),
 ``oov``, ``fasttext`` (training settings, fastText vocabulary size and lines; or the given model's path).
 """
 
@@ -236,19 +237,13 @@ def focus(
     piece_of = {i: p for p, i in ctx.target_vocab.items()}
     new_ids = sorted(t for t in unassigned if t in piece_of and t not in specials and t not in overlap)
     anchor_ids = sorted(overlap)
-    report: dict[str, Any] = {
-        "overlap": len(overlap),
-        "overlap_unassigned": sum(1 for t in overlap if t in unassigned),
-        "oov": oov,
-        "fasttext": dict(ft_params),
-    }
+    copies: dict[int, Any] = {t: s for t, s in overlap.items() if t in unassigned}  # FOCUS copies them
+    report: dict[str, Any] = {"overlap": len(overlap), "copied": len(copies), "oov": oov,
+                              "fasttext": dict(ft_params)}  # fmt: skip
     ctx.report["focus"] = report
-    if report["overlap_unassigned"]:
-        log.warning("focus: %d overlapping pieces are unassigned; put 'ident' before 'focus' to copy them",
-                    report["overlap_unassigned"])  # fmt: skip
     if not new_ids:
         report.update(anchors=0, assigned=0, no_vector=0, mean_nonzero=0.0, max_nonzero=0)
-        return {}
+        return copies
 
     pieces = [piece_of[i] for i in anchor_ids + new_ids]
     if fasttext_model is not None:
@@ -283,4 +278,4 @@ def focus(
         max_nonzero=int(nnz.max()) if len(nnz) else 0,
     )
     log.info("focus: %s (%.1f s)", report, time.perf_counter() - t0)
-    return ids.reshape(-1), rows
+    return {**copies, **{int(i): row for i, row in zip(ids.tolist(), rows, strict=True)}}
