@@ -121,6 +121,7 @@ def test_chain_with_factorized_init_model(wv_dir, tmp_path):
                                   resources=InitResources(word_vectors={"wv": wv_dir}))
     assert stats["added"] == 6 and stats["ofa"] == 5 and stats["random"] == 1  # ▁house is a source piece
     assert stats["report"]["ofa"]["predicted"] == 5 and stats["factorize"]["dim"] == 8
+    assert stats["factorize"]["random_rows"] == 1  # drawn in the coordinate space (HyperOFA §3.4)
     assert json.loads((out / "init_stats.json").read_text())["report"]["ofa"]["unmatched"] == 1
     f = read_factorization(out)
     assert f.coordinates.shape == (len(src) + 6, 8) and f.primitives.shape == (8, 16)

@@ -129,6 +129,30 @@ def test_factorize_init_keeps_rows_in_the_span_and_projects_the_rest():
         factorize_init(source, emb, 9)
 
 
+def test_random_fallback_rows_follow_the_source_coordinates_distribution():
+    """HyperOFA §3.4 / OFA §3: the random fallback rows are N(E[F^s], Var[F^s]) in the coordinate space. A
+    full-space draw with the source's per-dimension mean and std, projected onto the primitives, has another
+    coordinate variance (here 0.29, 0.82, 0.87 of F^s's per coordinate); the redrawn rows match (1.00-1.01)."""
+    g = torch.Generator().manual_seed(0)
+    scales = torch.tensor([4.0, 2.0, 1.0, 0.5, 0.3, 0.2, 0.1, 0.1])
+    basis = torch.linalg.qr(torch.randn(8, 8, generator=g))[0]  # anisotropic, rotated: dims are correlated
+    source = (torch.randn(4000, 8, generator=g) * scales) @ basis.T + 1.0
+    c_src, p = factorize(source, 3)
+    f_src = source @ p.T  # the source coordinates F^s
+    full_space = source.mean(0) + source.std(0) * torch.randn(3000, 8, generator=g)  # the `random` method
+    ids = list(range(3000))
+    _, projected = factorize_init(source, full_space, 3)
+    _, redrawn = factorize_init(source, full_space, 3, random_ids=ids, seed=1)
+    ratio_projected = projected.coordinates.var(0) / f_src.var(0)
+    ratio_redrawn = redrawn.coordinates.var(0) / f_src.var(0)
+    assert ratio_projected[0] < 0.5  # the deviation this fixes
+    assert torch.allclose(ratio_redrawn, torch.ones(3), atol=0.1)
+    assert torch.allclose(redrawn.coordinates.mean(0), f_src.mean(0), atol=0.15)
+    assert redrawn.meta["random_rows"]["n"] == 3000
+    again = factorize_init(source, full_space, 3, random_ids=ids, seed=1)[1]
+    assert torch.equal(again.coordinates, redrawn.coordinates)  # seeded
+
+
 def test_read_factorization_absent_incomplete_or_inconsistent(tmp_path):
     assert read_factorization(tmp_path) is None
     save_factorization(tmp_path, torch.zeros(5, 2), torch.zeros(2, 3))

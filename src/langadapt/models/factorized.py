@@ -130,17 +130,30 @@ def project_embeddings(emb: torch.Tensor, primitives: torch.Tensor) -> tuple[tor
     return coords.contiguous(), float(err) if torch.isfinite(err) else 0.0
 
 
-def factorize_init(source_emb: torch.Tensor, emb: torch.Tensor, dim: int) -> tuple[torch.Tensor, Factorization]:
+def factorize_init(source_emb: torch.Tensor, emb: torch.Tensor, dim: int, random_ids: list[int] | None = None,
+                   stats_rows: torch.Tensor | None = None, seed: int = 0) -> tuple[torch.Tensor, Factorization]:
     """The init stage's ``factorize: dim`` (OFA §3, HyperOFA §3.2): primitives ``P`` = the top-`dim`
     right singular vectors of the *source* embeddings, coordinates ``C = E @ Pᵀ`` of the initialized
     matrix `emb`; returns (``C @ P``, the factorization). Rows in the span of ``P`` (e.g. OFA rows with the
-    same ``dim``) are kept exactly; every other row becomes its best approximation in that span."""
+    same ``dim``) are kept exactly; every other row becomes its best approximation in that span.
+
+    `random_ids`: rows of the random fallback (neither copied nor predicted). OFA / HyperOFA draw them in the
+    coordinate space, from ``N(E[F^s], Var[F^s])`` of the source coordinates ``F^s`` (HyperOFA §3.4, OFA §3):
+    they are redrawn there (per-dimension mean and variance of `stats_rows` @ ``Pᵀ``, default all source
+    rows; generator seeded with `seed`) instead of being projected, which would keep only the part of a
+    full-space draw that lies in the span and shrink the leading coordinates' variance."""
     from langadapt.models.factorization import factorize
 
     check_int(dim, "factorize")
     _, prims = factorize(source_emb, dim)  # ConfigError unless 1 <= dim <= min(V_src, d)
     coords, err = project_embeddings(emb, prims)
-    meta = {"primitives": "top right singular vectors of the source embeddings", "projection_error": err}
+    meta: dict = {"primitives": "top right singular vectors of the source embeddings", "projection_error": err}
+    if random_ids:
+        src_coords = project_embeddings(source_emb if stats_rows is None else stats_rows, prims)[0]
+        mean, std = src_coords.mean(0), src_coords.std(0) if len(src_coords) > 1 else torch.zeros(dim)
+        noise = torch.randn(len(random_ids), dim, generator=torch.Generator().manual_seed(seed))
+        coords[torch.tensor(random_ids, dtype=torch.long)] = mean + std * noise
+        meta["random_rows"] = {"n": len(random_ids), "drawn_in": "source coordinates N(mean, var)"}
     return coords @ prims, Factorization(coords, prims, meta)
 
 

@@ -85,12 +85,14 @@ def assign_embeddings(
     seed: int = 0,
     params: Mapping[str, Mapping[str, Any]] | None = None,
     fixed: Mapping[int, int] | None = None,
+    assigned_by: dict[str, list[int]] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, dict[str, int]]:
     """Run the method chain; return (target embeddings [V_tgt, d], source id per target id or -1, counts).
 
     `fixed` (``{target id: source id}``) rows are copied from the source *before* the chain runs and are
     never offered to a method (vocabulary extension keeps every source row this way); `counts` covers the
     chain only. Target ids unassigned at the end keep NaN rows (the caller decides whether that is an error).
+    `assigned_by`, when given, is filled with ``{method: target ids it assigned}``.
     """
     params = dict(params or {})
     _check_config(methods, params)
@@ -118,6 +120,8 @@ def assign_embeddings(
             src_of[idx] = torch.tensor(src, dtype=torch.long)
         unassigned.difference_update(ids)
         counts[name] = len(ids)
+        if assigned_by is not None:
+            assigned_by[name] = ids
     return emb, src_of, counts
 
 
@@ -189,7 +193,9 @@ def initialize_embeddings(
     )
     fixed, overlap = _kept_rows(ctx, src, methods, source_model_dir, target_tokenizer_dir)
     specials = _special_copies(ctx, methods, fixed)
-    emb, src_of, counts = assign_embeddings(ctx, methods, seed, params, fixed={**(fixed or {}), **specials})
+    by_method: dict[str, list[int]] = {}
+    emb, src_of, counts = assign_embeddings(ctx, methods, seed, params, fixed={**(fixed or {}), **specials},
+                                            assigned_by=by_method)  # fmt: skip
     _check_complete(emb, ctx, methods, target_tokenizer_dir)
     copied = src_of >= 0
     bias, out_emb = _decoder_rows(emb, src_of, src)
@@ -199,14 +205,17 @@ def initialize_embeddings(
 
         if out_emb is not None:
             raise ConfigError("embedding init: 'factorize' needs a model whose decoder is tied to its embeddings")
-        emb, factorization = factorize_init(src.emb, emb, factorize)
+        # the random fallback is drawn in the source coordinate space (HyperOFA §3.4), not projected
+        emb, factorization = factorize_init(src.emb, emb, factorize, random_ids=by_method.get("random"),
+                                            stats_rows=ctx.non_special_source_rows(), seed=seed)  # fmt: skip
     _install(src.model, emb, bias, src.target_tokenizer, out_emb)
 
     stats: dict[str, Any] = {**counts, "total": len(emb), "overlap": overlap}
     if specials:
         stats["specials"] = len(specials)
     if factorization is not None:
-        stats["factorize"] = {"dim": factorization.dim, "projection_error": factorization.meta["projection_error"]}
+        stats["factorize"] = {"dim": factorization.dim, "projection_error": factorization.meta["projection_error"],
+                              "random_rows": len(by_method.get("random") or [])}  # fmt: skip
     if ctx.report:
         stats["report"] = ctx.report
     if src.extension is not None:
