@@ -102,12 +102,31 @@ def latin_least_diverse(pool: Pool, n: int, seed: int = 0, **params: Any) -> Sel
     return diverse_subset(sub, n, seed, direction="min", heuristic="latin_least_diverse", **params)
 
 
+POOL_DRAWS = ("uriel", "random")
+
+
+def _from_pool(sub: Pool, n: int, seed: int, by: str, heuristic: str, extra: dict[str, Any],
+               **params: Any) -> Selection:  # fmt: skip
+    """`n` languages of a resource pool (§6): the most URIEL-diverse (``by: uriel``, Table 6's "(Most URIEL)"
+    rows) or drawn at random with the run's seed (``by: random``, Table 1: "randomly sampling 10 languages
+    from different pools"; App. A.5: the seed also draws the subset)."""
+    if by not in POOL_DRAWS:
+        raise ConfigError(f"{heuristic}: by must be one of {', '.join(POOL_DRAWS)}, got {by!r}")
+    if by == "random":
+        sel = random_subset(sub, n, seed)
+        return Selection(sel.languages, {**sel.record, "heuristic": heuristic, "by": "random", **extra})
+    return diverse_subset(sub, n, seed, heuristic=heuristic, extra={"by": "uriel", **extra}, **params)
+
+
 @SELECTORS.register("joshi")
-def joshi(pool: Pool, n: int, seed: int = 0, classes: Sequence[int] = (2,), **params: Any) -> Selection:
-    """Pool restricted to Joshi classes (e.g. [2], [3], [3, 4, 5], [4, 5]), then most URIEL-diverse."""
+def joshi(pool: Pool, n: int, seed: int = 0, classes: Sequence[int] = (0, 1, 2), by: str = "uriel",
+          **params: Any) -> Selection:
+    """Pool restricted to Joshi classes, then `by` (:func:`_from_pool`). The paper's pools (§6, Table 1 /
+    Table 6): "Joshi 2" = the low-resource classes 0-2 (footnote 3: LRLs = 0, 1 and 2; its lists hold aze, bam,
+    fon of classes 0-1), "Joshi 3" = [3], "Joshi 3, 4, and 5" = [3, 4, 5], "Joshi 4 and 5" = [4, 5]."""
     want = {int(c) for c in classes}
     sub = pool.where(lambda lang: lang.joshi_class in want)
-    return diverse_subset(sub, n, seed, heuristic="joshi", extra={"classes": sorted(want)}, **params)
+    return _from_pool(sub, n, seed, by, "joshi", {"classes": sorted(want)}, **params)
 
 
 def _seen_args(name: str, seen: Sequence[str] | None, model: str | None) -> None:
@@ -137,25 +156,27 @@ def check_params(name: str, params: Mapping[str, Any], where: str = "") -> None:
     try:
         if name in ("seen", "unseen"):
             _seen_args(name, params.get("seen"), params.get("model"))
+        if name in ("joshi", "seen", "unseen") and params.get("by", "uriel") not in POOL_DRAWS:
+            raise ConfigError(f"{name}: by must be one of {', '.join(POOL_DRAWS)}, got {params['by']!r}")
     except ConfigError as e:
         raise ConfigError(f"{where}: {e}" if where else str(e)) from None
 
 
 @SELECTORS.register("seen")
 def seen(pool: Pool, n: int, seed: int = 0, seen: Sequence[str] | None = None, model: str | None = None,
-         **params: Any) -> Selection:
+         by: str = "uriel", **params: Any) -> Selection:
     """Languages seen by the base model in pretraining (``model: xlmr | mbert`` for the packaged lists, or
-    an explicit ``seen`` list), then most URIEL-diverse."""
+    an explicit ``seen`` list), then `by` (most URIEL-diverse, or a seeded random draw: Table 1)."""
     sub, extra = _seen_split(pool, seen, model, True, "seen")
-    return diverse_subset(sub, n, seed, heuristic="seen", extra=extra, **params)
+    return _from_pool(sub, n, seed, by, "seen", extra, **params)
 
 
 @SELECTORS.register("unseen")
 def unseen(pool: Pool, n: int, seed: int = 0, seen: Sequence[str] | None = None, model: str | None = None,
-           **params: Any) -> Selection:
-    """Languages not seen by the base model (``model`` or ``seen`` as for ``seen``), then most URIEL-diverse."""
+           by: str = "uriel", **params: Any) -> Selection:
+    """Languages not seen by the base model (``model`` or ``seen`` as for ``seen``), then `by`."""
     sub, extra = _seen_split(pool, seen, model, False, "unseen")
-    return diverse_subset(sub, n, seed, heuristic="unseen", extra=extra, **params)
+    return _from_pool(sub, n, seed, by, "unseen", extra, **params)
 
 
 @SELECTORS.register("random")
