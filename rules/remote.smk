@@ -8,6 +8,9 @@
 rule preflight:
     # `snakemake preflight` (or `langadapt preflight --configfile ...`): coverage table + lock, or one error
     # listing every gap. Reruns when the config's remote inputs change; the lock keeps its pins (see --update).
+    # The downloads read its outputs as ancient() inputs, so that a rerun does not redo them; Snakemake then runs
+    # only the preflight in that invocation (it skips the jobs after an ancient() input whose producer reruns
+    # for changed params): run snakemake again to continue.
     output:
         csv=COVERAGE,
         md="results/remote/coverage.md",

@@ -5,8 +5,10 @@ fine-tunes on a source language and tests every evaluated language. ``source`` i
 code (every target is scored with the model fine-tuned on it; English by default, the papers' protocol)
 or ``donor``: LangSAMP §5.3 "Selecting Better Source Language" picks, for each target language, the
 donor language whose LangSAMP language embedding is the most cosine-similar to the target's
-(:func:`langadapt.realign.selection.select_donors`; a target that is itself a donor gets the best *other*
-donor, ties go to the first donor in list order). The donors are the task's ``donors`` param (default
+(:func:`langadapt.realign.selection.select_donors`, ties go to the first donor in list order). A target that
+is itself a donor is its own closest donor (cosine 1): it is scored with the run fine-tuned on itself, so
+English keeps its English-source score in the donor column (issue 17: it used to be transferred from the
+best *other* donor, e.g. eng_Latn from zho_Hani). The donors are the task's ``donors`` param (default
 the paper's 10, :data:`PAPER_DONORS`); the embeddings are those stored in the evaluated model directory
 (``langsamp.safetensors``, written by LangSAMP pretraining with variant ``language`` or ``both``).
 
@@ -128,8 +130,9 @@ def choose_donors(
     if no_emb:
         log.warning("%s: donor(s) %s dropped: the model has no language embedding for them", kind, no_emb)
     candidates = [d for d in donors if d not in no_data and d not in no_emb]
-    chosen = [t for t in targets if t in embeddings and any(d != t for d in candidates)]
-    mapping = _select(embeddings, chosen, candidates)
+    own = {t: {"donor": t, "similarity": 1.0} for t in targets if t in candidates}  # its own closest donor
+    chosen = [t for t in targets if t in embeddings and t not in own and candidates]
+    mapping = {**_select(embeddings, chosen, candidates), **own}
     to_fallback = [t for t in targets if t not in mapping]
     missing = [t for t in to_fallback if t not in embeddings]
     if missing:

@@ -120,3 +120,36 @@ def overlap_fraction(ctx: InitContext) -> float:
     return n_shared / n if n else 0.0
 
 
+def normalize_assignment(
+    result: Assignment, name: str, ctx: InitContext, unassigned: set[int]
+) -> tuple[list[int], torch.Tensor, list[int]]:
+    """(target ids, rows [n, d], source ids or -1) from any of the allowed return forms of a method."""
+    d = ctx.dim
+    if isinstance(result, tuple):
+        ids_t, rows = result
+        ids = [int(i) for i in ids_t]
+        rows = torch.as_tensor(rows, dtype=torch.float32).reshape(len(ids), d)
+        src = [-1] * len(ids)
+    else:
+        ids = [int(i) for i in result]
+        src = [v if isinstance(v, int) else -1 for v in result.values()]
+        rows = ctx.source_emb[torch.tensor([max(v, 0) for v in src], dtype=torch.long)].reshape(len(ids), d)
+        for k, v in enumerate(result.values()):
+            if not isinstance(v, int):
+                rows[k] = torch.as_tensor(v, dtype=torch.float32)
+    bad = [i for i in ids if i not in unassigned]
+    if bad or len(set(ids)) != len(ids):
+        raise RuntimeError(
+            f"init method {name!r} assigned ids that are not (or no longer) unassigned: {bad[:10]}"
+        )
+    return ids, rows, src
+
+
+def special_copies(ctx: InitContext, methods: list[str], fixed: Mapping[int, int] | None) -> dict[int, int]:
+    """Special tokens copied by role (``<s>``, ``</s>``, ``<pad>``, ``<unk>``, ``<mask>``) in a chain without
+    IDENT, which copies them itself (and counts them): no chain gives them random rows. The vocabulary paper's
+    REINIT methods all start from the source model's special tokens (§3.2), as does OFA (§3)."""
+    if "ident" in methods:
+        return {}
+    return {t: ctx.source_specials[role] for role, t in ctx.target_specials.items()
+            if role in ctx.source_specials and t not in (fixed or {})}  # fmt: skip

@@ -21,10 +21,11 @@ from langadapt.models.tokenization import extend_tokenizer
 from langadapt.vocab.base import (
     INIT_METHODS,
     VOCAB_MODES,
-    Assignment,
     InitContext,
     InitResources,
+    normalize_assignment,
     overlap_fraction,
+    special_copies,
     special_roles,
 )
 from langadapt.vocab.spec import NEEDS, parse_init
@@ -52,31 +53,6 @@ def _check_config(methods: list[str], params: Mapping[str, Mapping[str, Any]]) -
             raise ConfigError(
                 f"embedding init method {name!r}: unknown parameter(s) {unknown}; accepted: {accepted or 'none'}"
             )
-
-
-def normalize_assignment(
-    result: Assignment, name: str, ctx: InitContext, unassigned: set[int]
-) -> tuple[list[int], torch.Tensor, list[int]]:
-    """(target ids, rows [n, d], source ids or -1) from any of the allowed return forms of a method."""
-    d = ctx.dim
-    if isinstance(result, tuple):
-        ids_t, rows = result
-        ids = [int(i) for i in ids_t]
-        rows = torch.as_tensor(rows, dtype=torch.float32).reshape(len(ids), d)
-        src = [-1] * len(ids)
-    else:
-        ids = [int(i) for i in result]
-        src = [v if isinstance(v, int) else -1 for v in result.values()]
-        rows = ctx.source_emb[torch.tensor([max(v, 0) for v in src], dtype=torch.long)].reshape(len(ids), d)
-        for k, v in enumerate(result.values()):
-            if not isinstance(v, int):
-                rows[k] = torch.as_tensor(v, dtype=torch.float32)
-    bad = [i for i in ids if i not in unassigned]
-    if bad or len(set(ids)) != len(ids):
-        raise RuntimeError(
-            f"init method {name!r} assigned ids that are not (or no longer) unassigned: {bad[:10]}"
-        )
-    return ids, rows, src
 
 
 def assign_embeddings(
@@ -192,7 +168,7 @@ def initialize_embeddings(
         resources=resources,
     )
     fixed, overlap = _kept_rows(ctx, src, methods, source_model_dir, target_tokenizer_dir)
-    specials = _special_copies(ctx, methods, fixed)
+    specials = special_copies(ctx, methods, fixed)
     by_method: dict[str, list[int]] = {}
     emb, src_of, counts = assign_embeddings(ctx, methods, seed, params, fixed={**(fixed or {}), **specials},
                                             assigned_by=by_method)  # fmt: skip
@@ -310,16 +286,6 @@ def _load_source(source_model_dir: Path, target_tokenizer_dir: Path, vocab: str)
     )
     source_out = out_layer.weight.detach().float().clone() if untied else None
     return _Source(model, src_tok, tgt_tok, extension, source_emb, src_bias, source_out)
-
-
-def _special_copies(ctx: InitContext, methods: list[str], fixed: Mapping[int, int] | None) -> dict[int, int]:
-    """Special tokens copied by role (``<s>``, ``</s>``, ``<pad>``, ``<unk>``, ``<mask>``) in a chain without
-    IDENT, which copies them itself (and counts them): no chain gives them random rows. The vocabulary paper's
-    REINIT methods all start from the source model's special tokens (§3.2), as does OFA (§3)."""
-    if "ident" in methods:
-        return {}
-    return {t: ctx.source_specials[role] for role, t in ctx.target_specials.items()
-            if role in ctx.source_specials and t not in (fixed or {})}  # fmt: skip
 
 
 def _kept_rows(ctx: InitContext, src: _Source, methods: list[str], source_model_dir: Path,
