@@ -349,12 +349,15 @@ def test_langsamp_table4_preset_pairs_each_task_with_its_donor_task():
     assert list(layout.columns)[:5] == ["label", "tail / English", "tail / Donor", "head / English",
                                         "head / Donor"]
     assert layout["label"].tolist() == ["Taxi1500", "SIB200", "NER", "POS"]
-    # tail = nya: English 30, donor 60; head = deu + hin: 45 vs 45; all: 40 vs 50
-    # Latn = deu + nya: 40 vs 65; non-Latn = hin: 40 vs 20
-    assert layout.iloc[0].tolist()[1:] == ["30.0", "60.0", "45.0", "45.0", "40.0", "65.0", "40.0", "20.0",
-                                           "40.0", "50.0"]
-    donor = cells[cells["task"].str.endswith("_donor")]
-    assert len(donor) == 4 * 5 and set(donor["n_seeds"]) == {1}
+    # App. D: both columns are the seed-1 run (English: eng - 0.1), not English's mean over seeds
+    # tail = nya: English 20, donor 60; head = deu + hin: 35 vs 45; all: 30 vs 50
+    # Latn = deu + nya: 30 vs 65; non-Latn = hin: 30 vs 20
+    assert layout.iloc[0].tolist()[1:] == ["20.0", "60.0", "35.0", "45.0", "30.0", "65.0", "30.0", "20.0",
+                                           "30.0", "50.0"]
+    assert len(cells) == 4 * 10 and set(cells["n_seeds"]) == {1}
+    with pytest.raises(ConfigError, match="seeds must be a non-empty list of integers"):
+        check_tables({"t": {**spec, "seeds": []}}, ["langsamp"], {t: {} for t in
+                      ("taxi1500", "sib200", "ner", "pos", "taxi1500_donor", "sib200_donor", "ner_donor", "pos_donor")})
 
 
 def test_vocab_table1_preset_per_language_recipes_missing_full_vocab_and_average():

@@ -21,7 +21,7 @@ SELECTORS = ("recipe", "task", "metric", "group", "language")
 EACH_KEYS = ("recipe", "task", "language")
 
 
-SPEC_KEYS = ("caption", "metric", "scale", "digits", "sd", "seen_model", "best", "lower_is_better", "missing_ok",
+SPEC_KEYS = ("caption", "metric", "scale", "digits", "sd", "seen_model", "best", "lower_is_better", "missing_ok", "seeds",
              "rows", "columns")
 
 
@@ -355,6 +355,10 @@ def _check_options(spec: Mapping[str, Any], tasks: Mapping[str, Any], at: str) -
     digits = spec.get("digits", 1)
     if isinstance(digits, bool) or not isinstance(digits, int) or digits < 0:
         raise ConfigError(f"{at}.digits must be an integer >= 0, got {digits!r}")
+    seeds = spec.get("seeds")
+    if seeds is not None and (not isinstance(seeds, list) or not seeds
+                              or not all(isinstance(x, int) and not isinstance(x, bool) for x in seeds)):
+        raise ConfigError(f"{at}.seeds must be a non-empty list of integers, got {seeds!r}")
     for key in ("sd", "lower_is_better", "missing_ok"):
         if key in spec and not isinstance(spec[key], bool):
             raise ConfigError(f"{at}.{key} must be true or false, got {spec[key]!r}")

@@ -190,6 +190,8 @@ def build_table(rows_df: pd.DataFrame, spec: Mapping[str, Any], seen_model: str 
     ``scale``), ``n_seeds, n_languages``, ``baseline``, ``col`` (column position), ``section`` (number of
     section rows above) and ``best``.
     """
+    if spec.get("seeds"):  # only these runs (e.g. LangSAMP Table 4: one seed for both columns, App. D)
+        rows_df = rows_df[rows_df["seed"].isin(spec["seeds"])]
     scale = float(spec.get("scale", 100))
     digits = int(spec.get("digits", 1))
     model = spec.get("seen_model") or seen_model or "xlmr"
