@@ -136,3 +136,23 @@ def test_chain_with_factorized_init_model(wv_dir, tmp_path):
     ref = model(**batch).logits
     install_factorized(model, f.coordinates, f.primitives)
     assert torch.allclose(model(**batch).logits, ref, atol=1e-4)
+
+
+def test_word_variants_are_the_reference_four_forms():
+    """OFA's get_subword_embeddings_in_word_embedding_space (reused by HyperOFA) tokenizes a ColexNet+ word as
+    the word, the word after a space, and the capitalised word: `$`-initial words (surface " haus")
+    capitalise word[1:] with no space ("Haus"), others get " Haus" (issue 17: "Haus" was missing)."""
+    from langadapt.vectors.matching import _pairs_tokenize, word_variants
+
+    assert word_variants(" haus") == [" haus", "  haus", "Haus"]
+    assert word_variants("haus") == ["haus", " haus", " Haus"]
+    assert word_variants("   ") == []
+
+    class Whole:  # a tokenizer that keeps each text whole: one id per distinct string
+        vocab = {" haus": 0, "  haus": 1, "Haus": 2, "haus": 3, " Haus": 4}
+
+        def __call__(self, texts, add_special_tokens=False):
+            return {"input_ids": [[self.vocab[t]] for t in texts]}
+
+    pieces, words = _pairs_tokenize(Whole(), [" haus", "haus"], np.array([0, 1]), np.ones(5, dtype=bool))
+    assert sorted(zip(pieces.tolist(), words.tolist())) == [(0, 0), (0, 1), (1, 0), (2, 0), (3, 1), (4, 1)]

@@ -14,17 +14,26 @@ def special_ids(tokenizer, specials: dict[str, int]) -> set[int]:
     return set(specials.values()) | set(getattr(tokenizer, "all_special_ids", None) or [])
 
 
+def word_variants(form: str) -> list[str]:
+    """The strings a word is tokenized as (OFA's ``get_subword_embeddings_in_word_embedding_space``, which
+    HyperOFA reuses): the form, the form after a space, and the capitalised form: without a space for a
+    word-initial form (`` haus`` -> ``Haus``: the reference capitalises ``word[1:]``), after one otherwise
+    (``haus`` -> `` Haus``)."""
+    s = form.lstrip()
+    if not s:
+        return []
+    cap = s[:1].upper() + s[1:]
+    return list(dict.fromkeys([form, " " + form, cap if form != s else " " + cap]))
+
+
 def _pairs_tokenize(tokenizer, forms: list[str], words: np.ndarray, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(piece ids, word indices) such that the piece is in a segmentation of the word (OFA's variants)."""
+    """(piece ids, word indices) such that the piece is in a segmentation of the word (`word_variants`)."""
     pieces: list[np.ndarray] = []
     owners: list[np.ndarray] = []
     for start in range(0, len(words), _ENCODE_BATCH):
         texts, who = [], []
         for i in words[start:start + _ENCODE_BATCH]:
-            s = forms[i].lstrip()
-            if not s:
-                continue
-            for v in {forms[i], " " + s, " " + s[:1].upper() + s[1:]}:
+            for v in word_variants(forms[i]):
                 texts.append(v)
                 who.append(i)
         if not texts:
