@@ -155,4 +155,4 @@ def test_word_variants_are_the_reference_four_forms():
             return {"input_ids": [[self.vocab[t]] for t in texts]}
 
     pieces, words = _pairs_tokenize(Whole(), [" haus", "haus"], np.array([0, 1]), np.ones(5, dtype=bool))
-    assert sorted(zip(pieces.tolist(), words.tolist())) == [(0, 0), (0, 1), (1, 0), (2, 0), (3, 1), (4, 1)]
+    assert sorted(zip(pieces.tolist(), words.tolist(), strict=True)) == [(0, 0), (0, 1), (1, 0), (2, 0), (3, 1), (4, 1)]
