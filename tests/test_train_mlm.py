@@ -248,6 +248,10 @@ def test_presets_give_paper_values_and_explicit_keys_win():
     assert resolve_config({"preset": "vocab_lapt", "lr": 3e-5})["lr"] == 3e-5
     ls = resolve_config({})
     assert ls == {**PRETRAIN_DEFAULTS} and (ls["steps"], ls["alpha"], ls["seq_len"]) == (150_000, 0.3, 512)
+    # LangSAMP §4.1: AdamW (0.9, 0.999), eps 1e-6, lr 5e-5, no weight decay stated (its run_mlm.sh sets none:
+    # the HF Trainer's 0.0); the vocabulary paper trains with Adam (App. B): no weight decay either
+    assert (ls["betas"], ls["eps"], ls["lr"], ls["weight_decay"]) == ([0.9, 0.999], 1e-6, 5e-5, 0.0)
+    assert lapt["weight_decay"] == 0.0
     with pytest.raises(ConfigError, match="preset"):
         resolve_config({"preset": "glot500"})
     with pytest.raises(ConfigError, match="not both"):

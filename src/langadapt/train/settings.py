@@ -48,7 +48,9 @@ PRETRAIN_DEFAULTS: dict[str, Any] = {
     "lr": 5e-5,  # LangSAMP §4.1: initial learning rate 5e-5
     "betas": [0.9, 0.999],  # LangSAMP §4.1: AdamW (beta1, beta2) = (0.9, 0.999)
     "eps": 1e-6,  # LangSAMP §4.1: epsilon 1e-6
-    "weight_decay": 0.01,  # not stated in LangSAMP; RoBERTa/XLM-R pretraining value (Liu et al. 2019)
+    # LangSAMP §4.1 states AdamW's betas and eps but no weight decay; its run script (cisnlp/LangSAMP run_mlm.sh)
+    # passes no --weight_decay, so the Hugging Face Trainer default 0.0 applied
+    "weight_decay": 0.0,
     "warmup_steps": 0,  # not stated in LangSAMP / vocab-specialization Table 6
     "schedule": "linear",  # vocab-specialization Table 6: lr_schedule linear
     "max_grad_norm": 1.0,  # vocab-specialization Table 6: max_gradient_norm 1.0
@@ -87,6 +89,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "max_grad_norm": 1.0,  # Table 6 (0.5 when NaN losses appeared, App. B)
         "alpha": 0.2,  # §4: multinomial alpha = 0.2, sampled sentence-wise
         "freeze_body_fraction": 0.1,  # §4 LAPT-FULL: blocks frozen for the first 10k of 100k steps
+        "weight_decay": 0.0,  # App. B: "the Adam optimizer" (no decoupled weight decay); Table 6 lists none
     },
 }
 
