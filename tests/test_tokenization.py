@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 
+import numpy as np
 import pandas as pd
 import pytest
 import sentencepiece as spm
@@ -89,6 +90,27 @@ def test_max_sentences_sample_and_overwrite(tmp_path):
     train_sentencepiece(synthetic_corpus(0), out, vocab_size=120, max_sentences=200, seed=3)
     assert not (out / "stale.txt").exists() and (out / "spm.model").exists()
     assert [p.name for p in tmp_path.iterdir()] == ["tok"]  # no temporary leftovers
+
+
+def test_multilingual_sample_follows_the_alpha_distribution():
+    """Vocabulary paper §4: the multilingual SentencePiece models train on "5 million lines according to the same
+    distribution as the training data", whose languages are sampled with alpha = 0.2 (XLM's q_l ∝ p_l^alpha),
+    not on a uniform line sample (which follows p_l)."""
+    from langadapt.models.tokenization import _training_sentences, sample_quotas
+
+    sizes = [90_000, 9_000, 1_000]  # p = 0.9, 0.09, 0.01
+    q = np.array([0.9, 0.09, 0.01]) ** 0.2
+    assert sample_quotas(sizes, 3_000, 0.2) == pytest.approx((3_000 * q / q.sum()).tolist(), abs=1)
+    assert sample_quotas(sizes, 3_000, None) == [2_700, 270, 30]  # in proportion to the data
+    # a language smaller than its share gives all its lines; the rest goes to the others in proportion
+    assert sample_quotas([90_000, 9_000, 100], 3_000, 0.2)[2] == 100 and sum(sample_quotas(sizes, 3_000, 0.2)) == 3_000
+    assert sample_quotas(sizes, 200_000, 0.2) == sizes  # no cap: everything
+    texts = {lang: [f"{lang} {i}" for i in range(n)] for lang, n in zip(["aaa_Latn", "bbb_Latn", "ccc_Latn"],
+                                                                       sizes, strict=True)}
+    sample = _training_sentences(texts, 3_000, seed=1, alpha=0.2)
+    counts = {lang: sum(t.startswith(lang) for t in sample) for lang in texts}
+    assert list(counts.values()) == sample_quotas(sizes, 3_000, 0.2) and len(set(sample)) == 3_000
+    assert _training_sentences(texts, 3_000, seed=1, alpha=0.2) == sample  # seeded
 
 
 def test_empty_language_is_an_error(tmp_path):

@@ -57,16 +57,47 @@ def _validate_texts(texts_by_lang: Mapping[str, Sequence[str]]) -> None:
             raise DataError(f"no text for language {lang!r}: cannot train a tokenizer on an empty corpus")
 
 
+def sample_quotas(sizes: Sequence[int], total: int, alpha: float | None) -> list[int]:
+    """Lines to take per language so that `total` follow the multinomial ``q_l ∝ (n_l / N)^alpha`` (XLM's
+    sampling; ``alpha=None`` or 1: in proportion to the data), never more than a language has: the excess of a
+    capped language is shared out among the others in the same proportions."""
+    sizes = np.asarray(sizes, dtype=np.int64)
+    if total >= sizes.sum():
+        return sizes.tolist()
+    weights = (sizes / sizes.sum()) ** (1.0 if alpha is None else float(alpha))
+    quota = np.zeros(len(sizes), dtype=np.int64)
+    open_ = sizes > 0
+    left = total
+    while left > 0 and open_.any():
+        share = weights * open_ / (weights * open_).sum() * left
+        take = np.minimum(np.floor(share).astype(np.int64), sizes - quota)
+        if take.sum() == 0:  # rounding: one line each to the largest remaining shares
+            order = np.argsort(-(share - np.floor(share)) * open_, kind="stable")
+            take = np.zeros_like(take)
+            take[order[:left]] = 1
+            take = np.minimum(take, sizes - quota)
+        quota += take
+        left = total - int(quota.sum())
+        open_ = quota < sizes
+    return quota.tolist()
+
+
 def _training_sentences(
-    texts_by_lang: Mapping[str, Sequence[str]], max_sentences: int | None, seed: int
+    texts_by_lang: Mapping[str, Sequence[str]], max_sentences: int | None, seed: int, alpha: float | None = None
 ) -> list[str]:
-    """All non-empty lines, languages in sorted order; a seeded uniform sample if `max_sentences`."""
-    sents = [t for lang in sorted(texts_by_lang) for t in texts_by_lang[lang] if t.strip()]
-    if max_sentences is not None and len(sents) > max_sentences:
-        # Uniform over all lines = "the same distribution as the training data" (vocab paper, Sec. 4).
-        idx = np.random.default_rng(seed).choice(len(sents), size=max_sentences, replace=False)
-        sents = [sents[i] for i in sorted(idx)]
-    return sents
+    """All non-empty lines, languages in sorted order; with `max_sentences`, a seeded sample of that many: per
+    language as many as `sample_quotas` gives (vocabulary paper §4: "5 million lines according to the same
+    distribution as the training data", whose languages are sampled with alpha = 0.2), uniform within each."""
+    langs = sorted(texts_by_lang)
+    per_lang = [[t for t in texts_by_lang[lang] if t.strip()] for lang in langs]
+    if max_sentences is None or sum(map(len, per_lang)) <= max_sentences:
+        return [t for lines in per_lang for t in lines]
+    rng = np.random.default_rng(seed)
+    out: list[str] = []
+    for lines, k in zip(per_lang, sample_quotas([len(x) for x in per_lang], max_sentences, alpha), strict=True):
+        idx = rng.choice(len(lines), size=k, replace=False) if k < len(lines) else np.arange(len(lines))
+        out += [lines[i] for i in sorted(idx)]
+    return out
 
 
 def _proto_fields(buf: bytes) -> Iterator[tuple[int, int, Any]]:
@@ -176,6 +207,7 @@ def train_sentencepiece(
     seed: int = 0,
     max_sentences: int | None = None,
     num_threads: int = 1,
+    alpha: float | None = None,
 ) -> None:
     """Train a SentencePiece model on all languages' texts and write a tokenizer directory.
 
@@ -188,8 +220,10 @@ def train_sentencepiece(
         model_type: ``unigram`` (XLM-R's algorithm) or ``bpe``.
         character_coverage: SentencePiece's ``character_coverage``; rarer characters become ``<unk>``.
         seed: seeds SentencePiece's random generator and the line sample of `max_sentences`.
-        max_sentences: if set, a seeded uniform sample of at most this many lines (over all languages,
-            i.e. in proportion to the data) is used; also SentencePiece's ``input_sentence_size``.
+        max_sentences: if set, a seeded sample of at most this many lines is used (also SentencePiece's
+            ``input_sentence_size``): per language in proportion to the data, or with `alpha` to
+            ``(n_l / N)^alpha`` (`sample_quotas`), uniform within each language.
+        alpha: the multinomial exponent of the sample (vocabulary paper §4: 0.2 for multilingual models).
         num_threads: SentencePiece training threads (1 keeps training bit-for-bit reproducible).
 
     Raises:
@@ -203,7 +237,7 @@ def train_sentencepiece(
     if vocab_size < len(SPECIAL_IDS) + 2:
         raise ConfigError(f"vocab_size {vocab_size} is too small (special tokens alone take 5 ids)")
     _validate_texts(texts_by_lang)
-    sentences = _training_sentences(texts_by_lang, max_sentences, seed)
+    sentences = _training_sentences(texts_by_lang, max_sentences, seed, alpha)
     langs = ", ".join(sorted(texts_by_lang))
 
     with atomic_dir(Path(out_dir)) as tmp:

@@ -57,7 +57,7 @@ def train_tokenizer_job(spec: dict, corpus_paths: dict[str, Path], out_dir: Path
         train_sentencepiece(
             train, tmp, vocab_size=spec["vocab_size"], model_type=spec.get("model_type", "unigram"),
             character_coverage=spec.get("character_coverage", 0.9995), seed=spec.get("seed", 0),
-            max_sentences=spec.get("max_sentences"),
+            max_sentences=spec.get("max_sentences"), alpha=spec.get("alpha"),
         )
         tok = AutoTokenizer.from_pretrained(tmp)
         stats = write_tokenizer_stats(tok, held, tmp / "stats.csv")
