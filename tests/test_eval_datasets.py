@@ -90,6 +90,38 @@ def test_wikiann_hub(hub) -> None:
         other.covers(["eng_Latn"])
 
 
+def test_wikiann_resplit_85_5_10_with_minimum_dev_and_test(hub) -> None:
+    """Vocabulary paper App. A: WikiAnn "does not ship with standard train/dev/test splits, so we create random
+    85/5/10% splits of each language ..., with a minimum dev/test size of 256 and 512 sentences"."""
+    sent = (["w"], [0])
+    cache = hub("unimelb-nlp/wikiann", {
+        "hy/train-00000-of-00001.parquet": _ner_table([([f"t{i}"], [0]) for i in range(6000)]),
+        "hy/validation-00000-of-00001.parquet": _ner_table([([f"v{i}"], [1]) for i in range(2000)]),
+        "hy/test-00000-of-00001.parquet": _ner_table([([f"s{i}"], [5]) for i in range(2000)]),
+        "et/train-00000-of-00001.parquet": _ner_table([sent] * 1500),
+        "et/validation-00000-of-00001.parquet": _ner_table([sent] * 100),
+        "et/test-00000-of-00001.parquet": _ner_table([sent] * 100),
+        "xx/train-00000-of-00001.parquet": _ner_table([sent] * 500),
+        "xx/validation-00000-of-00001.parquet": _ner_table([sent] * 100),
+        "xx/test-00000-of-00001.parquet": _ner_table([sent] * 100),
+    })  # fmt: skip
+    ds = build_dataset({"kind": "wikiann", "cache_dir": cache, "resplit": {"seed": 3}, "codes": {"hye_Armn": "hy",
+                        "est_Latn": "et", "tur_Latn": "xx"}})  # fmt: skip
+    parts = {s: ds.load("hye_Armn", s) for s in ("train", "dev", "test")}
+    assert {s: len(ex) for s, ex in parts.items()} == {"train": 8500, "dev": 500, "test": 1000}  # 85/5/10
+    ids = {s: {w[0] for w in ex.words} for s, ex in parts.items()}
+    assert not ids["train"] & ids["dev"] and not ids["train"] & ids["test"] and not ids["dev"] & ids["test"]
+    assert len(set.union(*ids.values())) == 10_000  # a re-split of all sentences, not of the hub's splits
+    assert {w[:1] for w in ids["test"]} == {"t", "v", "s"} and "re-split" in parts["test"].source
+    assert ds.load("hye_Armn", "dev").words == parts["dev"].words  # seeded
+    small = {s: len(ds.load("est_Latn", s)) for s in ("train", "dev", "test")}
+    assert small == {"train": 1700 - 512 - 256, "dev": 256, "test": 512}  # the minimum sizes
+    with pytest.raises(DataError, match=r"700 sentences, too few for test 512 \+ dev 256"):
+        ds.load("tur_Latn", "test")
+    with pytest.raises(ConfigError, match=r"train \+ dev \+ test must be 1"):
+        build_dataset({"kind": "wikiann", "cache_dir": cache, "resplit": {"train": 0.9}})
+
+
 def test_wikiann_bad_rows(hub) -> None:
     cache = hub("unimelb-nlp/wikiann", {
         "en/train-00000-of-00001.parquet": _ner_table([(["a"], [0]), (["b"], [7])]),

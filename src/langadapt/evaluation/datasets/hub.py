@@ -15,6 +15,8 @@ XTREME / Glot500 / Taxi1500, the installed PyPI packages) and what is assumed.
     with columns ``tokens`` (list of strings) and ``ner_tags`` (list of int ids). Codes are WikiANN's
     Wikipedia codes: ISO 639-1 where one exists (pycountry), else ISO 639-3, with overrides (``gsw`` ->
     ``als``, ``als`` (Tosk) -> ``sq``, ``yue`` -> ``zh-yue``, ...) and the spec's ``codes`` mapping.
+    ``resplit`` (vocabulary paper App. A): all of a language's sentences pooled and split at random 85/5/10
+    with dev >= 256 and test >= 512 (keys train, dev, test, min_dev, min_test, seed), not the hub's splits.
 ``xnli`` (hub ``facebook/xnli``)
     Verified: parquet per language ``{iso639-1}/{train,validation,test}-00000-of-00001.parquet`` (commit
     "Convert dataset to Parquet"), columns ``premise``, ``hypothesis``, ``label`` with class names
@@ -77,6 +79,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
+import numpy as np
+
 from langadapt.core.errors import ConfigError, DataError
 from langadapt.core.languages import Lang, parse_lang
 from langadapt.evaluation.datasets.base import (
@@ -120,9 +124,21 @@ class WikiANN(FileDataset):
     """WikiANN NER (``unimelb-nlp/wikiann``): ``{code}/{split}-*.parquet``, ``tokens`` + ``ner_tags``."""
 
     REPO = "unimelb-nlp/wikiann"
-    KEYS: ClassVar[dict[str, Any]] = {**FileDataset.KEYS, "codes": {}}
+    KEYS: ClassVar[dict[str, Any]] = {**FileDataset.KEYS, "codes": {}, "resplit": None}
     LABEL_NAMES = WIKIANN_TAGS
     COLUMNS = ("tokens", "ner_tags")
+    RESPLIT_KEYS: ClassVar[dict[str, Any]] = {"train": 0.85, "dev": 0.05, "test": 0.10, "min_dev": 256,
+                                              "min_test": 512, "seed": 0}  # fmt: skip
+
+    def __init__(self, spec: Mapping[str, Any]) -> None:
+        super().__init__(spec)
+        rs = self.cfg["resplit"]
+        if rs is not None:
+            if not isinstance(rs, Mapping) or set(rs) - set(self.RESPLIT_KEYS):
+                raise ConfigError(f"wikiann resplit: a mapping of {sorted(self.RESPLIT_KEYS)}, got {rs!r}")
+            rs = self.cfg["resplit"] = {**self.RESPLIT_KEYS, **rs}
+            if abs(rs["train"] + rs["dev"] + rs["test"] - 1) > 1e-9:
+                raise ConfigError(f"wikiann resplit: train + dev + test must be 1, got {rs}")
 
     def code(self, lang: Lang) -> str:
         return two_letter_code(lang, {**WIKIANN_CODES, **(self.cfg["codes"] or {})})
@@ -135,6 +151,26 @@ class WikiANN(FileDataset):
         return any(f.startswith(prefix) and f.endswith(".parquet") for f in self.listing())
 
     def _load(self, lang: Lang, split: str) -> Examples:
+        rs = self.cfg["resplit"]
+        if rs is None:
+            return self._read(lang, split)
+        # the vocabulary paper's random 85/5/10 re-split with dev >= 256 and test >= 512 sentences (App. A): all
+        # of the language's sentences pooled, shuffled with `seed`, test first, then dev, the rest train
+        pool = [self._read(lang, s) for s in SPLITS]
+        words = [w for ex in pool for w in (ex.words or [])]
+        tags = [t for ex in pool for t in (ex.tags or [])]
+        n = len(words)
+        n_test, n_dev = max(rs["min_test"], round(rs["test"] * n)), max(rs["min_dev"], round(rs["dev"] * n))
+        if n_test + n_dev >= n:
+            raise DataError(f"{self.describe()} {lang.code}: {n} sentences, too few for test {n_test} + dev {n_dev}")
+        order = np.random.default_rng(int(rs["seed"])).permutation(n)
+        cut = {"test": order[:n_test], "dev": order[n_test:n_test + n_dev], "train": order[n_test + n_dev:]}
+        keep = sorted(cut[split].tolist())
+        return Examples(f"{self.describe()} {lang.code}/{split} (re-split {rs['train']}/{rs['dev']}/{rs['test']}, "
+                        f"seed {rs['seed']})", list(self.LABEL_NAMES), words=[words[i] for i in keep],
+                        tags=[tags[i] for i in keep])  # fmt: skip
+
+    def _read(self, lang: Lang, split: str) -> Examples:
         words: list[list[str]] = []
         tags: list[list[str]] = []
         for f in self.files(f"{self.code(lang)}/{HUB_SPLIT[split]}-*.parquet"):
