@@ -242,7 +242,10 @@ GOOD = {"rows": [{"label": "T", "task": "t"}], "columns": [[{"label": "A", "reci
 
 
 def test_check_tables_accepts_good_specs_and_each_and_placeholders():
-    check_tables({"x": GOOD}, RECIPES, TASKS)
+    assert check_tables({"x": GOOD}, RECIPES, TASKS) is None  # no error: the spec is valid as written
+    # the same spec with one unknown recipe is rejected, so the acceptances below are not vacuous
+    with pytest.raises(ConfigError, match="zz"):
+        check_tables({"x": {**GOOD, "rows": [{"label": "T", "task": "t", "recipe": "zz"}]}}, RECIPES, TASKS)
     check_tables({"x": {"rows": [{"each": "recipe"}, {"section": "s"}], "columns": [[{"task": "t"}]]}},
                  RECIPES, TASKS)
     check_tables({"x": {"rows": [{"label": "T", "task": "t", "recipe": "a"}],
