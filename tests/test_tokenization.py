@@ -96,7 +96,8 @@ def test_multilingual_sample_follows_the_alpha_distribution():
     """Vocabulary paper §4: the multilingual SentencePiece models train on "5 million lines according to the same
     distribution as the training data", whose languages are sampled with alpha = 0.2 (XLM's q_l ∝ p_l^alpha),
     not on a uniform line sample (which follows p_l)."""
-    from langadapt.models.tokenization import _training_sentences, sample_quotas
+    from langadapt.data.sampling import sample_quotas
+    from langadapt.models.tokenization import _training_sentences
 
     sizes = [90_000, 9_000, 1_000]  # p = 0.9, 0.09, 0.01
     q = np.array([0.9, 0.09, 0.01]) ** 0.2

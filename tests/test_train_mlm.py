@@ -11,6 +11,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -292,3 +293,50 @@ def test_factorized_embeddings_are_trained_as_coordinates_and_primitives(world, 
     assert read_factorization(tmp_path / "plain") is None
     with pytest.raises(DataError, match="factorized.safetensors"):
         pretrain(model, corpora, tmp_path / "o", tmp_path / "r", _cfg(steps=1, factorized=True))
+
+
+def test_dev_mlm_selection_keeps_the_best_checkpoint(world, tmp_path):
+    """Vocabulary paper §4: "The checkpoint obtaining the best MLM loss on a development set is selected". With
+    select: dev_mlm the dev loss (fixed seeded masks on each corpus' dev split) is logged every eval_every steps;
+    the saved model is the best step's (its recomputed dev loss equals the logged minimum), and the chosen step
+    and the curve are recorded beside it. A learning rate high enough to make training overshoot ensures the
+    best step is not the last one."""
+    from langadapt.train.devloss import BestKeeper, build_dev_set, dev_losses
+    from langadapt.train.mlm import mask_tokens
+
+    model, corpora = world
+    dev = {}
+    for lang, path in corpora.items():  # the same texts, now with a dev split
+        texts = pq.read_table(path).column("text").to_pylist()
+        dev[lang] = write_corpus(tmp_path / "c" / f"{lang}.parquet", texts, ["dev" if i % 4 == 0 else "train"
+                                                                          for i in range(len(texts))])
+    cfg = _cfg(steps=16, checkpoint_every=4, lr=0.5, warmup_steps=0, select="dev_mlm", dev_sentences=8)
+    res = pretrain(model, dev, tmp_path / "out", tmp_path / "run", cfg)
+    prov = json.loads((tmp_path / "out" / "langadapt.json").read_text())["training"]
+    curve = {int(k): v for k, v in prov["dev_loss"].items()}
+    assert sorted(curve) == [0, 4, 8, 12, 16] and res["steps"] == 16
+    best = min((s for s in curve if s > 0), key=curve.get)
+    assert prov["select"] == "dev_mlm" and prov["selected_step"] == best
+    assert best != 16, curve  # the overshooting run's last step is not its best
+    print("dev curve", curve, "selected", best)
+    rows = (tmp_path / "out" / "dev_loss.csv").read_text().splitlines()
+    assert rows[0] == "step,language,loss" and len(rows) == 1 + 5 * (len(dev) + 1)
+    # the saved weights are the best step's: their dev loss is the logged minimum
+    from transformers import AutoModelForMaskedLM, AutoTokenizer
+
+    from langadapt.data.corpus import corpus_texts_by_lang
+    from langadapt.train.objective import MLMObjective
+
+    tok = AutoTokenizer.from_pretrained(tmp_path / "out")
+    saved = MLMObjective(AutoModelForMaskedLM.from_pretrained(tmp_path / "out"), "none", None, seed=7)
+    specials = torch.tensor(sorted(set(tok.all_special_ids)))
+    candidates = torch.tensor([i for i in range(len(tok)) if i not in set(tok.all_special_ids)])
+    devset = build_dev_set(tok, corpus_texts_by_lang(dev, split="dev"),
+                           lambda ids, never, g: mask_tokens(ids, never | torch.isin(ids, specials), tok.mask_token_id,
+                                                             candidates, g), 24, 8, 7, lambda c: (0, 0))  # fmt: skip
+    losses = dev_losses(saved, devset, torch.device("cpu"))
+    assert sum(losses.values()) / len(losses) == pytest.approx(curve[best], abs=1e-4)
+    assert not (tmp_path / "run" / "best.pt").exists() and BestKeeper(tmp_path / "run").curve() == curve
+    last = pretrain(model, dev, tmp_path / "last", tmp_path / "run_last", _cfg(steps=4))
+    assert json.loads((tmp_path / "last" / "langadapt.json").read_text())["training"]["selected_step"] == 4
+    assert last["steps"] == 4 and not (tmp_path / "last" / "dev_loss.csv").exists()

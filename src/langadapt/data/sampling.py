@@ -10,8 +10,10 @@ and Lample (2019)" (vocab-specialization.txt, § multilingual training), samplin
 from __future__ import annotations
 
 import csv
+from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
@@ -56,3 +58,28 @@ def write_sampling_table(corpus_paths: dict[str, Path], alpha: float, out_csv: P
         w.writerow(["lang", "n_train_lines", "p_natural", "p_sampled"])
         for lang, n in sizes.items():
             w.writerow([lang, n, round(n / total, 10), round(q[lang], 10)])
+
+
+def sample_quotas(sizes: Sequence[int], total: int, alpha: float | None) -> list[int]:
+    """Lines to take per language so that `total` follow the multinomial ``q_l ∝ (n_l / N)^alpha`` (XLM's
+    sampling; ``alpha=None`` or 1: in proportion to the data), never more than a language has: the excess of a
+    capped language is shared out among the others in the same proportions."""
+    sizes = np.asarray(sizes, dtype=np.int64)
+    if total >= sizes.sum():
+        return sizes.tolist()
+    weights = (sizes / sizes.sum()) ** (1.0 if alpha is None else float(alpha))
+    quota = np.zeros(len(sizes), dtype=np.int64)
+    open_ = sizes > 0
+    left = total
+    while left > 0 and open_.any():
+        share = weights * open_ / (weights * open_).sum() * left
+        take = np.minimum(np.floor(share).astype(np.int64), sizes - quota)
+        if take.sum() == 0:  # rounding: one line each to the largest remaining shares
+            order = np.argsort(-(share - np.floor(share)) * open_, kind="stable")
+            take = np.zeros_like(take)
+            take[order[:left]] = 1
+            take = np.minimum(take, sizes - quota)
+        quota += take
+        left = total - int(quota.sum())
+        open_ = quota < sizes
+    return quota.tolist()

@@ -34,6 +34,7 @@ import pandas as pd
 from langadapt.core.atomic import atomic_dir, atomic_file
 from langadapt.core.errors import ConfigError, DataError
 from langadapt.core.languages import parse_lang
+from langadapt.data.sampling import sample_quotas
 
 log = logging.getLogger(__name__)
 
@@ -55,31 +56,6 @@ def _validate_texts(texts_by_lang: Mapping[str, Sequence[str]]) -> None:
         parse_lang(lang, where="texts_by_lang")
         if not any(t.strip() for t in texts):
             raise DataError(f"no text for language {lang!r}: cannot train a tokenizer on an empty corpus")
-
-
-def sample_quotas(sizes: Sequence[int], total: int, alpha: float | None) -> list[int]:
-    """Lines to take per language so that `total` follow the multinomial ``q_l ∝ (n_l / N)^alpha`` (XLM's
-    sampling; ``alpha=None`` or 1: in proportion to the data), never more than a language has: the excess of a
-    capped language is shared out among the others in the same proportions."""
-    sizes = np.asarray(sizes, dtype=np.int64)
-    if total >= sizes.sum():
-        return sizes.tolist()
-    weights = (sizes / sizes.sum()) ** (1.0 if alpha is None else float(alpha))
-    quota = np.zeros(len(sizes), dtype=np.int64)
-    open_ = sizes > 0
-    left = total
-    while left > 0 and open_.any():
-        share = weights * open_ / (weights * open_).sum() * left
-        take = np.minimum(np.floor(share).astype(np.int64), sizes - quota)
-        if take.sum() == 0:  # rounding: one line each to the largest remaining shares
-            order = np.argsort(-(share - np.floor(share)) * open_, kind="stable")
-            take = np.zeros_like(take)
-            take[order[:left]] = 1
-            take = np.minimum(take, sizes - quota)
-        quota += take
-        left = total - int(quota.sum())
-        open_ = quota < sizes
-    return quota.tolist()
 
 
 def _training_sentences(

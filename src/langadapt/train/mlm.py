@@ -17,6 +17,7 @@ throughout); a `preset` of paper hyperparameters (`PRESETS`); data-parallel trai
 from __future__ import annotations
 
 import logging
+import shutil
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -173,12 +174,16 @@ def pretrain(model_dir: Path, corpus_paths: Mapping[str, Path], out_dir: Path, r
     trainer.resume()
     micro_step = _micro_step(trainer, packed, sampler, masking, gen, maps, cfg, dist, device)
     frozen_until = frozen_steps(cfg)
-    stats = trainer.run(micro_step, before_step=_body_freezer(model, frozen_until), callback=callback,
+    on_step, select = _selection(cfg, trainer, objective, tokenizer, corpus_paths, masking, maps, callback)
+    stats = trainer.run(micro_step, before_step=_body_freezer(model, frozen_until), callback=on_step,
                         final_checkpoint=cfg["keep_final_checkpoint"])
+    selection = select()  # the kept step's weights (select: dev_mlm), before the model is unwrapped
     trained_factors = _unwrap(model, factorization)
 
     def extra_files(directory: Path) -> None:
         objective.save_tables(directory)
+        if (run_dir / "dev_loss.csv").is_file():
+            shutil.copyfile(run_dir / "dev_loss.csv", directory / "dev_loss.csv")
         if trained_factors is not None:
             save_factorization(directory, trained_factors.coordinates, trained_factors.primitives,
                                {**factorization.meta, "trained_by": "pretrain"})
@@ -192,12 +197,13 @@ def pretrain(model_dir: Path, corpus_paths: Mapping[str, Path], out_dir: Path, r
                 "frozen_body_steps": frozen_until, "langsamp": cfg["langsamp"], "langsamp_rows_copied": copied,
                 "factorized_dim": factorization.dim if factorization is not None else None,
                 "steps": stats["steps"], "tokens_seen": stats["tokens"], "final_loss": stats["final_loss"],
-                "resumed_from_step": stats["resumed_from_step"]}
+                "resumed_from_step": stats["resumed_from_step"], **selection}
     if dist.is_main:
         save_model_dir(model, tokenizer, out_dir, {**(provenance or {}), "training": training},
                        run_dir / "loss.csv", extra=extra_files)
         if not cfg["keep_final_checkpoint"]:
             remove_checkpoints(run_dir)
+            (run_dir / "best.pt").unlink(missing_ok=True)
         log.info("pretrain done: %s (%d steps, %.0f tokens/s)", out_dir, stats["steps"], stats["tokens_per_s"])
     dist.barrier()
     return {"out_dir": str(out_dir), "fingerprint": fp, **stats}
@@ -285,6 +291,50 @@ def _micro_step(trainer: Trainer, packed: Any, sampler: Any, masking: _Masking, 
         return loss, int(lengths.sum())
 
     return micro_step
+
+
+def _selection(cfg: Mapping[str, Any], trainer: Trainer, objective: Any, tokenizer: Any,
+               corpus_paths: Mapping[str, Path], masking: _Masking, maps: IdMaps | None,
+               callback: Callable[[int], None] | None) -> tuple[Callable[[int], None], Callable[[], dict]]:
+    """(`Trainer.run`'s callback, then the selection at the end) for ``select``: ``dev_mlm`` evaluates the
+    held-out MLM loss every ``eval_every`` steps (and at step 0 and the last step) on rank 0 and keeps the
+    best step (`langadapt.train.devloss`); ``last`` keeps the last step."""
+    from langadapt.data.corpus import corpus_texts_by_lang
+    from langadapt.train.devloss import BestKeeper, build_dev_set, dev_losses
+
+    steps = int(cfg["steps"])
+    if cfg["select"] != "dev_mlm":
+        return (callback or (lambda step: None)), lambda: {"select": "last", "selected_step": trainer.step}
+    dist, device = trainer.dist, trainer.device
+    dev = build_dev_set(
+        tokenizer, corpus_texts_by_lang(dict(corpus_paths), split="dev"),
+        lambda ids, never, g: mask_tokens(ids, never, masking.mask_id, masking.candidates, g, masking.probability,
+                                          masking.ratios),
+        int(cfg["seq_len"]), int(cfg["dev_sentences"]), int(cfg["seed"]),
+        lambda c: (maps.language_id(c), maps.script_id(c)) if maps else (0, 0),
+    )  # fmt: skip
+    keeper, every = BestKeeper(trainer.run_dir), int(cfg["eval_every"] or cfg["checkpoint_every"])
+
+    def evaluate(step: int) -> None:
+        if dist.is_main:
+            keeper.update(step, dev_losses(objective, dev, device), objective)
+        dist.barrier()
+
+    if trainer.step == 0 and not keeper.curve():
+        evaluate(0)
+
+    def on_step(step: int) -> None:
+        if step % every == 0 or step == steps:
+            evaluate(step)
+        if callback is not None:
+            callback(step)
+
+    def select() -> dict:
+        chosen = keeper.restore(objective) if dist.is_main else None
+        return {"select": "dev_mlm", "selected_step": chosen if chosen is not None else trainer.step,
+                "dev_loss": keeper.curve() if dist.is_main else {}}
+
+    return on_step, select
 
 
 def _body_freezer(model: Any, frozen_until: int) -> Callable[[int], bool] | None:

@@ -63,6 +63,12 @@ PRETRAIN_DEFAULTS: dict[str, Any] = {
     "freeze_body_steps": 0,  # transformer blocks frozen for the first N steps (LAPT-FULL: 10k of 100k)
     "freeze_body_fraction": 0.0,  # the same as a share of `steps` (vocab-specialization §4: 0.1)
     "checkpoint_every": 5000,  # LangSAMP §4.1: checkpoints every 5K steps
+    # which step's weights the stage keeps (langadapt.train.devloss): last, or dev_mlm = the best held-out MLM
+    # loss (vocabulary paper §4). LangSAMP §4.1 stops early on the average downstream score, which needs the
+    # evaluation tasks inside training: not done, the last step is kept (150K steps, §4.1).
+    "select": "last",
+    "eval_every": None,  # steps between dev MLM evaluations (null = checkpoint_every); select: dev_mlm
+    "dev_sentences": 200,  # dev sentences per language, masked once with the run's seed; select: dev_mlm
     "keep_checkpoints": 2,  # newest checkpoints kept in run_dir while training
     "keep_final_checkpoint": False,  # true: checkpoint the last step and keep checkpoints after saving
     "log_every": 100,  # rows of run_dir/loss.csv (mean loss over the steps since the previous row)
@@ -89,6 +95,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "max_grad_norm": 1.0,  # Table 6 (0.5 when NaN losses appeared, App. B)
         "alpha": 0.2,  # §4: multinomial alpha = 0.2, sampled sentence-wise
         "freeze_body_fraction": 0.1,  # §4 LAPT-FULL: blocks frozen for the first 10k of 100k steps
+        "select": "dev_mlm",  # §4: "The checkpoint obtaining the best MLM loss on a development set is selected"
         "weight_decay": 0.0,  # App. B: "the Adam optimizer" (no decoupled weight decay); Table 6 lists none
     },
 }
@@ -134,6 +141,10 @@ def _validate(cfg: Mapping[str, Any]) -> None:
     if not 0.0 < float(cfg["data_fraction"]) <= 1.0:
         raise ConfigError(f"pretrain config 'data_fraction' must be in (0, 1], got {cfg['data_fraction']}")
     check_int(cfg["effective_batch"], "pretrain config 'effective_batch'", optional=True)
+    if cfg["select"] not in ("last", "dev_mlm"):
+        raise ConfigError(f"pretrain config 'select' must be 'last' or 'dev_mlm', got {cfg['select']!r}")
+    check_int(cfg["eval_every"], "pretrain config 'eval_every'", optional=True)
+    check_int(cfg["dev_sentences"], "pretrain config 'dev_sentences'")
     check_processes(cfg["processes"])
     if cfg["factorized"] not in ("auto", True, False):
         raise ConfigError(f"pretrain config 'factorized' must be auto, true or false, got {cfg['factorized']!r}")
