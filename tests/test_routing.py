@@ -13,6 +13,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from typing import Any
 import pytest
 import yaml
 
-from conftest import REPO
+from conftest import REPO, copy_workflow
 
 PLUGINS = Path(os.environ.get("LANGADAPT_SLURM_PLUGINS", REPO / ".venv/slurm-plugins"))
 SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
@@ -51,11 +52,22 @@ class Job:
     local: bool = False  # a local rule: runs on the submit host, not submitted
 
 
+_COPY: list[Path] = []
+
+
+def _workflow_copy() -> Path:
+    """One copy of the workflow (no results/) for every dry run here: what a dry run lists depends on the
+    outputs already present, and the checkout may hold a developer's results/."""
+    if not _COPY:
+        _COPY.append(copy_workflow(Path(tempfile.mkdtemp(prefix="routing-")) / "wf"))
+    return _COPY[0]
+
+
 def dry_run(*args: str) -> list[Job]:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(PLUGINS), os.environ.get("PYTHONPATH"))
                                                        if p)}
-    proc = subprocess.run([SNAKEMAKE, "-n", "--profile", "slurm", *args], cwd=REPO, capture_output=True,
-                          text=True, timeout=600, env=env)
+    proc = subprocess.run([SNAKEMAKE, "-n", "--profile", "slurm", *args], cwd=_workflow_copy(),
+                          capture_output=True, text=True, timeout=600, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return parse_listing(proc.stdout)
 
