@@ -11,6 +11,7 @@ from snakemake.exceptions import WorkflowError
 
 from langadapt import config as lc
 from langadapt.core.errors import ConfigError
+from langadapt.core.runtime import DOWNLOAD_MARKERS, go_offline
 from langadapt.dag.cluster import gpu_resources as dag_gpu_resources
 from langadapt.dag.preflight import remote_consumers, remote_spec
 from langadapt.dag.targets import langsamp_of as dag_langsamp_of
@@ -42,8 +43,7 @@ RES = config["resources"]
 # Remote inputs (rules/remote.smk): every job runs offline except the local preflight/download rules, whose
 # scripts lift these variables; a consumer (`corpus/eng_Latn`, `task/ner`, ...) that reads a hub repo gets a
 # download job, and its compute job takes that job's marker as input.
-for _var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
-    os.environ[_var] = "1"
+go_offline()
 REMOTE_CONSUMERS = set(remote_consumers(config))
 REMOTE_CACHE = os.path.abspath(config["remote"]["cache"])
 REMOTE_SPEC = lc.canonical(remote_spec(config))
@@ -52,7 +52,7 @@ COVERAGE = "results/remote/coverage.csv"
 
 def downloaded(key):
     """The download marker of a consumer when it reads a hub repo (else nothing)."""
-    return [f"results/remote/downloads/{key}.json"] if key in REMOTE_CONSUMERS else []
+    return [f"results/{DOWNLOAD_MARKERS}/{key}.json"] if key in REMOTE_CONSUMERS else []
 
 
 def _alt(names):

@@ -33,7 +33,7 @@ rule download:
     input:
         ancient(COVERAGE),
     output:
-        "results/remote/downloads/{consumer}.json",
+        f"results/{DOWNLOAD_MARKERS}/{{consumer}}.json",
     wildcard_constraints:
         consumer=_alt(sorted(REMOTE_CONSUMERS)),
     params:

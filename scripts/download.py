@@ -1,12 +1,10 @@
 """Download one consumer's hub files at the locked commits into the shared cache (a local rule: it reaches the
 hub). Thin wrapper over langadapt.dag.preflight.download_consumer."""
 
-import os
+from langadapt.core.runtime import go_online, job
 
-for _var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
-    os.environ.pop(_var, None)  # before huggingface_hub is imported: this job reaches the network
+go_online()  # before huggingface_hub is imported: this job reaches the network
 
-from langadapt.core.runtime import job  # noqa: E402
 from langadapt.dag.preflight import download_consumer  # noqa: E402
 
 j = job(snakemake)

@@ -1,14 +1,12 @@
 """Resolve and check every remote input of the config; write the coverage table and the lock (a local rule:
 it reaches the hub). Thin wrapper over langadapt.dag.preflight."""
 
-import os
+from langadapt.core.runtime import go_online, job
 
-for _var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
-    os.environ.pop(_var, None)  # before huggingface_hub is imported: this job may reach the network
+go_online()  # before huggingface_hub is imported: this job may reach the network
 
 from pathlib import Path  # noqa: E402
 
-from langadapt.core.runtime import job  # noqa: E402
 from langadapt.dag.preflight import run_preflight  # noqa: E402
 from langadapt.data.remote import HubListing  # noqa: E402
 

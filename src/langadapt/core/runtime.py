@@ -103,11 +103,19 @@ LOCK_ENV = "LANGADAPT_REMOTE_LOCK"
 CACHE_ENV = "LANGADAPT_REMOTE_CACHE"
 OFFLINE_VARS = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
 NETWORK_RULES = ("preflight", "download")  # the local rules that may reach the network (rules/remote.smk)
+DOWNLOAD_MARKERS = "remote/downloads"  # results/{this}/{consumer}.json: a download job's marker
 
 
 def is_network_rule(rule: str) -> bool:
     """A download/preflight rule, also when a module renamed it (``langsamp_download``)."""
     return any(rule == r or rule.endswith(f"_{r}") for r in NETWORK_RULES)
+
+
+def go_online() -> None:
+    """Lift the workflow's offline mode for this process (the preflight and download scripts); call it before
+    huggingface_hub is imported, which reads HF_HUB_OFFLINE once."""
+    for var in OFFLINE_VARS:
+        os.environ.pop(var, None)
 
 
 def go_offline() -> None:
@@ -122,7 +130,7 @@ def go_offline() -> None:
 def pin_remote_inputs(inputs: list[str], log: logging.Logger) -> None:
     """Merge the download markers among `inputs` into one lock and point every hub access at it (and at the
     cache they were downloaded to): the job reads exactly the commits the markers name."""
-    markers = [Path(f) for f in inputs if "/remote/downloads/" in Path(f).as_posix() and f.endswith(".json")]
+    markers = [Path(f) for f in inputs if f"/{DOWNLOAD_MARKERS}/" in Path(f).as_posix() and f.endswith(".json")]
     if not markers:
         return
     remotes: dict[str, Any] = {}

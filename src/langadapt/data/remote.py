@@ -284,8 +284,10 @@ def download(needs: list[Need], lock: Lock, cache_dir: str | Path) -> list[dict[
                                           allow_patterns=patterns, cache_dir=str(cache_dir)))  # fmt: skip
         except hub_errors() as e:
             raise DataError(f"cannot download {need.remote.key} ({commit}): {type(e).__name__}: {e}") from None
-        got = sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
-        got = [f for f in got if any(matches([f], p) for p in patterns)]
+        from huggingface_hub.utils import filter_repo_objects
+
+        present = (p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+        got = sorted(filter_repo_objects(present, allow_patterns=patterns))
         if missing := [p for p in need.required() if not matches(got, p)]:
             raise DataError(f"{need.remote.key} ({commit}): nothing downloaded for {missing}")
         size = sum((root / f).stat().st_size for f in got)
