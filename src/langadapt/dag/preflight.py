@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import json
 import logging
 import os
 import tempfile
@@ -354,8 +355,6 @@ def run_preflight(config: dict, listing: Listing, lock_path: str | Path, out_dir
 
 def stale_markers(folder: Path, lock: Lock) -> list[Path]:
     """Download markers under `folder` whose commits differ from `lock`'s."""
-    import json
-
     out = []
     for marker in sorted(folder.rglob("*.json")) if folder.is_dir() else []:
         try:
@@ -398,7 +397,5 @@ def download_consumer(config: dict, key: str, lock_path: str | Path, cache: str 
     fetched = download(needs, lock, cache)
     sub = {r.key: lock.remotes[r.key] for r in found[key].remotes}
     data = {"version": 1, "consumer": key, "cache": str(Path(cache).resolve()), "remotes": sub, "fetched": fetched}
-    import json
-
     write_text_atomic(json.dumps(data, indent=1) + "\n", marker)
     return data

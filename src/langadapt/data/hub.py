@@ -145,13 +145,9 @@ def hub_files(repo_id: str, revision: str, cache_dir: str | None, what: str, rep
     hub's, else (offline / unreachable) the cached snapshot."""
     from huggingface_hub import HfApi, snapshot_download
 
-    lock = os.environ.get(LOCK_ENV)
+    if recorded := locked_files(repo_type, repo_id, str(revision or "main")):
+        return sorted(recorded)
     revision, cache_dir = pinned(repo_type, repo_id, revision, cache_dir)
-    if lock:
-        entry = _read_lock(lock, Path(lock).stat().st_mtime)
-        for value in entry.values():
-            if value.get("repo_id") == repo_id and value.get("commit") == revision and value.get("files"):
-                return sorted(value["files"])
     if not offline():
         try:
             return sorted(HfApi().list_repo_files(repo_id, repo_type=repo_type, revision=revision))
