@@ -161,6 +161,22 @@ def eval_inputs(wildcards):
             "remote": downloaded(f"task/{wildcards.task}")}
 
 
+def step_eval_inputs(wildcards):
+    """`eval_inputs` for one exported pretraining step: the recipe's pretrain_steps directory (the script
+    reads its steps/step{step} model)."""
+    langs = tuple(lc.job_languages(config, wildcards.recipe, wildcards.task))
+    return {"model": f"results/models/{wildcards.recipe}/pretrain_steps", **task_eval_inputs(wildcards.task, langs),
+            "remote": downloaded(f"task/{wildcards.task}")}
+
+
+def selection_inputs(wildcards):
+    """The prepared URIEL+ distances, for a selector that reads them (langadapt.realign.selection.uses_uriel)."""
+    from langadapt.realign.selection import uses_uriel
+
+    spec = config["realignment"][wildcards.selection]["languages"]
+    return {"distances": "results/selection/uriel_distances.npz"} if uses_uriel(spec) else {}
+
+
 def parallel_path(data=None):
     """Translation pairs: a parallel_data entry, or (None / 'bible') the verse pairs of the corpora."""
     return "results/data/parallel.parquet" if data in (None, "bible") else f"results/parallel/{data}.parquet"

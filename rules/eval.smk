@@ -28,3 +28,16 @@ rule evaluate:
         **gpu_resources(min(RES["gpus"], 1)),  # one process per job
     script:
         "../scripts/evaluate.py"
+
+
+# One exported step of a `select: downstream` pretraining on one selection task (first seed; the jobs:
+# STEP_EVAL_JOBS in rules/train.smk).
+use rule evaluate as evaluate_step with:
+    input:
+        unpack(step_eval_inputs),
+    output:
+        "results/eval_steps/{recipe}/{task}/step{step}_seed{seed}.csv",
+    log:
+        "results/logs/eval_steps/{recipe}/{task}/step{step}_seed{seed}.log",
+    benchmark:
+        "results/benchmarks/eval_steps/{recipe}/{task}/step{step}_seed{seed}.tsv"

@@ -9,6 +9,14 @@
 PREEMPT_SIGNAL = "--signal=TERM@300"
 
 
+# Recipes whose pretraining keeps the step with the best downstream score (`select: downstream`, LangSAMP
+# §4.1): their pretraining writes results/models/{recipe}/pretrain_steps (a model per selection step), each
+# step is evaluated on the `select_tasks` (rules/eval.smk, evaluate_step) and select_step writes the stage's
+# model directory from the best step (langadapt.train.stepselect, langadapt.report.steps).
+STEP_SELECTION = {r: sel for r in config["recipes"] if (sel := lc.step_selection(config, r))}
+STEP_EVAL_JOBS = lc.step_eval_jobs(config)  # (recipe, task, step, seed)
+
+
 rule pretrain:
     input:
         model=lambda w: lc.stage_input_dir(config, w.recipe, "pretrain"),
@@ -33,8 +41,44 @@ rule pretrain:
         runtime=lambda wc, attempt: 120 * attempt,
         **gpu_resources(RES["gpus"]),  # torchrun: one data-parallel process per GPU
         slurm_extra=PREEMPT_SIGNAL,
+    wildcard_constraints:
+        recipe=_alt([r for r in config["recipes"] if r not in STEP_SELECTION]),
     script:
         "../scripts/pretrain.py"
+
+
+use rule pretrain as pretrain_steps with:
+    output:
+        directory("results/models/{recipe}/pretrain_steps"),
+    log:
+        "results/logs/models/{recipe}/pretrain_steps.log",
+    benchmark:
+        "results/benchmarks/models/{recipe}/pretrain_steps.tsv"
+    wildcard_constraints:
+        recipe=_alt(list(STEP_SELECTION)),
+
+
+rule select_step:
+    input:
+        steps="results/models/{recipe}/pretrain_steps",
+        evals=lambda w: [f"results/eval_steps/{r}/{t}/step{s}_seed{seed}.csv"
+                         for r, t, s, seed in STEP_EVAL_JOBS if r == w.recipe],
+    output:
+        directory("results/models/{recipe}/pretrain"),
+    params:
+        tasks=lambda w: STEP_SELECTION[w.recipe]["tasks"],
+    log:
+        "results/logs/models/{recipe}/select_step.log",
+    conda:
+        "../envs/data.yaml"
+    wildcard_constraints:
+        recipe=_alt(list(STEP_SELECTION)),
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=lambda wc, attempt: 30 * attempt,
+    script:
+        "../scripts/select_step.py"
 
 
 rule realign:

@@ -3,7 +3,6 @@
 # and realignment language subsets chosen by a selector (results/selection/{name}.json).
 # An entry of the config's `word_vectors` section is built only when a recipe's init method names it
 # (init_inputs in common.smk); kinds: langadapt.vectors.base.WORD_VECTOR_KINDS.
-from langadapt.realign.selection import uses_uriel
 from langadapt.vectors.base import word_vector_kind
 
 try:
@@ -63,11 +62,6 @@ rule uriel_distances:
         runtime=lambda wc, attempt: 30 * attempt,
     script:
         "../scripts/uriel_distances.py"
-
-
-def selection_inputs(wildcards):
-    spec = config["realignment"][wildcards.selection]["languages"]
-    return {"distances": "results/selection/uriel_distances.npz"} if uses_uriel(spec) else {}
 
 
 # Language subsets for realignment chosen by a selector (langadapt.realign.selection), one JSON per entry.

@@ -9,6 +9,7 @@ from pathlib import Path
 from langadapt.core.provenance import code_version
 from langadapt.core.runtime import job
 from langadapt.evaluation.tasks import evaluate
+from langadapt.train.stepselect import step_dir
 
 j = job(snakemake)
 sm = snakemake
@@ -16,8 +17,11 @@ langs = list(sm.params.langs)
 corpora = sm.input.get("corpora")  # one file comes back as a plain string
 corpora = [corpora] if isinstance(corpora, str) else corpora
 parallel = sm.input.get("parallel")
+model = Path(sm.input.model)
+if "step" in sm.wildcards.keys():  # evaluate_step: one exported step of a `select: downstream` pretraining
+    model = step_dir(model, int(sm.wildcards.step))
 evaluate(
-    Path(sm.input.model),
+    model,
     sm.wildcards.task,
     j.param_json("task"),
     corpus_paths=dict(zip(langs, map(Path, corpora), strict=True)) if corpora else None,

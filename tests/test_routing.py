@@ -28,8 +28,9 @@ SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
 PAPERS = {"langsamp": "configs/langsamp.yaml", "realignment": "configs/realignment.yaml",
           "vocab": "configs/vocab-specialization.yaml", "hyperofa": "configs/hyperofa.yaml"}
 #: rules that request GPUs, and how many (`gpus`: the config's resources.gpus)
-GPU_RULES = {"pretrain": lambda gpus: gpus, "realign": lambda gpus: min(gpus, 1),
-             "evaluate": lambda gpus: min(gpus, 1), "hypernet": lambda gpus: min(gpus, 1),
+GPU_RULES = {"pretrain": lambda gpus: gpus, "pretrain_steps": lambda gpus: gpus,
+             "realign": lambda gpus: min(gpus, 1), "evaluate": lambda gpus: min(gpus, 1),
+             "evaluate_step": lambda gpus: min(gpus, 1), "hypernet": lambda gpus: min(gpus, 1),
              "similarity": lambda gpus: min(gpus, 1)}
 
 
@@ -119,8 +120,10 @@ def test_the_four_papers_in_one_dag_send_gpu_jobs_to_the_gpu_partition(plugin):
     gpus = {paper: yaml.safe_load((REPO / path).read_text())["resources"]["gpus"] for paper, path in PAPERS.items()}
     jobs = dry_run("-s", "workflow/reproduce.smk")
     counts = check_routing(jobs, lambda rule: gpus[rule.split("_", 1)[0]])
-    pretrain = [j for j in jobs if j.name == "langsamp_pretrain"]
-    assert pretrain and all(j.resources["gpu"] == 4 for j in pretrain)  # LangSAMP §4.1: 4 GPUs per run
+    # LangSAMP §4.1: 4 GPUs per run; every LangSAMP run exports its 5K-step models for downstream selection
+    pretrain = [j for j in jobs if j.name == "langsamp_pretrain_steps"]
+    assert len(pretrain) == 6 and all(j.resources["gpu"] == 4 for j in pretrain)
+    assert sum(j.name == "langsamp_evaluate_step" for j in jobs) == 6 * 6 * 30
     assert counts["gpu"] > 2000 and counts["cpu"] > 300  # not vacuous: the whole reproduction was routed
 
 

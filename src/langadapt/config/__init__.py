@@ -29,6 +29,8 @@ from langadapt.config.recipes import (
     stage_dir,
     stage_input_dir,
     stage_spec,
+    step_eval_jobs,
+    step_selection,
     task_languages,
     task_uses_pivot,
 )
@@ -41,5 +43,5 @@ __all__ = [
     "hypernet_dir", "hypernet_dirs", "hypernet_train", "job_languages", "load_config", "own_stages",
     "prepare_config", "read_yaml", "recipe_chain", "recipe_hypernet", "recipe_languages", "recipe_spec",
     "recipe_stage_pairs", "root_base", "run_dir_of", "stage_dir", "stage_input_dir", "stage_spec",
-    "task_languages", "task_uses_pivot", "validate_schema",
+    "step_eval_jobs", "step_selection", "task_languages", "task_uses_pivot", "validate_schema",
 ]

@@ -95,9 +95,13 @@ def _check_training(config: dict, source: str) -> None:
     for name, spec in config.get("pretraining", {}).items():
         trainer_keys = {k: v for k, v in spec.items() if k not in ("objective", "languages")}
         try:
-            resolve_config(trainer_keys)
+            cfg = resolve_config(trainer_keys)
         except ConfigError as e:
             raise ConfigError(f"{source}: pretraining.{name}: {e}") from None
+        unknown = [t for t in cfg["select_tasks"] if t not in config["evaluation"]["tasks"]]
+        if unknown:
+            raise ConfigError(f"{source}: pretraining.{name}.select_tasks: {unknown} are not evaluation tasks "
+                              f"(defined: {sorted(config['evaluation']['tasks'])})")
     for name, spec in config.get("aligners", {}).items():
         check_aligner(spec, f"{source}: aligners.{name}")
     for name, spec in config.get("realignment", {}).items():

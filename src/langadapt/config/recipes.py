@@ -217,3 +217,32 @@ def eval_jobs(config: dict) -> list[tuple[str, str, int]]:
                 continue
             jobs += [(recipe, task, int(seed)) for seed in spec.get("seeds") or config["evaluation"]["seeds"]]
     return jobs
+
+
+def step_selection(config: dict, recipe: str) -> dict | None:
+    """``select: downstream`` of the recipe's own pretraining stage (`langadapt.train.stepselect`):
+    ``{"steps": [...], "tasks": [...]}``, else None."""
+    from langadapt.train.settings import resolve_config, selection_steps  # torch-free
+
+    name = config["recipes"][recipe].get("pretrain")
+    if name is None:
+        return None
+    spec = config["pretraining"][name]
+    cfg = resolve_config({k: v for k, v in spec.items() if k not in ("objective", "languages")})
+    if cfg["select"] != "downstream":
+        return None
+    return {"steps": selection_steps(cfg), "tasks": list(cfg["select_tasks"])}
+
+
+def step_eval_jobs(config: dict) -> list[tuple[str, str, int, int]]:
+    """(recipe, task, step, seed) of every step evaluation of ``select: downstream`` (the first seed of each
+    task): for every recipe whose pretraining exports its steps, whether or not the recipe is evaluated."""
+    jobs = []
+    for recipe in config["recipes"]:
+        sel = step_selection(config, recipe)
+        if sel is None:
+            continue
+        for task in sel["tasks"]:
+            seed = int((config["evaluation"]["tasks"][task].get("seeds") or config["evaluation"]["seeds"])[0])
+            jobs += [(recipe, task, step, seed) for step in sel["steps"]]
+    return jobs

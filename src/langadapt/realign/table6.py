@@ -61,7 +61,7 @@ def _param_value(v: str) -> Any:
 
 def load_table6(path: str | Path | None = None) -> list[PaperRow]:
     """The packaged Table 6 rows (or ``path``, same TSV layout: row, selector, params, n, languages)."""
-    src = Path(path) if path else resources.files("langadapt.resources").joinpath(TABLE6_RESOURCE)
+    src = Path(path) if path else resources.files("langadapt").joinpath("resources", TABLE6_RESOURCE)
     with src.open(encoding="utf-8") as fh:
         lines = [line for line in fh if not line.startswith("#")]
     rows = []

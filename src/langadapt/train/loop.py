@@ -284,7 +284,7 @@ class Trainer:
 # Config keys that change how a run is operated but not what it computes: left out of the run
 # fingerprint, so that e.g. a retry with another checkpoint interval still resumes.
 OPERATIONAL_KEYS = frozenset({"checkpoint_every", "keep_checkpoints", "keep_final_checkpoint", "log_every",
-                              "device", "processes"})
+                              "device", "processes", "select_tasks"})
 
 
 def fingerprint_config(cfg: Mapping[str, Any]) -> dict[str, Any]:

@@ -57,7 +57,14 @@ from langadapt.train.loop import (
 )
 from langadapt.train.objective import IdMaps, MLMObjective
 from langadapt.train.packing import PackedCorpus, language_sampler, pack_corpora
-from langadapt.train.settings import PRESETS, PRETRAIN_DEFAULTS, accumulation, frozen_steps, resolve_config
+from langadapt.train.settings import (
+    PRESETS,
+    PRETRAIN_DEFAULTS,
+    accumulation,
+    frozen_steps,
+    resolve_config,
+)
+from langadapt.train.stepselect import downstream_exports, step_export
 
 __all__ = ["PRESETS", "PRETRAIN_DEFAULTS", "accumulation", "frozen_steps", "mask_tokens", "pretrain",
            "resolve_config"]
@@ -174,7 +181,9 @@ def pretrain(model_dir: Path, corpus_paths: Mapping[str, Path], out_dir: Path, r
     trainer.resume()
     micro_step = _micro_step(trainer, packed, sampler, masking, gen, maps, cfg, dist, device)
     frozen_until = frozen_steps(cfg)
-    on_step, select = _selection(cfg, trainer, objective, tokenizer, corpus_paths, masking, maps, callback)
+    export = step_export(cfg, model, tokenizer, objective, provenance, fp, run_dir, factorization, model_dir)
+    on_step, select, move_exports = _selection(cfg, trainer, objective, tokenizer, corpus_paths, masking, maps,
+                                               callback, export)
     stats = trainer.run(micro_step, before_step=_body_freezer(model, frozen_until), callback=on_step,
                         final_checkpoint=cfg["keep_final_checkpoint"])
     selection = select()  # the kept step's weights (select: dev_mlm), before the model is unwrapped
@@ -182,6 +191,7 @@ def pretrain(model_dir: Path, corpus_paths: Mapping[str, Path], out_dir: Path, r
 
     def extra_files(directory: Path) -> None:
         objective.save_tables(directory)
+        move_exports(directory)
         if (run_dir / "dev_loss.csv").is_file():
             shutil.copyfile(run_dir / "dev_loss.csv", directory / "dev_loss.csv")
         if trained_factors is not None:
@@ -295,16 +305,21 @@ def _micro_step(trainer: Trainer, packed: Any, sampler: Any, masking: _Masking, 
 
 def _selection(cfg: Mapping[str, Any], trainer: Trainer, objective: Any, tokenizer: Any,
                corpus_paths: Mapping[str, Path], masking: _Masking, maps: IdMaps | None,
-               callback: Callable[[int], None] | None) -> tuple[Callable[[int], None], Callable[[], dict]]:
-    """(`Trainer.run`'s callback, then the selection at the end) for ``select``: ``dev_mlm`` evaluates the
-    held-out MLM loss every ``eval_every`` steps (and at step 0 and the last step) on rank 0 and keeps the
-    best step (`langadapt.train.devloss`); ``last`` keeps the last step."""
+               callback: Callable[[int], None] | None, export: Callable[[int, Path], None],
+               ) -> tuple[Callable[[int], None], Callable[[], dict], Callable[[Path], None]]:  # fmt: skip
+    """(`Trainer.run`'s callback, the selection at the end, a hook that adds files to the output directory)
+    for ``select``: ``dev_mlm`` evaluates the held-out MLM loss every ``eval_every`` steps (and at step 0 and
+    the last step) on rank 0 and keeps the best step (`langadapt.train.devloss`); ``downstream`` exports the
+    model of every selection step (`langadapt.train.stepselect.downstream_exports`); ``last`` keeps the last step."""
     from langadapt.data.corpus import corpus_texts_by_lang
     from langadapt.train.devloss import BestKeeper, build_dev_set, dev_losses
 
     steps = int(cfg["steps"])
+    if cfg["select"] == "downstream":
+        return downstream_exports(cfg, trainer, callback, export)
     if cfg["select"] != "dev_mlm":
-        return (callback or (lambda step: None)), lambda: {"select": "last", "selected_step": trainer.step}
+        return ((callback or (lambda step: None)), lambda: {"select": "last", "selected_step": trainer.step},
+                lambda directory: None)
     dist, device = trainer.dist, trainer.device
     dev = build_dev_set(
         tokenizer, corpus_texts_by_lang(dict(corpus_paths), split="dev"),
@@ -334,7 +349,7 @@ def _selection(cfg: Mapping[str, Any], trainer: Trainer, objective: Any, tokeniz
         return {"select": "dev_mlm", "selected_step": chosen if chosen is not None else trainer.step,
                 "dev_loss": keeper.curve() if dist.is_main else {}}
 
-    return on_step, select
+    return on_step, select, lambda directory: None
 
 
 def _body_freezer(model: Any, frozen_until: int) -> Callable[[int], bool] | None:

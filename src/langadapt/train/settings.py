@@ -63,11 +63,13 @@ PRETRAIN_DEFAULTS: dict[str, Any] = {
     "freeze_body_steps": 0,  # transformer blocks frozen for the first N steps (LAPT-FULL: 10k of 100k)
     "freeze_body_fraction": 0.0,  # the same as a share of `steps` (vocab-specialization §4: 0.1)
     "checkpoint_every": 5000,  # LangSAMP §4.1: checkpoints every 5K steps
-    # which step's weights the stage keeps (langadapt.train.devloss): last, or dev_mlm = the best held-out MLM
-    # loss (vocabulary paper §4). LangSAMP §4.1 stops early on the average downstream score, which needs the
-    # evaluation tasks inside training: not done, the last step is kept (150K steps, §4.1).
+    # which step's weights the stage keeps: last; dev_mlm = the best held-out MLM loss (vocabulary paper §4;
+    # langadapt.train.devloss); downstream = the best average score over `select_tasks`, each step's model
+    # evaluated by the workflow (LangSAMP §4.1: "early stopping with the best average performance on
+    # downstream tasks"; langadapt.train.stepselect)
     "select": "last",
-    "eval_every": None,  # steps between dev MLM evaluations (null = checkpoint_every); select: dev_mlm
+    "select_tasks": [],  # evaluation tasks whose average main metric picks the step; select: downstream
+    "eval_every": None,  # steps between evaluations (null = checkpoint_every); select: dev_mlm / downstream
     "dev_sentences": 200,  # dev sentences per language, masked once with the run's seed; select: dev_mlm
     "keep_checkpoints": 2,  # newest checkpoints kept in run_dir while training
     "keep_final_checkpoint": False,  # true: checkpoint the last step and keep checkpoints after saving
@@ -141,13 +143,33 @@ def _validate(cfg: Mapping[str, Any]) -> None:
     if not 0.0 < float(cfg["data_fraction"]) <= 1.0:
         raise ConfigError(f"pretrain config 'data_fraction' must be in (0, 1], got {cfg['data_fraction']}")
     check_int(cfg["effective_batch"], "pretrain config 'effective_batch'", optional=True)
-    if cfg["select"] not in ("last", "dev_mlm"):
-        raise ConfigError(f"pretrain config 'select' must be 'last' or 'dev_mlm', got {cfg['select']!r}")
+    if cfg["select"] not in SELECT_CHOICES:
+        raise ConfigError(f"pretrain config 'select' must be one of {', '.join(SELECT_CHOICES)}, "
+                          f"got {cfg['select']!r}")
+    tasks = cfg["select_tasks"]
+    if not isinstance(tasks, list) or not all(isinstance(t, str) for t in tasks):
+        raise ConfigError(f"pretrain config 'select_tasks' must be a list of evaluation task names, got {tasks!r}")
+    if (cfg["select"] == "downstream") != bool(tasks):
+        raise ConfigError("pretrain config: select 'downstream' needs 'select_tasks' (evaluation tasks), and "
+                          f"'select_tasks' is read only by it (select is {cfg['select']!r}, select_tasks {tasks})")
+    if cfg["select"] == "downstream" and cfg["factorized"] is True:
+        raise ConfigError("pretrain config: select 'downstream' exports plain models at every checkpoint; "
+                          "factorized: true is not supported with it")
     check_int(cfg["eval_every"], "pretrain config 'eval_every'", optional=True)
     check_int(cfg["dev_sentences"], "pretrain config 'dev_sentences'")
     check_processes(cfg["processes"])
     if cfg["factorized"] not in ("auto", True, False):
         raise ConfigError(f"pretrain config 'factorized' must be auto, true or false, got {cfg['factorized']!r}")
+
+
+SELECT_CHOICES = ("last", "dev_mlm", "downstream")
+
+
+def selection_steps(cfg: Mapping[str, Any]) -> list[int]:
+    """The steps whose model ``select: downstream`` exports and the workflow evaluates: every
+    ``eval_every`` (default ``checkpoint_every``) steps, and the last step."""
+    steps, every = int(cfg["steps"]), int(cfg["eval_every"] or cfg["checkpoint_every"])
+    return sorted({*range(every, steps + 1, every), steps})
 
 
 def frozen_steps(cfg: Mapping[str, Any]) -> int:

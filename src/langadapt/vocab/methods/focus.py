@@ -16,6 +16,14 @@ as the paper has it; with ``[ident, focus, random]`` IDENT has copied them (and 
 ``random``, the N(source mean, source std) fallback, takes the pieces without a fastText vector, as the
 reference implementation does.
 
+Overlap rule: identical piece strings, which on five language pairs (Latin, Hangul, Cyrillic, Devanagari +
+Bengali, Han + Kana; benchmarks/focus_vs_deepfocus.py) finds exactly the pairs of ``deepfocus``'s canonical
+forms. One deliberate difference: ``deepfocus`` also uses special tokens as anchors when the fastText model
+has a vector for them, and fastText appends ``</s>`` to every training line, so that vector means "end of a
+line"; it then blends the source model's ``</s>`` row into pieces that close sentences (Korean 셀라,
+"Selah", ending psalm verses: 1 row of 3,519 on Swahili + Korean). Special tokens stay out of the
+combination here: their rows are copied by role, and FOCUS (§3) combines the overlapping *pieces*.
+
 Defaults follow the reference implementation ``deepfocus`` 1.0.1 (``deepfocus.FOCUS`` and
 ``deepfocus.fasttext_embs.train_fasttext``): fastText CBOW ("more closely aligned with Masked Language
 Modeling"), ``dim=100``, ``epochs=3``, ``min_count=10``, ``neg=10``, everything else fastText's default
