@@ -126,6 +126,14 @@ def test_table6_transcription_matches_the_papers_row_sizes():
         assert set(r.languages) <= pool, (r.row, set(r.languages) - pool)
         # the printed "Most diverse from English" n=20 row lists 22 languages (noted in the TSV header)
         assert len(r.languages) == r.n or (r.row, r.n, len(r.languages)) == ("Most diverse from English", 20, 22)
+    # the two Latin-script n=20 lists are swapped in the printed table: kept under the heuristic they fit
+    moved = {(r.selector, r.n): r for r in rows if r.printed is not None}
+    assert set(moved) == {("latin_diverse", 20), ("latin_least_diverse", 20)}
+    assert moved[("latin_diverse", 20)].printed == moved[("latin_least_diverse", 20)].languages
+    european = {"deu", "est", "fin", "fra", "hun", "ita", "nld", "pol", "por", "ron", "spa"}
+    assert european <= set(moved[("latin_least_diverse", 20)].languages)  # like its n = 5 and 10 lists
+    least10 = next(r for r in rows if r.selector == "latin_least_diverse" and r.n == 10)
+    assert set(least10.languages) <= european
     goal = [r for r in rows if r.in_goal]
     # featural 6, families 3 + Indo-European 3, scripts 3 (5, 10, 18), Latin 3 + least-diverse Latin 3
     assert len(goal) == 21 and all(r.n <= GOAL_MAX_N for r in goal)
@@ -134,7 +142,7 @@ def test_table6_transcription_matches_the_papers_row_sizes():
 def test_compare_row_counts_the_overlap_over_n():
     row = load_table6()[0]  # Most diverse from English, n = 5: fon, kat, kaz, lin, gaz
     got = compare_row(row, ["fon", "kat", "jpn", "tam", "twi"])
-    assert got["shared"] == 2 and got["overlap"] == 0.4
+    assert got["shared"] == 2 and got["overlap"] == 0.4 == got["overlap_as_printed"] and got["note"] == ""
     assert got["only_paper"] == "gaz, kaz, lin" and got["only_ours"] == "jpn, tam, twi"
 
 
@@ -160,17 +168,24 @@ def test_comparison_table_on_synthetic_distances(tmp_path, synthetic_npz):
 @pytest.mark.slow
 @pytest.mark.skipif(not HAS_URIEL, reason="urielplus not installed")
 def test_default_uriel_settings_reproduce_table6(tmp_path):
+    """The config defaults (all databases integrated, union aggregation, softimpute) against Table 6: the goal
+    of issue 17 is a mean overlap >= 0.8 over the featural, family, script and Latin rows with n <= 20
+    (measured 0.821; 0.769 against the lists as printed, whose two Latin n=20 rows are swapped). ~12 min on
+    one core: URIEL+ integrates six databases and imputes 26,881 languages x 828 features."""
     from langadapt.realign.table6 import comparison_job
     from langadapt.realign.uriel import distances_job
 
     npz = tmp_path / "uriel_distances.npz"
     record = distances_job({}, npz)
-    assert record["pairs_without_shared_features"] == 0
+    assert record["pairs_without_shared_features"] == 0 and record["settings"]["imputation"] == "softimpute"
     goal = comparison_job(npz, tmp_path / "vs.csv")
     rows = {(r["row"], int(r["n"])): r for r in _csv(tmp_path / "vs.csv")}
     print((tmp_path / "vs.md").read_text())
-    assert goal >= GOAL_OVERLAP_MEASURED - 1e-9
-    assert float(rows[("Most diverse using distinct scripts", 5)]["overlap"]) >= 0.8
+    assert goal >= 0.8
+    # rows reproduced exactly (measured): the least diverse subsets from English, the distinct scripts
+    for key in [("Least diverse from English", 5), ("Least diverse from English", 10),
+                ("Most diverse using distinct scripts", 10), ("Most diverse using distinct scripts", 18)]:
+        assert float(rows[key]["overlap"]) == 1.0, (key, rows[key])
 
 
 def _csv(path):
@@ -178,6 +193,3 @@ def _csv(path):
 
     with open(path, newline="") as fh:
         return list(csv.DictReader(fh))
-
-
-GOAL_OVERLAP_MEASURED = 0.0  # set from benchmarks/realign_uriel_settings.py at the default settings
