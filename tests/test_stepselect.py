@@ -16,7 +16,7 @@ from test_train_helpers import LANG_PREFIX, make_model_dir, repetitive, write_co
 
 from langadapt.core.errors import ConfigError, DataError
 from langadapt.evaluation.tasks import ROW_COLUMNS
-from langadapt.report.steps import best_step, select_step_job
+from langadapt.report.steps import best_step, evals_by_step, select_step_job
 from langadapt.train.settings import resolve_config, selection_steps
 from langadapt.train.stepselect import StepExporter, step_dir
 
@@ -68,6 +68,10 @@ def test_best_step_averages_tasks_and_breaks_ties_early():
     assert step == 10 and avg == pytest.approx({5: 0.5, 10: 0.6, 15: 0.6})
     with pytest.raises(DataError, match=r"step 5: no evaluation rows for task\(s\) \['c'\]"):
         best_step(scores, ["a", "c"])
+    assert evals_by_step(["e/t1/step5_seed1.csv", "e/t2/step5_seed1.csv", "e/t1/step10_seed1.csv"]) == {
+        5: [Path("e/t1/step5_seed1.csv"), Path("e/t2/step5_seed1.csv")], 10: [Path("e/t1/step10_seed1.csv")]}
+    with pytest.raises(DataError, match="seed1.csv: not an evaluate_step output"):
+        evals_by_step(["e/t1/seed1.csv"])
 
 
 def test_exporter_skips_written_steps_and_names_missing_ones(tmp_path):
@@ -104,9 +108,9 @@ def test_pretrain_exports_each_step_and_the_best_is_kept(tmp_path):
 
     # the workflow's evaluation rows: step 8 has the best average over the two tasks
     scores = {4: (0.30, 0.50), 8: (0.45, 0.55), 12: (0.60, 0.20)}
-    evals = {s: [_rows(tmp_path / "ev" / f"t1_{s}.csv", "t1", "top10", {"deu_Latn": a, "hin_Deva": a}),
-                 _rows(tmp_path / "ev" / f"t2_{s}.csv", "t2", "macro_f1", {"deu_Latn": b + 0.1, "hin_Deva": b - 0.1})]
-             for s, (a, b) in scores.items()}
+    evals = [p for s, (a, b) in scores.items() for p in (   # evaluate_step's outputs
+        _rows(tmp_path / "ev" / "t1" / f"step{s}_seed1.csv", "t1", "top10", {"deu_Latn": a, "hin_Deva": a}),
+        _rows(tmp_path / "ev" / "t2" / f"step{s}_seed1.csv", "t2", "macro_f1", {"deu_Latn": b + 0.1, "hin_Deva": b - 0.1}))]
     out = tmp_path / "pretrain"
     assert select_step_job(root, evals, ["t1", "t2"], out) == 8
     assert torch.equal(load_file(out / "model.safetensors")[key], w[8][key])

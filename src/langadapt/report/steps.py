@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -53,10 +54,24 @@ def best_step(scores: Mapping[int, Mapping[str, float]], tasks: Sequence[str]) -
     return max(avg, key=lambda s: (avg[s], -s)), avg
 
 
-def select_step_job(steps_root: Path, eval_csvs: Mapping[int, Sequence[Path]], tasks: Sequence[str],
-                    out_dir: Path) -> int:  # fmt: skip
+def evals_by_step(paths: Sequence[str | Path]) -> dict[int, list[Path]]:
+    """``{step: [csv, ...]}`` from ``evaluate_step`` outputs (``.../step{k}_seed{s}.csv``)."""
+    out: dict[int, list[Path]] = {}
+    for p in map(Path, paths):
+        m = re.fullmatch(r"step(\d+)_seed\d+\.csv", p.name)
+        if m is None:
+            raise DataError(f"{p}: not an evaluate_step output (step<K>_seed<S>.csv)")
+        out.setdefault(int(m.group(1)), []).append(p)
+    return out
+
+
+def select_step_job(steps_root: Path, eval_csvs: Mapping[int, Sequence[Path]] | Sequence[str | Path],
+                    tasks: Sequence[str], out_dir: Path) -> int:  # fmt: skip
     """The ``select_step`` rule: copy the best step's model to `out_dir` with ``step_scores.csv``,
-    ``step_scores.png`` and the choice recorded in its ``langadapt.json`` (``training.selected_step``)."""
+    ``step_scores.png`` and the choice recorded in its ``langadapt.json`` (``training.selected_step``).
+    `eval_csvs`: ``{step: [csv, ...]}`` or the ``evaluate_step`` output paths."""
+    if not isinstance(eval_csvs, Mapping):
+        eval_csvs = evals_by_step(eval_csvs)
     scores = step_scores(eval_csvs)
     chosen, avg = best_step(scores, tasks)
     src = step_dir(steps_root, chosen)
