@@ -156,17 +156,18 @@ def task_eval_inputs(task, langs):
 def eval_inputs(wildcards):
     """Inputs of one evaluation job: the recipe's final model plus `task_eval_inputs` of its task on the
     job's languages (`lc.job_languages`: the task's, narrowed by evaluation.recipe_languages)."""
-    langs = tuple(lc.job_languages(config, wildcards.recipe, wildcards.task))
-    return {"model": lc.final_model_dir(config, wildcards.recipe), **task_eval_inputs(wildcards.task, langs),
-            "remote": downloaded(f"task/{wildcards.task}")}
+    return task_job_inputs(wildcards, lc.final_model_dir(config, wildcards.recipe))
 
 
 def step_eval_inputs(wildcards):
     """`eval_inputs` for one exported pretraining step: the recipe's pretrain_steps directory (the script
     reads its steps/step{step} model)."""
+    return task_job_inputs(wildcards, f"results/models/{wildcards.recipe}/pretrain_steps")
+
+
+def task_job_inputs(wildcards, model):
     langs = tuple(lc.job_languages(config, wildcards.recipe, wildcards.task))
-    return {"model": f"results/models/{wildcards.recipe}/pretrain_steps", **task_eval_inputs(wildcards.task, langs),
-            "remote": downloaded(f"task/{wildcards.task}")}
+    return {"model": model, **task_eval_inputs(wildcards.task, langs), "remote": downloaded(f"task/{wildcards.task}")}
 
 
 def selection_inputs(wildcards):

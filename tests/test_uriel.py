@@ -198,3 +198,24 @@ def _csv(path):
 
     with open(path, newline="") as fh:
         return list(csv.DictReader(fh))
+
+
+@pytest.mark.skipif(not HAS_URIEL, reason="urielplus not installed")
+def test_glottocodes_of_the_pool_macrolanguages_come_from_their_individual_language():
+    """Glottolog integration renames URIEL+'s languages to Glottocodes; uriel_glottocode_map.csv has none for
+    the pool's macrolanguage codes, so they go through the individual language POOL_ALIASES maps onto them."""
+    import types
+    from pathlib import Path
+
+    import urielplus.urielplus as up
+
+    from langadapt.realign.uriel import uriel_codes
+
+    glotto = types.SimpleNamespace(get_codes=lambda: "Glotto", cur_dir=str(Path(up.__file__).parent))
+    got = dict(zip(CODES, uriel_codes(glotto, CODES), strict=True))
+    assert {c: got[c] for c in ("zho", "ara", "msa", "fas", "aze", "est")} == {
+        "zho": "mand1415", "ara": "stan1318", "msa": "stan1306", "fas": "west2369", "aze": "nort2697",
+        "est": "esto1258"}  # cmn, arb, zsm, pes, azj, ekk in the map
+    assert got["swh"] == "swah1253" and got["eng"] == "stan1293" and len(set(got.values())) == len(CODES)
+    iso = types.SimpleNamespace(get_codes=lambda: "Iso")
+    assert uriel_codes(iso, ["zho", "eng"]) == ["zho", "eng"]

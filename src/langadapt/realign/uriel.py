@@ -5,15 +5,15 @@ The paper takes "URIEL featural vectors" from URIEL+ and does not state how the 
 URIEL+ offers, in this order: integration of further databases (``integrate_databases``: SAPHON, BDPROTO,
 Grambank, APICS, eWAVE, then Glottolog, which switches URIEL+ to Glottocodes, and inferred features),
 aggregation over sources (union ``U`` or average ``A``, optionally filling from the parent language) and
-imputation of the missing values (``mean``, ``softimpute``; ``knn`` fails in urielplus 1.3.2). The config's ``uriel:`` section
-chooses each; ``benchmarks/realign_uriel_settings.py`` measures how well each combination reproduces the
+imputation of the missing values (``mean``, ``softimpute``; ``knn`` fails in urielplus 1.3.2). The config's
+``uriel:`` section chooses each; ``benchmarks/realign_uriel_settings.py`` measures how well each combination reproduces the
 paper's Table 6 and the defaults follow that measurement (benchmarks/README.md)::
 
     s = uriel_settings({"databases": "all", "imputation": "softimpute"}, where="config.yaml: uriel")
     d, record = prepare_distances(s, ["afr", "amh", ..., "eng"])
 
 Macrolanguage codes of the L65 pool have no Glottocode; with Glottolog integrated they are looked up through
-the individual language the pool's data stands for (``GLOTTO_VIA``: zho -> cmn, ara -> arb, ...).
+the individual language that `langadapt.realign.pool.POOL_ALIASES` maps onto them (zho <- cmn, ara <- arb, ...).
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ import numpy as np
 
 from langadapt.core.atomic import atomic_file
 from langadapt.core.errors import ConfigError, DataError
+from langadapt.realign.pool import ENGLISH, POOL_ALIASES, load_pool
 
 log = logging.getLogger(__name__)
 
@@ -44,9 +45,6 @@ IMPUTATIONS = ("none", "mean", "softimpute")
 MISSING = ("mean", "error")
 # the URIEL+ file a distance kind reads (idx into URIELPlus.files) when it can be imputed
 _IMPUTED_FILE = {**{k: "features.npz" for k in KINDS[:5]}, "script": "script_features.npz"}
-# L65 macrolanguage codes -> the individual language whose Glottocode stands for them (uriel_glottocode_map.csv
-# maps the macrolanguage codes to nothing); the same pairs as langadapt.realign.pool.POOL_ALIASES
-GLOTTO_VIA = {"zho": "cmn", "ara": "arb", "msa": "zsm", "fas": "pes", "aze": "azj", "est": "ekk"}
 
 
 @dataclass(frozen=True)
@@ -159,7 +157,10 @@ def uriel_codes(u: Any, codes: Sequence[str]) -> list[str]:
     glotto = dict(zip(m["iso_code"].str.strip(), m["glottocode"].str.strip(), strict=True))
     out, missing = [], []
     for c in codes:
-        g = glotto.get(GLOTTO_VIA.get(c, c), "")
+        # a pool macrolanguage (zho, ara, msa, fas, aze, est) has no Glottocode: take the individual language
+        # the pool's alias table maps onto it (POOL_ALIASES: cmn -> zho, arb -> ara, ...)
+        candidates = [c, *(alias for alias, pool in POOL_ALIASES.items() if pool == c)]
+        g = next((glotto[x] for x in candidates if glotto.get(x)), "")
         (out if g else missing).append(g or c)
     if missing:
         raise DataError(f"{table}: no Glottocode for {missing}")
@@ -213,8 +214,6 @@ def read_record(path: Path) -> dict[str, Any]:
 def distances_job(spec: Mapping[str, Any] | None, out: Path, where: str = "uriel") -> dict[str, Any]:
     """The ``uriel_distances`` rule: URIEL+ prepared per the config's ``uriel:`` section, distances over the
     L65 pool and English written to ``out`` (read by every URIEL selector and the Table 6 comparison)."""
-    from langadapt.realign.pool import ENGLISH, load_pool
-
     s = uriel_settings(spec, where=where)
     codes = [*load_pool().codes, ENGLISH]
     log.info("URIEL+ %s distances over %d languages, settings %s", s.kind, len(codes), s.record())
