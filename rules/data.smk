@@ -12,13 +12,17 @@ rule corpus:
         filters=as_json(config["data"]["filters"]),
         filter_order=list(config["data"]["filters"]),  # canonical JSON sorts keys; order matters
         splits=as_json(config["data"]["splits"]),
+        cap=as_json(config["data"]["cap"]),
     log:
         "results/logs/corpus/{lang}.log",
     conda:
         "../envs/data.yaml"
-    threads: 1
+    # 2 threads: fastText LID runs in a helper process one batch ahead (langadapt.data.lid.with_lid)
+    threads: 2
     resources:
-        mem_mb=2000,
+        # streaming: flat working set + a few bytes per source line (langadapt.data.corpus.corpus_memory_mb,
+        # from the download marker's byte count; benchmarks/corpus_stream.py measures it)
+        mem_mb=lambda wc, input, attempt: corpus_memory_mb(input.remote) * attempt,
         runtime=lambda wc, attempt: 20 * attempt,
     script:
         "../scripts/corpus.py"

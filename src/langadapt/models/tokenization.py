@@ -34,6 +34,7 @@ import pandas as pd
 from langadapt.core.atomic import atomic_dir, atomic_file
 from langadapt.core.errors import ConfigError, DataError
 from langadapt.core.languages import parse_lang
+from langadapt.data.corpus import SplitTexts
 from langadapt.data.sampling import sample_quotas
 
 log = logging.getLogger(__name__)
@@ -54,7 +55,8 @@ def _validate_texts(texts_by_lang: Mapping[str, Sequence[str]]) -> None:
         raise DataError("no languages given to train a tokenizer on (texts_by_lang is empty)")
     for lang, texts in texts_by_lang.items():
         parse_lang(lang, where="texts_by_lang")
-        if not any(t.strip() for t in texts):
+        empty = len(texts) == 0 if isinstance(texts, SplitTexts) else not any(t.strip() for t in texts)
+        if empty:
             raise DataError(f"no text for language {lang!r}: cannot train a tokenizer on an empty corpus")
 
 
@@ -63,16 +65,21 @@ def _training_sentences(
 ) -> list[str]:
     """All non-empty lines, languages in sorted order; with `max_sentences`, a seeded sample of that many: per
     language as many as `sample_quotas` gives (vocabulary paper §4: "5 million lines according to the same
-    distribution as the training data", whose languages are sampled with alpha = 0.2), uniform within each."""
+    distribution as the training data", whose languages are sampled with alpha = 0.2), uniform within each.
+
+    A language given as :class:`SplitTexts` (a corpus file) is counted in one pass and only the sampled lines
+    are read in a second, so the corpus is never loaded whole."""
     langs = sorted(texts_by_lang)
-    per_lang = [[t for t in texts_by_lang[lang] if t.strip()] for lang in langs]
-    if max_sentences is None or sum(map(len, per_lang)) <= max_sentences:
+    per_lang = [x if isinstance(x := texts_by_lang[lang], SplitTexts) else [t for t in x if t.strip()]
+                for lang in langs]  # fmt: skip
+    sizes = [len(x) for x in per_lang]
+    if max_sentences is None or sum(sizes) <= max_sentences:
         return [t for lines in per_lang for t in lines]
     rng = np.random.default_rng(seed)
     out: list[str] = []
-    for lines, k in zip(per_lang, sample_quotas([len(x) for x in per_lang], max_sentences, alpha), strict=True):
-        idx = rng.choice(len(lines), size=k, replace=False) if k < len(lines) else np.arange(len(lines))
-        out += [lines[i] for i in sorted(idx)]
+    for lines, n, k in zip(per_lang, sizes, sample_quotas(sizes, max_sentences, alpha), strict=True):
+        idx = np.sort(rng.choice(n, size=k, replace=False)) if k < n else np.arange(n)
+        out += list(lines.select(idx)) if isinstance(lines, SplitTexts) else [lines[i] for i in idx]
     return out
 
 

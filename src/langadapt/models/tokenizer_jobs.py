@@ -8,7 +8,7 @@ from pathlib import Path
 
 from langadapt.core.atomic import atomic_dir
 from langadapt.core.errors import ConfigError
-from langadapt.data.corpus import corpus_texts_by_lang
+from langadapt.data.corpus import SplitTexts, corpus_texts_by_lang
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ def train_tokenizer_job(spec: dict, corpus_paths: dict[str, Path], out_dir: Path
 
     from langadapt.models.tokenization import train_sentencepiece, write_tokenizer_stats
 
-    train = corpus_texts_by_lang(corpus_paths, split="train")
+    train = {lang: SplitTexts(path, "train") for lang, path in corpus_paths.items()}  # read as sampled
     held = corpus_texts_by_lang(corpus_paths, split="dev")
     with atomic_dir(out_dir) as tmp:
         train_sentencepiece(

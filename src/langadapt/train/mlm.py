@@ -109,9 +109,8 @@ def _packed(tokenizer: Any, corpus_paths: Mapping[str, Path], cfg: Mapping[str, 
     rank 0 builds it, the other ranks wait and load it."""
     cache = Path(run_dir) / "packed"
     if dist.is_main and not (cache / "meta.json").is_file():
-        packed = pack_corpora(tokenizer, corpus_paths, cfg["seq_len"], fraction=float(cfg["data_fraction"]),
-                              seed=int(cfg["seed"]))
-        packed.save(cache)
+        pack_corpora(tokenizer, corpus_paths, cfg["seq_len"], fraction=float(cfg["data_fraction"]),
+                     seed=int(cfg["seed"]), out_dir=cache)
     dist.barrier()
     return PackedCorpus.load(cache)
 

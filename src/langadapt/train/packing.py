@@ -16,37 +16,20 @@ from __future__ import annotations
 
 import itertools
 import json
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from langadapt.core.atomic import atomic_dir
 from langadapt.core.errors import ConfigError, DataError
+from langadapt.data.corpus import iter_split_texts
 from langadapt.data.sampling import sampling_probs
 
 _ARRAYS = ("input_ids", "lengths", "lang")
-
-
-def read_split_texts(path: Path, split: str = "train") -> list[str]:
-    """Non-empty ``text`` values of the rows of `split` in a corpus parquet, in file order."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"corpus file {path} does not exist")
-    try:
-        table = pq.read_table(path, columns=["text", "split"])
-    except (pa.ArrowInvalid, OSError, KeyError) as e:
-        raise DataError(f"cannot read columns text, split of corpus {path}: {e}") from None
-    table = table.filter(pc.equal(table["split"], split))
-    texts = [t for t in table["text"].to_pylist() if t and t.strip()]
-    if not texts:
-        raise DataError(f"corpus {path} has no non-empty rows in split {split!r}")
-    return texts
 
 
 def tokenize_texts(tokenizer: Any, texts: Sequence[str], batch_size: int = 4096) -> np.ndarray:
@@ -130,38 +113,91 @@ def special_ids(tokenizer: Any) -> tuple[int, int, int]:
     return int(bos), int(eos), int(pad)
 
 
-def subsample(texts: Sequence[str], fraction: float, seed: int) -> list[str]:
-    """A seeded random `fraction` of `texts` (at least one), kept in corpus order."""
+def subsample_indices(n: int, fraction: float, seed: int) -> np.ndarray | None:
+    """Sorted indices of a seeded random `fraction` of `n` items (at least one); None keeps all."""
     if fraction >= 1.0:
-        return list(texts)
-    k = max(1, round(fraction * len(texts)))
-    keep = np.sort(np.random.default_rng(seed).choice(len(texts), size=k, replace=False))
-    return [texts[i] for i in keep]
+        return None
+    k = max(1, round(fraction * n))
+    return np.sort(np.random.default_rng(seed).choice(n, size=k, replace=False))
+
+
+def _tokenize_language(tokenizer: Any, path: Path, fraction: float, seed: int, sink: Any) -> tuple[int, int]:
+    """Tokenize the (subsampled) train split of one corpus batch by batch, appending int32 ids to `sink`;
+    returns (sentences, tokens). Two passes over the file when subsampling: count, then select."""
+    keep = None
+    if fraction < 1.0:
+        n = sum(len(t) for t in iter_split_texts(path))
+        keep = subsample_indices(n, fraction, seed) if n else None
+    start = sentences = tokens = 0
+    for texts in iter_split_texts(path):
+        first, start = start, start + len(texts)
+        if keep is not None:
+            lo, hi = np.searchsorted(keep, [first, start])
+            texts = [texts[i] for i in (keep[lo:hi] - first).tolist()]
+        ids = tokenize_texts(tokenizer, texts)
+        sink.write(ids.tobytes())
+        sentences, tokens = sentences + len(texts), tokens + len(ids)
+    if not sentences:
+        raise DataError(f"corpus {path} has no non-empty rows in split 'train'")
+    return sentences, tokens
 
 
 def pack_corpora(tokenizer: Any, corpus_paths: Mapping[str, Path], seq_len: int, fraction: float = 1.0,
-                 seed: int = 0) -> PackedCorpus:
+                 seed: int = 0, out_dir: Path | None = None, chunk_rows: int = 1 << 14) -> PackedCorpus:
     """Tokenize each language's train split once and pack it; languages in sorted order.
 
     `fraction` < 1 keeps a seeded random share of each language's sentences (LangSAMP §5.1 ablation: 5%).
+    Memory stays bounded by a batch of text and `chunk_rows` packed rows: token ids go to a temporary file
+    per language, then into the packed arrays — memory-mapped ``.npy`` files written atomically to `out_dir`
+    when given (the training cache; returned memory-mapped), else arrays in memory.
     """
     bos, eos, pad = special_ids(tokenizer)
+    if seq_len < 3:
+        raise ConfigError(f"seq_len must be >= 3 (room for <s>, one token, </s>), got {seq_len}")
+    body = seq_len - 2
     langs = sorted(corpus_paths)
-    ids, lengths, lang, tokens, sentences = [], [], [], [], []
-    for k, code in enumerate(langs):
-        path = Path(corpus_paths[code])
-        texts = subsample(read_split_texts(path), fraction, seed + k)
-        sentences.append(len(texts))
-        stream = tokenize_texts(tokenizer, texts)
-        if len(stream) == 0:
-            raise DataError(f"train split of corpus {path} ({code}) tokenizes to no tokens")
-        rows, lens = pack_stream(stream, seq_len, bos, eos, pad)
-        ids.append(rows)
-        lengths.append(lens)
-        lang.append(np.full(len(rows), k, dtype=np.int32))
-        tokens.append(int(len(stream)))
-    return PackedCorpus(np.concatenate(ids), np.concatenate(lengths), np.concatenate(lang),
-                        langs, tokens, sentences, pad)
+    with tempfile.TemporaryDirectory(prefix="langadapt-pack-", dir=Path(out_dir).parent if out_dir else None) as tmp:
+        sentences, tokens = [], []
+        for k, code in enumerate(langs):
+            path = Path(corpus_paths[code])
+            with open(Path(tmp) / f"{k}.bin", "wb") as sink:
+                n_sent, n_tok = _tokenize_language(tokenizer, path, fraction, seed + k, sink)
+            if n_tok == 0:
+                raise DataError(f"train split of corpus {path} ({code}) tokenizes to no tokens")
+            sentences.append(n_sent)
+            tokens.append(n_tok)
+        rows = [-(-t // body) for t in tokens]
+        meta = {"langs": langs, "tokens": tokens, "sentences": sentences, "pad_id": pad}
+        if out_dir is None:
+            arrays = {"input_ids": np.empty((sum(rows), seq_len), np.int32), "lengths": np.empty(sum(rows), np.int32),
+                      "lang": np.empty(sum(rows), np.int32)}
+            _fill(arrays, Path(tmp), rows, body, chunk_rows, (bos, eos, pad))
+            return PackedCorpus(**arrays, **meta)
+        with atomic_dir(Path(out_dir)) as target:
+            shapes = {"input_ids": (sum(rows), seq_len), "lengths": (sum(rows),), "lang": (sum(rows),)}
+            arrays = {n: np.lib.format.open_memmap(target / f"{n}.npy", "w+", np.int32, shape)
+                      for n, shape in shapes.items()}  # fmt: skip
+            _fill(arrays, Path(tmp), rows, body, chunk_rows, (bos, eos, pad))
+            for a in arrays.values():
+                a.flush()
+            del arrays
+            (target / "meta.json").write_text(json.dumps(meta))
+    return PackedCorpus.load(Path(out_dir))
+
+
+def _fill(arrays: dict[str, np.ndarray], tmp: Path, rows: list[int], body: int, chunk_rows: int,
+          special: tuple[int, int, int]) -> None:
+    """Pack each language's token file into its rows of `arrays`, `chunk_rows` rows at a time."""
+    row = 0
+    for k, n_rows in enumerate(rows):
+        stream = np.memmap(tmp / f"{k}.bin", dtype=np.int32, mode="r")
+        arrays["lang"][row : row + n_rows] = k
+        for r0 in range(0, n_rows, chunk_rows):
+            ids, lengths = pack_stream(np.asarray(stream[r0 * body : (r0 + chunk_rows) * body]), body + 2, *special)
+            arrays["input_ids"][row + r0 : row + r0 + len(ids)] = ids
+            arrays["lengths"][row + r0 : row + r0 + len(ids)] = lengths
+        row += n_rows
+        del stream
 
 
 class LanguageSampler:
