@@ -50,6 +50,7 @@ test: install-test
 bench: install-bench
 	$(BIN)/python benchmarks/mlm_throughput.py --profile
 	$(BIN)/python benchmarks/focus_vs_deepfocus.py
+	$(BIN)/python benchmarks/corpus_stream.py --sizes 200000 1000000
 
 lint: install-test
 	$(BIN)/ruff check src scripts tests benchmarks

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import time
@@ -148,7 +147,7 @@ print(json.dumps({{"wall_s": wall, "peak_mb": PEAK["total"], "peak_self_mb": PEA
 """
 
 
-def run_build(src: Path, path: Path, out: Path, workers: int) -> dict:
+def run_build(src: Path, path: Path, workers: int, out: Path) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     code = MEMORY_SAMPLER + RUN_BUILD.format(
         src=str(src), config=str(REPO / "config.yaml"), path=str(path), out=str(out), workers=workers
@@ -195,17 +194,17 @@ def main() -> None:
     for n in args.sizes:
         txt, shards = inputs(args.work, n)
         runs = {
-            "before": lambda: run_build(before_src, txt, args.work / "out_before", 0),
-            "ours-1": lambda: run_build(REPO / "src", txt, args.work / "out_ours1", 1),
-            "ours-2": lambda: run_build(REPO / "src", txt, args.work / "out_ours2", 2),
-            "datatrove-1": lambda: run_datatrove(shards, args.work / "out_dt1", 1),
-            "datatrove-2": lambda: run_datatrove(shards, args.work / "out_dt2", 2),
+            "before": (run_build, before_src, txt, 0),
+            "ours-1": (run_build, REPO / "src", txt, 1),
+            "ours-2": (run_build, REPO / "src", txt, 2),
+            "datatrove-1": (run_datatrove, shards, 1),
+            "datatrove-2": (run_datatrove, shards, 2),
         }
         base = None
-        for name, fn in runs.items():
+        for name, (fn, *fn_args) in runs.items():
             if name in args.skip:
                 continue
-            rec = {"impl": name, "lines": n, **fn()}
+            rec = {"impl": name, "lines": n, **fn(*fn_args, args.work / f"out_{name}")}
             rec["lines_per_s"] = round(n / rec["wall_s"])
             if name == "before":
                 base = rec
@@ -223,7 +222,7 @@ def main() -> None:
 
 
 # ---------------------------------------------------------------------------------------- datatrove
-def run_datatrove(shards: Path, out: Path, tasks: int) -> dict:
+def run_datatrove(shards: Path, tasks: int, out: Path) -> dict:
     return _timed([sys.executable, __file__, "--_datatrove", str(shards), str(out), str(tasks)])
 
 
@@ -231,22 +230,18 @@ def datatrove_pipeline(shards: Path, out: Path, tasks: int) -> None:
     """In a fresh process: the same filters as datatrove pipeline steps; prints wall, peak memory, counts."""
     import shutil
 
-    import numpy as np
+    import regex
     import yaml
     from datatrove.executor import LocalPipelineExecutor
     from datatrove.pipeline.filters.base_filter import BaseFilter
     from datatrove.pipeline.readers import ParquetReader
     from datatrove.pipeline.writers import ParquetWriter
 
-    from langadapt.core.languages import parse_lang
     from langadapt.data.filters import build_filters
     from langadapt.data.lid import lid_predict
 
-    import regex
-
     ALPHA = regex.compile(r"[\p{L}\p{M}]")  # noqa: N806 - the alphabetic class of our alpha_ratio
     cfg = yaml.safe_load((REPO / "config.yaml").read_text())["data"]["filters"]
-    lang = parse_lang("eng_Latn")
     ours = {f.name: f for f in build_filters(cfg)}
 
     class Normalise(BaseFilter):
@@ -316,7 +311,6 @@ def datatrove_pipeline(shards: Path, out: Path, tasks: int) -> None:
     removed = {}
     for step, (name, _) in zip(stats[2:-1], [(s.name, s) for s in steps[2:-1]], strict=True):
         removed[name] = int(step["stats"].get("dropped", 0))
-    del np, lang
     print(
         json.dumps(
             {

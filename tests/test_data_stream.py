@@ -270,3 +270,42 @@ def test_corpus_memory_estimate_follows_the_downloaded_bytes(tmp_path: Path) -> 
     big = corpus_memory_mb([marker])
     assert base >= 500  # the flat working set measured in benchmarks/corpus_stream.py
     assert big - base == 2_000_000_000 // 40 * 72 // 1_000_000  # 50M lines at most, 72 B of state each
+
+
+def test_parallel_data_streams_with_the_same_sample_as_one_table(tmp_path: Path, monkeypatch) -> None:
+    """Two passes over the pairs (count, select) draw the same dev hold-out and max_pairs sample as drawing
+    over the whole table, whatever the batch size; output train -> dev -> test, pair index as verse_id."""
+    import zlib
+
+    import langadapt.data.parallel_sources as psrc
+    from langadapt.data.parallel_data import build_parallel_data
+
+    lines = [f"the pair {i}  number\tdie Paar {i}" if i % 17 else "\tonly one side" for i in range(1, 3001)]
+    (tmp_path / "deu_Latn.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    spec = {"sources": [{"kind": "local", "path": str(tmp_path / "{lang}.tsv"), "format": "tsv"}],
+            "languages": ["deu_Latn"], "max_pairs": 700, "dev_pairs": 50, "seed": 3}  # fmt: skip
+    build_parallel_data(spec, "eng_Latn", ["eng_Latn", "deu_Latn"], tmp_path / "a.parquet", name="p")
+    a = pq.read_table(tmp_path / "a.parquet")
+    monkeypatch.setattr(psrc, "text_blocks", _small_blocks(readers.text_blocks, 97))
+    report = build_parallel_data(spec, "eng_Latn", ["eng_Latn", "deu_Latn"], tmp_path / "b.parquet", name="p")
+    assert pq.read_table(tmp_path / "b.parquet").equals(a)
+    assert report["languages"]["deu_Latn"]["pairs"] == {"train": 700, "dev": 50, "test": 0}
+    assert report["languages"]["deu_Latn"]["raw_pairs"] == 3000
+    # the reference: the whole cleaned table, the draws of the paper-protocol sample in one go
+    kept = [(" ".join(s.split()), " ".join(t.split())) for s, t in (x.split("\t") for x in lines) if s.strip()]
+    rng = np.random.default_rng([3, zlib.crc32(b"deu_Latn")])
+    train = np.arange(len(kept))
+    held = np.sort(rng.choice(train, 50, replace=False))
+    train = np.sort(rng.choice(np.setdiff1d(train, held), 700, replace=False))
+    expect = [kept[i] for i in train] + [kept[i] for i in held]
+    assert list(zip(a["src_text"].to_pylist(), a["tgt_text"].to_pylist(), strict=True)) == expect
+    assert a["split"].to_pylist() == ["train"] * 700 + ["dev"] * 50 and a["verse_id"].to_pylist() == list(range(750))
+
+
+def _small_blocks(blocks, size: int):
+    def cut(path, gz):
+        for start, lines in blocks(path, gz):
+            for i in range(0, len(lines), size):
+                yield start + i, lines[i : i + size]
+
+    return cut

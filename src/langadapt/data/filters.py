@@ -34,7 +34,7 @@ import pyarrow.compute as pc
 from langadapt.core.errors import ConfigError
 from langadapt.core.languages import Lang, char_script, fasttext_label, parse_lang, script_matches
 from langadapt.core.registry import Registry
-from langadapt.data.lid import lid_labels, lid_model, lid_model_path, lid_predict
+from langadapt.data.lid import lid_labels, lid_predict
 from langadapt.data.stream import HashSet64, normalise_array, text_hashes
 
 log = logging.getLogger(__name__)

@@ -10,15 +10,15 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
+import pyarrow.compute as pc
 
 from langadapt.core.atomic import atomic_files
 from langadapt.core.checks import check_int
 from langadapt.core.errors import ConfigError, DataError
 from langadapt.core.languages import Lang, parse_lang
 from langadapt.data.parallel import PARALLEL_SCHEMA
-from langadapt.data.parallel_sources import PARALLEL_SOURCES, SPLITS, ParallelSource
-from langadapt.data.sources import normalise_ws
+from langadapt.data.parallel_sources import PAIRS_SCHEMA, PARALLEL_SOURCES, SPLITS, ParallelSource
+from langadapt.data.stream import RowGroupWriter, normalise_array
 
 ENTRY_KEYS = {"sources": None, "languages": None, "max_pairs": None, "seed": 0, "dev_pairs": 0}
 
@@ -74,31 +74,81 @@ def choose_sources(name: str, sources: list[ParallelSource], langs: list[Lang]) 
 
 
 def _clean(table: pa.Table) -> pa.Table:
-    src = [normalise_ws(t or "") for t in table.column("src").to_pylist()]
-    tgt = [normalise_ws(t or "") for t in table.column("tgt").to_pylist()]
-    keep = pa.array([bool(s and t) for s, t in zip(src, tgt, strict=True)])
-    out = table.set_column(1, "src", pa.array(src, pa.string())).set_column(
-        2, "tgt", pa.array(tgt, pa.string())
-    )
-    return out.filter(keep)
+    """Whitespace-normalised pairs (Python's ``" ".join(t.split())``, vectorised) with both sides non-empty."""
+    src, tgt = normalise_array(table.column("src").combine_chunks()), normalise_array(table.column("tgt").combine_chunks())
+    keep = pc.and_(pc.not_equal(pc.utf8_length(src), 0), pc.not_equal(pc.utf8_length(tgt), 0))
+    return table.set_column(1, "src", src).set_column(2, "tgt", tgt).filter(keep)
 
 
-def _sample(table: pa.Table, lang: Lang, seed: int, max_pairs: int | None, dev_pairs: int) -> pa.Table:
-    """Hold out ``dev_pairs`` train pairs as dev when the source has no dev split, then cap train at
-    ``max_pairs`` (a deterministic sample by seed and language, original order kept)."""
-    rng = np.random.default_rng([seed, zlib.crc32(lang.code.encode())])
-    split = np.asarray(table.column("split").to_pylist(), dtype=object)
-    train = np.flatnonzero(split == "train")
-    if dev_pairs and not np.any(split == "dev") and len(train) > dev_pairs:
-        held = np.sort(rng.choice(train, dev_pairs, replace=False))
-        split[held] = "dev"
-        table = table.set_column(0, "split", pa.array(split.tolist(), pa.string()))
-        train = np.setdiff1d(train, held)
-    keep = np.flatnonzero(split != "train")
-    if max_pairs is not None and len(train) > max_pairs:
-        train = np.sort(rng.choice(train, max_pairs, replace=False))
-    order = sorted(np.concatenate([train, keep]).tolist(), key=lambda i: (SPLITS.index(split[i]), i))
-    return table.take(pa.array(order, pa.int64()))
+class _Plan:
+    """Which pairs of one language survive, decided from the counts of a first pass over its cleaned pairs:
+    ``dev_pairs`` train pairs held out as dev when the source has no dev split, then train capped at
+    ``max_pairs`` (a deterministic sample by seed and language). Indices count train pairs in source order,
+    the same draws as sampling the whole table at once."""
+
+    def __init__(self, counts: dict[str, int], lang: Lang, seed: int, max_pairs: int | None, dev_pairs: int) -> None:
+        rng = np.random.default_rng([seed, zlib.crc32(lang.code.encode())])
+        n = counts.get("train", 0)
+        train = np.arange(n)
+        self.held = np.zeros(0, np.int64)
+        if dev_pairs and not counts.get("dev") and n > dev_pairs:
+            self.held = np.sort(rng.choice(train, dev_pairs, replace=False))
+            train = np.setdiff1d(train, self.held)
+        if max_pairs is not None and len(train) > max_pairs:
+            train = np.sort(rng.choice(train, max_pairs, replace=False))
+        self.train = train
+
+    def assign(self, splits: np.ndarray, first_train: int) -> np.ndarray:
+        """The output split of each row of a batch (``""``: dropped), `first_train` = train pairs before it."""
+        out = splits.astype(object).copy()
+        is_train = splits == "train"
+        idx = first_train + np.cumsum(is_train) - 1
+        out[is_train & ~np.isin(idx, self.train)] = ""
+        out[is_train & np.isin(idx, self.held)] = "dev"
+        return out
+
+
+def _language_pairs(name: str, source: ParallelSource, lang: Lang, seed: int, max_pairs: int | None, dev_pairs: int,
+                    writer: RowGroupWriter) -> dict[str, int]:
+    """Stream one language's pairs twice (count, then select), writing its rows train -> dev -> test with
+    ``verse_id`` = pair index; held-out and source dev/test rows (a few thousand) wait in memory."""
+    counts = {"raw": 0, **dict.fromkeys(SPLITS, 0)}
+    for raw in source.batches(lang):
+        counts["raw"] += raw.num_rows
+        for split, n in zip(*np.unique(_clean(raw).column("split").to_numpy(zero_copy_only=False), return_counts=True),
+                            strict=True):  # fmt: skip
+            counts[str(split)] += int(n)
+    plan = _Plan(counts, lang, seed, max_pairs, dev_pairs)
+    held: dict[str, list[pa.Table]] = {"dev": [], "test": []}
+    n_train = out_train = 0
+    for raw in source.batches(lang):
+        pairs = _clean(raw)
+        splits = pairs.column("split").to_numpy(zero_copy_only=False)
+        new = plan.assign(splits, n_train)
+        n_train += int((splits == "train").sum())
+        pairs = pairs.set_column(0, "split", pa.array(new.tolist(), pa.string()))
+        train = pairs.filter(pc.equal(pairs.column("split"), "train"))
+        writer.write(_output(train, lang, out_train))
+        out_train += train.num_rows
+        for split in held:
+            held[split].append(pairs.filter(pc.equal(pairs.column("split"), split)))
+    if not out_train:
+        raise DataError(f"parallel_data.{name}: {source.describe()} has no non-empty train pair for {lang.code}")
+    n = out_train
+    for split in ("dev", "test"):
+        rest = pa.concat_tables([pa.Table.from_pylist([], schema=PAIRS_SCHEMA), *held[split]])
+        writer.write(_output(rest, lang, n))
+        n += rest.num_rows
+    kept = {"train": out_train, **{s: sum(t.num_rows for t in held[s]) for s in held}}
+    return {"raw_pairs": counts["raw"], **{f"pairs_{s}": kept[s] for s in SPLITS}}
+
+
+def _output(pairs: pa.Table, lang: Lang, first: int) -> pa.Table:
+    n = pairs.num_rows
+    return pa.Table.from_arrays(
+        [pa.array([lang.code] * n, pa.string()), pa.array(np.arange(first, first + n), pa.int64()),
+         pa.array(np.zeros(n, np.int16), pa.int16()), pairs.column("split").combine_chunks(),
+         pairs.column("src").combine_chunks(), pairs.column("tgt").combine_chunks()], schema=PARALLEL_SCHEMA)  # fmt: skip
 
 
 def build_parallel_data(
@@ -113,7 +163,8 @@ def build_parallel_data(
     then dev then test, ``verse_id`` = pair index within the language, ``book`` 0) and the sidecar
     ``out_json`` (default: same stem, ``.json``) with each language's source, repo, revision and counts.
 
-    Every language is covered before anything is fetched; no output remains on error."""
+    Every language is covered before anything is fetched; each language's pairs are streamed (two passes:
+    count, then sample), so memory does not grow with a source's size; no output remains on error."""
     sources, langs = check_entry(name, spec, pivot, config_langs)
     chosen = choose_sources(name, sources, langs)
     out_parquet = Path(out_parquet)
@@ -125,28 +176,16 @@ def build_parallel_data(
     )
     report: dict[str, Any] = {"name": name, "pivot": pivot, "languages": {}}
     with atomic_files(out_parquet, out_json, clear_on_error=True) as (tmp_parquet, tmp_json):
-        parts = [pa.Table.from_pylist([], schema=PARALLEL_SCHEMA)]
-        for lang in sorted(langs):
-            source = chosen[lang]
-            raw = source.load(lang)
-            pairs = _sample(_clean(raw), lang, seed, max_pairs, dev_pairs)
-            if not any(s == "train" for s in pairs.column("split").to_pylist()):
-                raise DataError(
-                    f"parallel_data.{name}: {source.describe()} has no non-empty train pair for {lang.code}"
-                )
-            n = pairs.num_rows
-            parts.append(pa.Table.from_arrays(
-                [pa.array([lang.code] * n, pa.string()), pa.array(np.arange(n), pa.int64()),
-                 pa.array(np.zeros(n, np.int16), pa.int16()), pairs.column("split").combine_chunks(),
-                 pairs.column("src").combine_chunks(), pairs.column("tgt").combine_chunks()], schema=PARALLEL_SCHEMA))  # fmt: skip
-            counts = {s: int(c) for s, c in zip(*np.unique(pairs.column("split").to_pylist(), return_counts=True),
-                                                strict=True)}  # fmt: skip
-            report["languages"][lang.code] = {**source.record(lang), "raw_pairs": raw.num_rows,
-                                              "pairs": {s: counts.get(s, 0) for s in SPLITS}}  # fmt: skip
-            log.info(
-                "%s: %s pairs from %s", lang.code, report["languages"][lang.code]["pairs"], source.describe()
-            )
-        pq.write_table(pa.concat_tables(parts), tmp_parquet)
+        writer = RowGroupWriter(tmp_parquet, PARALLEL_SCHEMA)
+        try:
+            for lang in sorted(langs):
+                source = chosen[lang]
+                got = _language_pairs(name, source, lang, seed, max_pairs, dev_pairs, writer)
+                report["languages"][lang.code] = {**source.record(lang), "raw_pairs": got["raw_pairs"],
+                                                  "pairs": {s: got[f"pairs_{s}"] for s in SPLITS}}  # fmt: skip
+                log.info("%s: %s pairs from %s", lang.code, report["languages"][lang.code]["pairs"], source.describe())
+        finally:
+            writer.close()
         tmp_json.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return report
 

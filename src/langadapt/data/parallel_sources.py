@@ -32,6 +32,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -42,8 +43,8 @@ import pyarrow.parquet as pq
 from langadapt.core.errors import ConfigError, DataError
 from langadapt.core.languages import Lang, iso639_1
 from langadapt.core.registry import Registry
-from langadapt.core.textfiles import read_lines
 from langadapt.data.hub import hub_files, hub_snapshot
+from langadapt.data.readers import BATCH_ROWS, text_blocks
 from langadapt.data.remote import Need, Remote, RemoteInputs
 
 log = logging.getLogger(__name__)
@@ -74,49 +75,63 @@ NLLB_DATA_SUFFIXES = (".gz", ".tsv", ".jsonl", ".parquet")
 # ------------------------------------------------------------------------------------------------- hub
 
 
-def read_translation(path: Path, first: str, second: str) -> tuple[list[str], list[str]]:
-    """(first-language, second-language) sentences of one pair file: parquet or JSON lines with a
-    ``translation`` mapping keyed by ``first``/``second``, or a TSV whose first two columns are
+def iter_translation(path: Path, first: str, second: str) -> Iterator[tuple[pa.Array, pa.Array]]:
+    """(first-language, second-language) sentences of one pair file, a batch at a time: parquet or JSON lines
+    with a ``translation`` mapping keyed by ``first``/``second``, or a TSV whose first two columns are
     ``first``, ``second`` (the allenai NLLB format; ``.gz`` allowed)."""
     name = path.name.lower()
     if name.endswith(".parquet"):
-        try:
-            col = pq.read_table(path, columns=["translation"]).column("translation").combine_chunks()
-        except (pa.ArrowException, OSError, KeyError) as e:
-            raise DataError(f"{path}: not a parquet file with a 'translation' column ({e})") from None
-        keys = (
-            {col.type.field(i).name for i in range(col.type.num_fields)}
-            if pa.types.is_struct(col.type)
-            else set()
-        )
+        yield from _parquet_translation(path, first, second)
+        return
+    if not path.is_file():
+        raise DataError(f"data file not found: {path}")
+    jsonl = ".jsonl" in name or ".json" in name
+    for start, lines in text_blocks(path, path.suffix == ".gz"):
+        a: list[str] = []
+        b: list[str] = []
+        for n, line in enumerate(lines, start=start):
+            if jsonl:
+                if not line.strip():
+                    continue
+                try:
+                    rec = json.loads(line)["translation"]
+                    a.append(rec[first])
+                    b.append(rec[second])
+                except (json.JSONDecodeError, KeyError, TypeError) as e:
+                    raise DataError(f"{path}: line {n}: expected JSON with translation.{first} and "
+                                    f"translation.{second} ({type(e).__name__}: {e})") from None
+                continue
+            fields = line.split("\t")
+            if len(fields) < 2:
+                raise DataError(f"{path}: line {n}: expected at least 2 tab-separated fields, got {len(fields)}")
+            a.append(fields[0])
+            b.append(fields[1])
+        yield pa.array(a, pa.string()), pa.array(b, pa.string())
+
+
+def _parquet_translation(path: Path, first: str, second: str) -> Iterator[tuple[pa.Array, pa.Array]]:
+    try:
+        pf = pq.ParquetFile(str(path))
+        if "translation" not in pf.schema_arrow.names:
+            raise KeyError("translation")
+        kind = pf.schema_arrow.field("translation").type
+        keys = {kind.field(i).name for i in range(kind.num_fields)} if pa.types.is_struct(kind) else set()
         if not {first, second} <= keys:
-            raise DataError(
-                f"{path}: 'translation' has fields {sorted(keys)}, expected {first!r} and {second!r}"
-            )
-        return (pc.struct_field(col, first).to_pylist(), pc.struct_field(col, second).to_pylist())
-    lines = read_lines(path)
+            raise DataError(f"{path}: 'translation' has fields {sorted(keys)}, expected {first!r} and {second!r}")
+        for batch in pf.iter_batches(batch_size=BATCH_ROWS, columns=["translation"]):
+            col = batch.column("translation")
+            yield pc.struct_field(col, first), pc.struct_field(col, second)
+    except (pa.ArrowException, OSError, KeyError) as e:
+        raise DataError(f"{path}: not a parquet file with a 'translation' column ({e})") from None
+
+
+def read_translation(path: Path, first: str, second: str) -> tuple[list[str], list[str]]:
+    """:func:`iter_translation` of one file as two lists (small files)."""
     a: list[str] = []
     b: list[str] = []
-    if ".jsonl" in name or ".json" in name:
-        for n, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)["translation"]
-                a.append(rec[first])
-                b.append(rec[second])
-            except (json.JSONDecodeError, KeyError, TypeError) as e:
-                raise DataError(
-                    f"{path}: line {n}: expected JSON with translation.{first} and "
-                    f"translation.{second} ({type(e).__name__}: {e})"
-                ) from None
-        return a, b
-    for n, line in enumerate(lines, start=1):
-        fields = line.split("\t")
-        if len(fields) < 2:
-            raise DataError(f"{path}: line {n}: expected at least 2 tab-separated fields, got {len(fields)}")
-        a.append(fields[0])
-        b.append(fields[1])
+    for x, y in iter_translation(path, first, second):
+        a += x.to_pylist()
+        b += y.to_pylist()
     return a, b
 
 
@@ -149,8 +164,12 @@ class ParallelSource(RemoteInputs):
         """Where to get `lang`'s pairs when no source has them (the preflight's message)."""
         return ""
 
-    def load(self, lang: Lang) -> pa.Table:
+    def batches(self, lang: Lang) -> Iterator[pa.Table]:
+        """The pairs of `lang` (:data:`PAIRS_SCHEMA`), a batch at a time (a file is never read whole)."""
         raise NotImplementedError
+
+    def load(self, lang: Lang) -> pa.Table:
+        return pa.concat_tables([pa.Table.from_pylist([], schema=PAIRS_SCHEMA), *self.batches(lang)])
 
     def record(self, lang: Lang) -> dict[str, Any]:
         return {"kind": self.kind, "files": self._files.get(lang.code, [])}
@@ -216,21 +235,19 @@ class Opus100Source(HubParallelSource):
         pair = "-".join(sorted(["en", code]))
         return [Need(self.remotes()[0], (f"{pair}/*.parquet",), columns=("translation",))]
 
-    def load(self, lang: Lang) -> pa.Table:
+    def batches(self, lang: Lang) -> Iterator[pa.Table]:
         code = self.code(lang)
         if code is None:
             raise ConfigError(f"{self.describe()} has no {self.pivot.code}-{lang.code} pairs")
         pair = "-".join(sorted(["en", code]))
         root, files = self.fetch(lang, [f"{pair}/*.parquet"])
-        parts = []
         for f in files:
             stem = Path(f).name.split(".")[0].removeprefix("opus100-")
             split = {"train": "train", "validation": "dev", "test": "test"}.get(stem.split("-")[0])
             if split is None:
                 raise DataError(f"{self.describe()}: {f}: cannot tell the split from the file name")
-            en, other = read_translation(root / f, "en", code)
-            parts.append(_pairs_table(split, en, other))
-        return pa.concat_tables(parts)
+            for en, other in iter_translation(root / f, "en", code):
+                yield _pairs_table(split, en, other)
 
 
 @PARALLEL_SOURCES.register("nllb")
@@ -298,7 +315,7 @@ class NllbSource(HubParallelSource):
             return []
         return [Path(self.cfg["path"]) / f for f in self.pairs()[pair]]
 
-    def load(self, lang: Lang) -> pa.Table:
+    def batches(self, lang: Lang) -> Iterator[pa.Table]:
         pair = self.pair_name(lang)
         if pair is None:
             raise ConfigError(f"{self.describe()} has no {self.pivot.code}-{lang.code} pairs "
@@ -309,12 +326,9 @@ class NllbSource(HubParallelSource):
             self._files[lang.code] = files
         else:
             root, files = self.fetch(lang, self.pairs()[pair])
-        parts = []
         for f in files:
-            a, b = read_translation(root / f, first, second)
-            src, tgt = (a, b) if first == self.pivot.code else (b, a)
-            parts.append(_pairs_table("train", src, tgt))
-        return pa.concat_tables(parts)
+            for a, b in iter_translation(root / f, first, second):
+                yield _pairs_table("train", *((a, b) if first == self.pivot.code else (b, a)))
 
 
 @PARALLEL_SOURCES.register("local")
@@ -354,26 +368,26 @@ class LocalParallelSource(ParallelSource):
     def local_files(self, lang: Lang) -> list[Path]:
         return [self.path(k, lang) for k in ("path", "dev", "test") if self.cfg[k] is not None]
 
-    def read(self, path: Path) -> tuple[list[str], list[str]]:
+    def read(self, path: Path) -> Iterator[tuple[list[str], list[str]]]:
         fmt = self.cfg["format"]
         if fmt == "auto":
             fmt = "tsv" if path.name.lower().removesuffix(".gz").endswith(".tsv") else "fast_align"
         sep = "\t" if fmt == "tsv" else " ||| "
-        a: list[str] = []
-        b: list[str] = []
-        for n, line in enumerate(read_lines(path), start=1):
-            if not line.strip():
-                continue
-            fields = line.split(sep)
-            if len(fields) != 2:
-                what = "tab-separated fields" if fmt == "tsv" else "' ||| '-separated sides"
-                raise DataError(f"{path}: line {n}: expected 2 {what}, got {len(fields)}")
-            a.append(fields[0])
-            b.append(fields[1])
-        return (b, a) if self.cfg["reverse"] else (a, b)
+        for start, lines in text_blocks(path, path.suffix == ".gz"):
+            a: list[str] = []
+            b: list[str] = []
+            for n, line in enumerate(lines, start=start):
+                if not line.strip():
+                    continue
+                fields = line.split(sep)
+                if len(fields) != 2:
+                    what = "tab-separated fields" if fmt == "tsv" else "' ||| '-separated sides"
+                    raise DataError(f"{path}: line {n}: expected 2 {what}, got {len(fields)}")
+                a.append(fields[0])
+                b.append(fields[1])
+            yield (b, a) if self.cfg["reverse"] else (a, b)
 
-    def load(self, lang: Lang) -> pa.Table:
-        parts = []
+    def batches(self, lang: Lang) -> Iterator[pa.Table]:
         files = []
         for key, split in (("path", "train"), ("dev", "dev"), ("test", "test")):
             if self.cfg[key] is None:
@@ -381,16 +395,16 @@ class LocalParallelSource(ParallelSource):
             path = self.path(key, lang)
             if not path.is_file():
                 raise DataError(f"parallel data file not found: {path}")
-            parts.append(_pairs_table(split, *self.read(path)))
             files.append(str(path))
-        self._files[lang.code] = files
-        return pa.concat_tables(parts)
+            self._files[lang.code] = files
+            for src, tgt in self.read(path):
+                yield _pairs_table(split, src, tgt)
 
 
-def _pairs_table(split: str, src: list[Any], tgt: list[Any]) -> pa.Table:
+def _pairs_table(split: str, src: Any, tgt: Any) -> pa.Table:
     n = len(src)
-    return pa.Table.from_arrays([pa.array([split] * n, pa.string()), pa.array(src, pa.string()),
-                                 pa.array(tgt, pa.string())], schema=PAIRS_SCHEMA)  # fmt: skip
+    cols = [x.cast(pa.string()) if isinstance(x, pa.Array) else pa.array(x, pa.string()) for x in (src, tgt)]
+    return pa.Table.from_arrays([pa.array([split] * n, pa.string()), *cols], schema=PAIRS_SCHEMA)
 
 
 # ------------------------------------------------------------------------------------------------ entry

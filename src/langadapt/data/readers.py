@@ -125,7 +125,7 @@ def _columnar_tables(path: Path, fmt: str, text_field: str) -> Iterator[pa.Table
         row += n
 
 
-def _text_lines(path: Path, gz: bool) -> Iterator[tuple[int, list[str]]]:
+def text_blocks(path: Path, gz: bool) -> Iterator[tuple[int, list[str]]]:
     """(first line number, lines) blocks of a UTF-8 text file, read a few MB at a time; lines split on
     ``\n`` with a trailing ``\r`` removed; a final newline adds no line. Bad UTF-8 names the line."""
     opener = gzip.open if gz else open
@@ -157,7 +157,7 @@ def _text_lines(path: Path, gz: bool) -> Iterator[tuple[int, list[str]]]:
 
 
 def _txt_tables(path: Path, gz: bool) -> Iterator[pa.Table]:
-    for first, lines in _text_lines(path, gz):
+    for first, lines in text_blocks(path, gz):
         for start in range(0, len(lines), BATCH_ROWS):
             part = lines[start : start + BATCH_ROWS]
             ids = np.arange(first + start, first + start + len(part))
@@ -167,7 +167,7 @@ def _txt_tables(path: Path, gz: bool) -> Iterator[pa.Table]:
 
 def _records(path: Path, fmt: str, gz: bool) -> Iterator[tuple[int, str]]:
     """(line number, line) of a jsonl or tsv file."""
-    for first, lines in _text_lines(path, gz):
+    for first, lines in text_blocks(path, gz):
         yield from enumerate(lines, start=first)
 
 

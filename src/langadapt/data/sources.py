@@ -27,8 +27,8 @@ from langadapt.core.languages import Lang, parse_lang
 from langadapt.core.registry import Registry
 from langadapt.data.hub import hub_snapshot
 from langadapt.data.readers import BATCH_ROWS, SCHEMA, iter_text_file, make_table
-from langadapt.data.stream import HashSet64, normalise_array, rebatch
 from langadapt.data.remote import Need, Remote, RemoteInputs
+from langadapt.data.stream import HashSet64, normalise_array, rebatch
 
 log = logging.getLogger(__name__)
 
