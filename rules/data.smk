@@ -22,7 +22,8 @@ rule corpus:
     resources:
         # streaming: flat working set + a few bytes per source line (langadapt.data.corpus.corpus_memory_mb,
         # from the download marker's byte count; benchmarks/corpus_stream.py measures it)
-        mem_mb=lambda wc, input, attempt: corpus_memory_mb(input.remote) * attempt,
+        mem_mb=lambda wc, input, attempt: corpus_memory_mb(wc.lang, config["data"]["sources"][wc.lang], input.remote)
+        * attempt,
         runtime=lambda wc, attempt: 20 * attempt,
     script:
         "../scripts/corpus.py"
@@ -104,7 +105,8 @@ rule parallel_data:
         "../envs/data.yaml"
     threads: 1
     resources:
-        mem_mb=8000,
+        # streamed in two passes: flat working set + the sample's index arrays (stream_memory_mb)
+        mem_mb=lambda wc, input, attempt: stream_memory_mb([*input.files, *input.remote]) * attempt,
         runtime=lambda wc, attempt: 60 * attempt,
     script:
         "../scripts/parallel_data.py"

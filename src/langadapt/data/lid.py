@@ -5,6 +5,8 @@ filters the current one (fastText holds the GIL, so a thread would not overlap).
 from __future__ import annotations
 
 import importlib.util
+import logging
+import sys
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -16,6 +18,8 @@ from typing import Any
 import numpy as np
 
 from langadapt.core.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 
 def lid_model_path() -> Path:
@@ -62,6 +66,9 @@ def with_lid(tables: Iterable[Any], workers: int, depth: int = 2) -> Iterator[tu
     With ``workers > 1``, one helper process predicts up to `depth` batches ahead of the consumer;
     otherwise nothing is predicted here (None: the filters predict the lines that reach them).
     """
+    if workers > 1 and sys.platform != "linux":
+        log.info("fastText LID in this process: the helper process needs fork (Linux)")
+        workers = 1
     if workers <= 1:
         for t in tables:
             yield t, None
