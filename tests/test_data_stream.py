@@ -244,6 +244,12 @@ def test_cap_config_errors_name_the_key(tmp_path: Path) -> None:
             cap_cfg={"max_bytes": "2GB"},
         )
     assert not (tmp_path / "c.parquet").exists() and not CapSettings.from_config(None).active
+    # an error after the first pass leaves neither the outputs nor the uncapped first-pass file
+    out = tmp_path / "out"
+    with pytest.raises(DataError, match="every line of eng_Latn was removed"):
+        build_corpus("eng_Latn", {"kind": "local", "path": str(_bible(tmp_path, "eng", 50, 1))},
+                     {"min_tokens": {"min": 5}}, SPLIT, out / "c.parquet", out / "c.csv", cap_cfg={"max_lines": 5})
+    assert list(out.iterdir()) == []
 
 
 def test_split_texts_is_lazy_and_samples_like_lists(tmp_path: Path) -> None:

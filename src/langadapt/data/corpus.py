@@ -161,38 +161,47 @@ def build_corpus(
     with atomic_files(Path(out_parquet), Path(out_stats), clear_on_error=True) as (tmp_parquet, tmp_stats):
         first = tmp_parquet.with_name(tmp_parquet.name + ".uncapped") if cap.active else tmp_parquet
         selector = CapSelector(cap)
-        writer = RowGroupWriter(first, schema)
-        progress = _Progress(code)
         try:
-            k = chain.lid_index  # filters before fastText run here; LID of the survivors in a helper
-            cheap = (chain(batch, normal=True, stop=k) for batch in stream_source(source_cfg, code))
-            for table, lid in with_lid(cheap, workers if k < len(chain.filters) else 1):
-                table = chain(table, normal=True, start=k, lid=lid)
-                splits = assign_splits(table.column("verse_id").to_numpy(), split["dev_fraction"],
-                                       split["test_fraction"], split["seed"], split["train_fraction"])  # fmt: skip
-                for name in counts:
-                    counts[name] += int(np.sum(splits == name))
-                used = splits != "unused"
-                table = table.append_column("split", pa.array(splits, pa.string())).filter(pa.array(used))
-                selector.observe(table)
-                writer.write(table)
-                progress.update(chain.source, sum(counts.values()) - counts["unused"])
+            _stream_filtered(code, source_cfg, chain, split, RowGroupWriter(first, schema), selector, counts,
+                             workers)  # fmt: skip
+            stats = chain.stats()
+            if stats[-1]["kept"] == 0:
+                raise DataError(f"empty corpus: every line of {code} was removed by the filters ({stats})")
+            if split["train_fraction"] < 1:
+                n = stats[-1]["kept"]
+                stats.append({"lang": code, "filter": "train_fraction", "input": n, "removed": counts["unused"],
+                              "kept": n - counts["unused"], "note": f"train_fraction={split['train_fraction']}"})
+            if cap.active:
+                stats.append(selector.write_capped(first, tmp_parquet, schema, code, stats[-1]["kept"]))
+                counts["train"] -= stats[-1]["removed"]
         finally:
-            writer.close()
-        stats = chain.stats()
-        if stats[-1]["kept"] == 0:
-            raise DataError(f"empty corpus: every line of {code} was removed by the filters ({stats})")
-        if split["train_fraction"] < 1:
-            n = stats[-1]["kept"]
-            stats.append({"lang": code, "filter": "train_fraction", "input": n, "removed": counts["unused"],
-                          "kept": n - counts["unused"], "note": f"train_fraction={split['train_fraction']}"})
-        if cap.active:
-            stats.append(selector.write_capped(first, tmp_parquet, schema, code, stats[-1]["kept"]))
-            counts["train"] -= stats[-1]["removed"]
-            first.unlink()
+            if first != tmp_parquet:
+                first.unlink(missing_ok=True)
         _write_stats(stats, tmp_stats)
     counts.pop("unused")
     log.info("%s: wrote %d lines (%s) to %s", code, sum(counts.values()), counts, out_parquet)
+
+
+def _stream_filtered(code: str, source_cfg: dict[str, Any], chain: FilterChain, split: dict[str, Any],
+                     writer: RowGroupWriter, selector: CapSelector, counts: dict[str, int], workers: int) -> None:
+    """The first pass of `build_corpus`: source -> filters -> split -> Parquet row groups (+ cap keys)."""
+    progress = _Progress(code)
+    try:
+        k = chain.lid_index  # filters before fastText run here; LID of the survivors in a helper
+        cheap = (chain(batch, normal=True, stop=k) for batch in stream_source(source_cfg, code))
+        for table, lid in with_lid(cheap, workers if k < len(chain.filters) else 1):
+            table = chain(table, normal=True, start=k, lid=lid)
+            splits = assign_splits(table.column("verse_id").to_numpy(), split["dev_fraction"],
+                                   split["test_fraction"], split["seed"], split["train_fraction"])  # fmt: skip
+            for name in counts:
+                counts[name] += int(np.sum(splits == name))
+            used = splits != "unused"
+            table = table.append_column("split", pa.array(splits, pa.string())).filter(pa.array(used))
+            selector.observe(table)
+            writer.write(table)
+            progress.update(chain.source, sum(counts.values()) - counts["unused"])
+    finally:
+        writer.close()
 
 
 PROGRESS_LINES = 1_000_000

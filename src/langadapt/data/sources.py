@@ -369,12 +369,11 @@ def stream_source(cfg: dict[str, Any], lang: str | Lang) -> Iterator[pa.Table]:
     source = build_source(cfg)
     finisher = _Finisher(source.describe())
     total = 0
-    for raw in source.batches(lang):
-        for t in rebatch([raw], BATCH_ROWS):
-            out = finisher(t)
-            total += out.num_rows
-            if out.num_rows:
-                yield out
+    for t in rebatch(source.batches(lang), BATCH_ROWS):  # Arrow shards come in batches of ~1,000 rows
+        out = finisher(t)
+        total += out.num_rows
+        if out.num_rows:
+            yield out
     if total == 0:
         raise DataError(f"empty corpus: {source.describe()} for {lang.code}")
     log.info("%s for %s: %d lines", source.describe(), lang.code, total)
