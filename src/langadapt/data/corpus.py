@@ -8,6 +8,7 @@ every language and test verses never leak into training in any language.
 from __future__ import annotations
 
 import csv
+import errno
 import logging
 import os
 import time
@@ -62,11 +63,11 @@ def stream_memory_mb(inputs: Sequence[str | os.PathLike] = ()) -> int:
     size = 0
     for item in inputs:
         path = Path(item)
-        if not path.is_file():
-            continue
         if path.suffix == ".json" and "downloads" in path.parts:
+            if not path.is_file():  # not downloaded yet: Snakemake shows <TBD> and asks again when it is
+                raise FileNotFoundError(errno.ENOENT, "download marker not there yet", str(item))
             size += sum(int(f.get("bytes") or 0) for f in json.loads(path.read_text(encoding="utf-8"))["fetched"])
-        else:
+        elif path.is_file():
             size += path.stat().st_size * (GZIP_RATIO if path.suffix == ".gz" else 1)
     return BASE_MEMORY_MB + -(-size // MIN_BYTES_PER_LINE * BYTES_PER_LINE_STATE // 1_000_000)
 
