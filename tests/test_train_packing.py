@@ -111,3 +111,29 @@ def test_language_sampler_follows_temperature(tmp_path):
     assert packed.sentences == [20, 200]  # deu_Latn, eng_Latn
     share = 20 / 220  # alpha 1: proportional to train sentences
     assert abs((g == packed.langs.index("deu_Latn")).mean() - share) < 0.03
+
+
+def test_packing_to_disk_in_small_chunks_equals_packing_in_memory(tmp_path):
+    """The bounded path (token files, memory-mapped arrays filled `chunk_rows` rows at a time) packs exactly
+    what one pass over whole lists would, and `fraction` draws the same sentences (LangSAMP §5.1's 5%)."""
+    from langadapt.data.corpus import read_split_texts
+    from langadapt.train.packing import subsample_indices
+
+    tokenizer = make_tokenizer()
+    paths = {lang: write_corpus(tmp_path / f"{lang}.parquet", sentences(lang, 300 + 40 * k, seed=k))
+             for k, lang in enumerate(LANG_PREFIX)}  # fmt: skip
+    whole = pack_corpora(tokenizer, paths, seq_len=12)
+    disk = pack_corpora(tokenizer, paths, seq_len=12, out_dir=tmp_path / "packed", chunk_rows=3)
+    assert isinstance(disk.input_ids, np.memmap) and not list(tmp_path.glob("langadapt-pack-*"))
+    for name in ("input_ids", "lengths", "lang"):
+        assert np.array_equal(getattr(disk, name), getattr(whole, name))
+    assert (disk.tokens, disk.sentences) == (whole.tokens, whole.sentences)
+    part = pack_corpora(tokenizer, paths, seq_len=12, fraction=0.05, seed=4)
+    bos, eos, pad = 0, 2, 1
+    for k, lang in enumerate(sorted(paths)):
+        texts = read_split_texts(paths[lang])
+        keep = subsample_indices(len(texts), 0.05, 4 + k)
+        stream = tokenize_texts(tokenizer, [texts[i] for i in keep])
+        ids, _ = pack_stream(stream, 12, bos, eos, pad)
+        assert np.array_equal(part.input_ids[part.rows_of(k)], ids)
+        assert part.sentences[k] == len(keep) == max(1, round(0.05 * len(texts)))
