@@ -13,7 +13,7 @@ from langadapt import config as lc
 from langadapt.core.errors import ConfigError
 from langadapt.core.runtime import DOWNLOAD_MARKERS, go_offline
 from langadapt.dag.cluster import gpu_resources as dag_gpu_resources
-from langadapt.data.corpus import corpus_memory_mb, stream_memory_mb
+from langadapt.data.corpus import corpus_memory_mb, corpus_threads, stream_memory_mb
 from langadapt.dag.preflight import remote_consumers, remote_spec
 from langadapt.dag.targets import langsamp_of as dag_langsamp_of
 from langadapt.dag.targets import targets

@@ -17,8 +17,8 @@ rule corpus:
         "results/logs/corpus/{lang}.log",
     conda:
         "../envs/data.yaml"
-    # 2 threads: fastText LID runs in a helper process one batch ahead (langadapt.data.lid.with_lid)
-    threads: 2
+    # 2 threads for sources that can be large: fastText LID in a helper process (langadapt.data.lid.with_lid)
+    threads: lambda wc: corpus_threads(config["data"]["sources"][wc.lang])
     resources:
         # streaming: flat working set + a few bytes per source line (langadapt.data.corpus.corpus_memory_mb,
         # from the download marker's byte count; benchmarks/corpus_stream.py measures it)

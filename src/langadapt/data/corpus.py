@@ -72,6 +72,14 @@ def stream_memory_mb(inputs: Sequence[str | os.PathLike] = ()) -> int:
     return BASE_MEMORY_MB + -(-size // MIN_BYTES_PER_LINE * BYTES_PER_LINE_STATE // 1_000_000)
 
 
+def corpus_threads(source_cfg: dict[str, Any]) -> int:
+    """Threads of a corpus job: 2 (fastText LID in a helper process, `with_lid`) for sources that can be
+    large; 1 for the Bibles shipped in packages, where starting the helper costs more than it saves."""
+    from langadapt.data.sources import build_source
+
+    return 1 if build_source(source_cfg).SMALL else 2
+
+
 def corpus_memory_mb(lang: str, source_cfg: dict[str, Any], markers: Sequence[str | os.PathLike] = ()) -> int:
     """:func:`stream_memory_mb` of a corpus job: its download markers and, for a ``local`` source, its file
     (the sources shipped in packages hold ~31k Bible verses: the base alone)."""

