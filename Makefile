@@ -46,7 +46,8 @@ slurm: install-slurm
 test: install-test
 	$(BIN)/python -m pytest -q
 
-# MLM throughput / MFU against the Hugging Face Trainer baselines (~5 min on 2 cores)
+# MLM throughput / MFU against the Hugging Face Trainer baselines (~5 min on 2 cores), FOCUS against deepfocus,
+# the corpus stage against the in-memory one and datatrove at 0.2M and 1M lines (~5 min)
 bench: install-bench
 	$(BIN)/python benchmarks/mlm_throughput.py --profile
 	$(BIN)/python benchmarks/focus_vs_deepfocus.py
