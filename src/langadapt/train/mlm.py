@@ -37,6 +37,7 @@ from langadapt.models.factorized import (
     read_factorization,
     save_factorization,
 )
+from langadapt.models.mlm_head import mask_tokens
 from langadapt.train.checkpoint import (
     fingerprint,
     inputs_digest,
@@ -70,29 +71,6 @@ __all__ = ["PRESETS", "PRETRAIN_DEFAULTS", "accumulation", "frozen_steps", "mask
            "resolve_config"]
 
 log = logging.getLogger(__name__)
-
-def mask_tokens(input_ids: torch.Tensor, never_mask: torch.Tensor, mask_id: int, candidates: torch.Tensor,
-                generator: torch.Generator, probability: float = 0.15,
-                ratios: tuple[float, float, float] = (0.8, 0.1, 0.1)) -> tuple[torch.Tensor, torch.Tensor]:
-    """BERT masking: select `probability` of the maskable positions; of those, ratios[0] -> ``<mask>``,
-    ratios[1] -> a random token from `candidates`, the rest unchanged.
-
-    `never_mask` is True at special tokens and padding. Returns (inputs, labels) with labels -100 at
-    unselected positions. Draws a fixed amount of randomness from `generator` per call (exact resume).
-    """
-    probs = torch.full(input_ids.shape, probability)
-    probs.masked_fill_(never_mask, 0.0)
-    selected = torch.bernoulli(probs, generator=generator).bool()
-    u = torch.rand(input_ids.shape, generator=generator)
-    random_ids = candidates[torch.randint(len(candidates), input_ids.shape, generator=generator)]
-    to_mask = selected & (u < ratios[0])
-    to_random = selected & (u >= ratios[0]) & (u < ratios[0] + ratios[1])
-    inputs = input_ids.clone()
-    inputs[to_mask] = mask_id
-    inputs[to_random] = random_ids[to_random]
-    labels = torch.where(selected, input_ids, torch.full_like(input_ids, -100))
-    return inputs, labels
-
 
 def body_params(model: torch.nn.Module) -> list[torch.nn.Parameter]:
     """Transformer-block parameters (``base_model.encoder``): frozen in LAPT-EMB and while
