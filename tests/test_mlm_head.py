@@ -49,8 +49,13 @@ def test_head_training_is_deterministic_and_reads_corpus_splits(tmp_path) -> Non
     runs = []
     for _ in range(2):
         model, tok = _tiny(tmp_path)
-        rec = train_mlm_head(model, tok, {k: SplitTexts(p, "train") for k, p in paths.items()},
-                             {k: SplitTexts(p, "dev") for k, p in paths.items()}, {"epochs": 2, "sentences": 30})
+        rec = train_mlm_head(
+            model,
+            tok,
+            {k: SplitTexts(p, "train") for k, p in paths.items()},
+            {k: SplitTexts(p, "dev") for k, p in paths.items()},
+            {"epochs": 2, "sentences": 30},
+        )
         runs.append((rec["held_out_loss"], model.cls.predictions.transform.dense.weight.clone()))
     assert runs[0][0] == runs[1][0] and torch.equal(runs[0][1], runs[1][1])
     assert set(runs[0][0]) == set(LANG_PREFIX)

@@ -8,7 +8,8 @@ Importing this package registers the built-in task kinds:
 * ``bible_genre`` (:mod:`.classification`): Bible book-genre classification, a Taxi1500 stand-in;
 * ``classification`` (:mod:`.sequence_tasks`): SIB-200 / Taxi1500 topic classification;
 * ``nli`` (:mod:`.sequence_tasks`): XNLI;
-* ``token_classification`` (:mod:`.token_classification`): WikiANN NER, UD POS (zero-shot or in-language).
+* ``token_classification`` (:mod:`.token_classification`): WikiANN NER, UD POS (zero-shot or in-language);
+* ``mlm_loss`` (:mod:`.mlm_loss`): held-out masked-LM loss per language, fixed seeded masks.
 
 The fine-tuning tasks share one loop (:mod:`.finetune`); zero-shot source languages, LangSAMP donors
 included, are planned in :mod:`.donor`; word-level heads are in :mod:`.words`.
@@ -16,6 +17,7 @@ included, are planned in :mod:`.donor`; word-level heads are in :mod:`.words`.
 
 from langadapt.evaluation import (  # noqa: F401  (registers task kinds)
     classification,
+    mlm_loss,
     retrieval,
     sequence_tasks,
     token_classification,

@@ -41,9 +41,15 @@ HEAD_TRAIN_DEFAULTS: dict[str, Any] = {
 }
 
 
-def mask_tokens(input_ids: torch.Tensor, never_mask: torch.Tensor, mask_id: int, candidates: torch.Tensor,
-                generator: torch.Generator, probability: float = 0.15,
-                ratios: tuple[float, float, float] = (0.8, 0.1, 0.1)) -> tuple[torch.Tensor, torch.Tensor]:
+def mask_tokens(
+    input_ids: torch.Tensor,
+    never_mask: torch.Tensor,
+    mask_id: int,
+    candidates: torch.Tensor,
+    generator: torch.Generator,
+    probability: float = 0.15,
+    ratios: tuple[float, float, float] = (0.8, 0.1, 0.1),
+) -> tuple[torch.Tensor, torch.Tensor]:
     """BERT masking: select `probability` of the maskable positions; of those, ratios[0] -> ``<mask>``,
     ratios[1] -> a random token from `candidates`, the rest unchanged.
 
@@ -93,8 +99,14 @@ def _trainable_head_params(model: torch.nn.Module) -> list[torch.nn.Parameter]:
 
 
 @torch.no_grad()
-def masked_states(model: torch.nn.Module, tokenizer: Any, texts: Sequence[str], seq_len: int,
-                  generator: torch.Generator, batch: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
+def masked_states(
+    model: torch.nn.Module,
+    tokenizer: Any,
+    texts: Sequence[str],
+    seq_len: int,
+    generator: torch.Generator,
+    batch: int = 32,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(hidden states, labels) at the masked positions of `texts`, from the body in eval mode."""
     special = torch.tensor(sorted(set(tokenizer.all_special_ids)), dtype=torch.long)
     vocab = model.get_input_embeddings().weight.shape[0]
@@ -120,7 +132,9 @@ def _first(texts: Iterable[str], n: int) -> list[str]:
     return list(itertools.islice((t for t in texts if t.strip()), n))
 
 
-def _mean_loss(model: torch.nn.Module, hidden: torch.Tensor, labels: torch.Tensor, batch: int = 2048) -> float:
+def _mean_loss(
+    model: torch.nn.Module, hidden: torch.Tensor, labels: torch.Tensor, batch: int = 2048
+) -> float:
     head = _head_module(model)
     total = 0.0
     with torch.no_grad():
@@ -170,7 +184,9 @@ def train_mlm_head(model: torch.nn.Module, tokenizer: Any, train_texts: Mapping[
     return record
 
 
-def _fit(model: torch.nn.Module, hidden: torch.Tensor, labels: torch.Tensor, cfg: Mapping[str, Any]) -> list[float]:
+def _fit(
+    model: torch.nn.Module, hidden: torch.Tensor, labels: torch.Tensor, cfg: Mapping[str, Any]
+) -> list[float]:
     """Adam on the head's own parameters over shuffled minibatches of cached positions; mean loss per epoch."""
     params = _trainable_head_params(model)
     for p in params:

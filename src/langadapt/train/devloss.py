@@ -130,3 +130,39 @@ class BestKeeper:
             return {}
         with open(self.curve_path, encoding="utf-8") as f:
             return {int(r["step"]): float(r["loss"]) for r in csv.DictReader(f) if r["language"] == "mean"}
+
+
+def model_mlm_losses(model_dir: Path, texts_by_lang: Mapping[str, list[str]], seq_len: int, n_sentences: int,
+                     mask_seed: int, device: Any, probability: float = 0.15,
+                     ratios: tuple[float, float, float] = (0.8, 0.1, 0.1)) -> dict[str, float]:  # fmt: skip
+    """Held-out masked-token loss per language of the model directory `model_dir` (the ``mlm_loss``
+    evaluation task): BERT masking seeded with `mask_seed` per language (:func:`build_dev_set`), so every
+    model with the same tokenizer is scored on the same masked tokens. A LangSAMP model is scored with its
+    saved language/script embeddings (``langsamp.safetensors``), as in its pretraining; languages outside its
+    inventory raise ConfigError."""
+    from transformers import AutoModelForMaskedLM, AutoTokenizer
+
+    from langadapt.models.mlm_head import mask_tokens
+    from langadapt.train.objective import IdMaps, MLMObjective, read_tables
+
+    model_dir = Path(model_dir)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForMaskedLM.from_pretrained(model_dir).to(device)
+    saved = read_tables(model_dir)
+    variant, maps = "none", None
+    if saved is not None:
+        meta = saved[1]
+        variant = meta.get("variant", "both")
+        maps = IdMaps(tuple(sorted(meta["languages"], key=meta["languages"].get)),
+                      tuple(sorted(meta["scripts"], key=meta["scripts"].get)))  # fmt: skip
+    objective = MLMObjective(model, variant, maps).to(device)
+    objective.load_tables_from(model_dir)
+    special = set(tokenizer.all_special_ids)
+    vocab = min(len(tokenizer), model.get_input_embeddings().num_embeddings)
+    candidates = torch.tensor([i for i in range(vocab) if i not in special], dtype=torch.long)
+    dev = build_dev_set(
+        tokenizer, texts_by_lang,
+        lambda ids, never, g: mask_tokens(ids, never, tokenizer.mask_token_id, candidates, g, probability, ratios),
+        seq_len, n_sentences, mask_seed, lambda c: (maps.language_id(c), maps.script_id(c)) if maps else (0, 0),
+    )  # fmt: skip
+    return dev_losses(objective, dev, device)
