@@ -9,6 +9,6 @@ from langadapt.models.source import build_source_model
 j = job(snakemake)
 spec = j.param_json("spec")
 texts = corpus_texts(snakemake.input.texts) if snakemake.input.texts else None
-corpora = {Path(p).stem: Path(p) for p in snakemake.input.texts}  # results/data/corpora/{lang}.parquet
+corpora = dict(zip(snakemake.params.langs, map(Path, snakemake.input.texts), strict=True)) if snakemake.input.texts else {}
 info = build_source_model(spec, Path(snakemake.output[0]), texts=texts, provenance=j.provenance(spec), corpora=corpora)
 j.log.info("source model: %s", info)

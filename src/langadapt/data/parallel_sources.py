@@ -125,16 +125,6 @@ def _parquet_translation(path: Path, first: str, second: str) -> Iterator[tuple[
         raise DataError(f"{path}: not a parquet file with a 'translation' column ({e})") from None
 
 
-def read_translation(path: Path, first: str, second: str) -> tuple[list[str], list[str]]:
-    """:func:`iter_translation` of one file as two lists (small files)."""
-    a: list[str] = []
-    b: list[str] = []
-    for x, y in iter_translation(path, first, second):
-        a += x.to_pylist()
-        b += y.to_pylist()
-    return a, b
-
-
 # --------------------------------------------------------------------------------------------- sources
 class ParallelSource(RemoteInputs):
     """Base class: ``__init__(cfg, pivot)`` validates keys (no I/O); ``covers(langs)`` answers cheaply which

@@ -247,11 +247,3 @@ def iter_text_file(path: str | Path, text_field: str = "text", fmt: str | None =
         yield from _txt_tables(path, gz)
     else:
         yield from _record_tables(path, fmt, gz, text_field)
-
-
-def read_text_file(path: str | Path, text_field: str = "text", fmt: str | None = None) -> pa.Table:
-    """The whole of :func:`iter_text_file` as one table (for small files)."""
-    parts = list(iter_text_file(path, text_field, fmt))
-    meta = parts[0].schema.metadata if parts else {b"ids": b"running"}
-    empty = make_table([], [], []).append_column("line", pa.array([], pa.int64()))
-    return pa.concat_tables([p.replace_schema_metadata(None) for p in parts] or [empty]).replace_schema_metadata(meta)

@@ -87,11 +87,6 @@ def check_sha256(path: Path, expected: str) -> None:
         raise DataError(f"sha256 mismatch for {path}: expected {expected}, got {actual}")
 
 
-def normalise_ws(text: str) -> str:
-    """Collapse whitespace runs to one space and strip."""
-    return " ".join(text.split())
-
-
 class _Finisher:
     """Per batch: normalise whitespace, drop empty texts, reject a verse id seen before (in this batch or an
     earlier one, kept in a :class:`HashSet64` with the line each id came from); return the source schema."""
@@ -120,11 +115,6 @@ class _Finisher:
             i = int(np.flatnonzero(seen | ~new)[0])
             before = int(first_line[i]) if seen[i] else int(lines[np.flatnonzero(ids == ids[i])[0]])
             raise DataError(f"duplicate verse_id {int(ids[i])} in {self.where} (lines {before} and {lines[i]})")
-
-
-def finish(table: pa.Table, where: str) -> pa.Table:
-    """Normalise whitespace, drop empty texts, reject duplicate verse ids; return the source schema."""
-    return _Finisher(where)(table)
 
 
 # ---------------------------------------------------------------------------------------------- sources

@@ -70,6 +70,12 @@ def mask_tokens(
     return inputs, labels
 
 
+def mask_candidates(tokenizer: Any, vocab_size: int) -> torch.Tensor:
+    """Ids a random replacement of :func:`mask_tokens` draws from: the first `vocab_size` ids, specials out."""
+    special = set(tokenizer.all_special_ids)
+    return torch.tensor([i for i in range(vocab_size) if i not in special], dtype=torch.long)
+
+
 def head_settings(params: Mapping[str, Any] | None) -> dict[str, Any]:
     """Validate ``head_training`` (keys :data:`HEAD_TRAIN_DEFAULTS`); ConfigError names key and value."""
     cfg = dict(params or {})
@@ -109,8 +115,7 @@ def masked_states(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(hidden states, labels) at the masked positions of `texts`, from the body in eval mode."""
     special = torch.tensor(sorted(set(tokenizer.all_special_ids)), dtype=torch.long)
-    vocab = model.get_input_embeddings().weight.shape[0]
-    candidates = torch.tensor([i for i in range(vocab) if i not in set(special.tolist())], dtype=torch.long)
+    candidates = mask_candidates(tokenizer, model.get_input_embeddings().weight.shape[0])
     hs, ys = [], []
     # batches of similar length (shortest first): padding to a batch's longest sentence would otherwise triple
     # the body's work on Bible verses (~40 pieces, up to seq_len)

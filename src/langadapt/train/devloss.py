@@ -142,7 +142,7 @@ def model_mlm_losses(model_dir: Path, texts_by_lang: Mapping[str, list[str]], se
     inventory raise ConfigError."""
     from transformers import AutoModelForMaskedLM, AutoTokenizer
 
-    from langadapt.models.mlm_head import mask_tokens
+    from langadapt.models.mlm_head import mask_candidates, mask_tokens
     from langadapt.train.objective import IdMaps, MLMObjective, read_tables
 
     model_dir = Path(model_dir)
@@ -157,9 +157,7 @@ def model_mlm_losses(model_dir: Path, texts_by_lang: Mapping[str, list[str]], se
                       tuple(sorted(meta["scripts"], key=meta["scripts"].get)))  # fmt: skip
     objective = MLMObjective(model, variant, maps).to(device)
     objective.load_tables_from(model_dir)
-    special = set(tokenizer.all_special_ids)
-    vocab = min(len(tokenizer), model.get_input_embeddings().num_embeddings)
-    candidates = torch.tensor([i for i in range(vocab) if i not in special], dtype=torch.long)
+    candidates = mask_candidates(tokenizer, min(len(tokenizer), model.get_input_embeddings().num_embeddings))
     dev = build_dev_set(
         tokenizer, texts_by_lang,
         lambda ids, never, g: mask_tokens(ids, never, tokenizer.mask_token_id, candidates, g, probability, ratios),

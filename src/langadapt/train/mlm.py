@@ -37,7 +37,7 @@ from langadapt.models.factorized import (
     read_factorization,
     save_factorization,
 )
-from langadapt.models.mlm_head import mask_tokens
+from langadapt.models.mlm_head import mask_candidates, mask_tokens
 from langadapt.train.checkpoint import (
     fingerprint,
     inputs_digest,
@@ -249,8 +249,7 @@ class _Masking:
         vocab = min(len(tokenizer), model.get_input_embeddings().num_embeddings)
         r0, r1, r2 = (float(r) for r in cfg["mask_ratios"])
         return cls(torch.tensor(sorted(special_set), dtype=torch.long), tokenizer.mask_token_id,
-                   torch.tensor([i for i in range(vocab) if i not in special_set], dtype=torch.long),
-                   float(cfg["mlm_probability"]), (r0, r1, r2))
+                   mask_candidates(tokenizer, vocab), float(cfg["mlm_probability"]), (r0, r1, r2))
 
 
 def _micro_step(trainer: Trainer, packed: Any, sampler: Any, masking: _Masking, gen: torch.Generator,
