@@ -33,6 +33,29 @@ rule tables:
         "../scripts/tables.py"
 
 
+# The papers' headline claims against this run (langadapt.report.claims): editing evaluation.report.claims
+# reruns only this job.
+rule claims:
+    input:
+        "results/tables/results.csv",
+    output:
+        csv=report("results/tables/claims.csv", caption="../workflow/report/claims.rst", category="Claims"),
+        md="results/tables/claims.md",
+        tex="results/tables/claims.tex",
+    params:
+        claims=lambda w: as_json(config["evaluation"]["report"].get("claims", [])),
+    log:
+        "results/logs/claims.log",
+    conda:
+        "../envs/data.yaml"
+    localrule: True
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    script:
+        "../scripts/claims.py"
+
+
 rule loss_curves:
     input:
         TRAIN_RUNS,

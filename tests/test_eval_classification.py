@@ -130,3 +130,58 @@ def test_errors(tmp_path):
     no_dev.to_parquet(paths["eng_Latn"], index=False)
     with pytest.raises(DataError, match="dev split of .*eng_Latn.parquet"):
         build_task(CFG).select_data(TaskData(paths, "eng_Latn"))
+
+
+def test_source_language_trains_on_that_languages_verses(tmp_path):
+    """Every corpus is verse-aligned: ``source`` picks the language fine-tuned on (same genres, own text)."""
+    paths = make_corpora(tmp_path)
+    deu = pd.read_parquet(paths["deu_Latn"])
+    task = build_task({**CFG, "source": "deu_Latn"})
+    train, dev, tests = task.select_data(TaskData(paths, "eng_Latn"))
+    assert set(train["verse_id"]) <= set(deu.loc[deu["split"] == "train", "verse_id"])
+    by_id = deu.set_index("verse_id")["text"]
+    assert train["text"].tolist() == by_id.loc[train["verse_id"]].tolist()
+    assert set(tests) == {"eng_Latn", "deu_Latn", "nya_Latn"}
+    with pytest.raises(ConfigError, match="bible_genre.source"):
+        build_task({**CFG, "source": "german"})
+    with pytest.raises(DataError, match="source fra_Latn is not among the job's languages"):
+        build_task({**CFG, "source": "fra_Latn"}).run(tmp_path / "unused", TaskData(paths, "eng_Latn"), seed=0)
+
+
+def test_donor_source_scores_each_target_with_its_donors_model(tmp_path, monkeypatch):
+    """LangSAMP §5.3 on the Bible genre task: nya's language embedding is closest to deu's, so nya is scored
+    by the model fine-tuned on German; a donor scores itself; each used donor is fine-tuned once, seeded as a
+    single-source run."""
+    from test_eval_donor import vec, write_langsamp_tables
+
+    paths = make_corpora(tmp_path)
+    model_dir = make_model_dir(tmp_path / "model", arch="xlmr")
+    write_langsamp_tables(model_dir, {"eng_Latn": vec(1, 0), "deu_Latn": vec(0, 1), "nya_Latn": vec(0.1, 1)})
+    task = build_task({**CFG, "source": "donor", "donors": ["eng_Latn", "deu_Latn", "hin_Deva"]})
+    fits, scored, real_fit, real_score = [], {}, task._fit, task._score
+
+    def fit(model_dir, train, dev, names, seed):
+        fits.append(train.attrs["source"])
+        return real_fit(model_dir, train, dev, names, seed)
+
+    monkeypatch.setattr(task, "_fit", fit)
+    real_frames = task.source_frames
+
+    def source_frames(data, lang):
+        train, dev, names = real_frames(data, lang)
+        train.attrs["source"] = lang
+        return train, dev, names
+
+    monkeypatch.setattr(task, "source_frames", source_frames)
+    monkeypatch.setattr(task, "_score", lambda m, t, test, source, lang: scored.setdefault(lang, source)
+                        and real_score(m, t, test, source, lang))  # fmt: skip
+    rows = task.run(model_dir, TaskData(paths, "eng_Latn"), seed=3)
+    assert fits == ["eng_Latn", "deu_Latn"]  # hin_Deva: not among the job's languages, dropped
+    assert scored == {"eng_Latn": "eng_Latn", "deu_Latn": "deu_Latn", "nya_Latn": "deu_Latn"}
+    sims = {r["language"]: r["value"] for r in rows if r["metric"] == "donor_similarity"}
+    assert sims["nya_Latn"] == pytest.approx(1 / np.hypot(0.1, 1), abs=1e-5) and sims["eng_Latn"] == 1.0
+    fixed = build_task({**CFG, "source": "deu_Latn"}).run(model_dir, TaskData(paths, "eng_Latn"), seed=3)
+    want = {(r["language"], r["metric"]): r["value"] for r in fixed}
+    for r in rows:
+        if r["language"] == "nya_Latn" and r["metric"] != "donor_similarity":
+            assert r["value"] == pytest.approx(want["nya_Latn", r["metric"]], abs=1e-9)

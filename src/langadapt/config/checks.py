@@ -179,6 +179,10 @@ def _check_evaluation(config: dict, source: str, known: set[str]) -> None:
 
     check_tables(config["evaluation"].get("report", {}).get("tables"), eval_recipes(config),
                  config["evaluation"]["tasks"], where=f"{source}: evaluation.report.tables")
+    from langadapt.report.claims import check_claims  # torch-free, reads no results
+
+    check_claims(config["evaluation"].get("report", {}).get("claims"), eval_recipes(config),
+                 config["evaluation"]["tasks"], where=f"{source}: evaluation.report.claims")
 
 
 def _check_task(config: dict, where: str, task: str, spec: dict, known: set[str]) -> None:

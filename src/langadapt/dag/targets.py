@@ -51,6 +51,8 @@ def targets(config: dict) -> Targets:
         "results/data/sampling.csv",
         *[f"results/tokenizers/{tok}" for tok in config["tokenizers"]],
     ]
+    if eval_files and config["evaluation"].get("report", {}).get("claims"):
+        out += ["results/tables/claims.csv", "results/tables/claims.md", "results/tables/claims.tex"]
     if train_runs:
         out.append("results/plots/loss_curves.png")
     out += rc.hypernet_dirs(config)

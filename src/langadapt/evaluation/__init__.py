@@ -9,7 +9,8 @@ Importing this package registers the built-in task kinds:
 * ``classification`` (:mod:`.sequence_tasks`): SIB-200 / Taxi1500 topic classification;
 * ``nli`` (:mod:`.sequence_tasks`): XNLI;
 * ``token_classification`` (:mod:`.token_classification`): WikiANN NER, UD POS (zero-shot or in-language);
-* ``mlm_loss`` (:mod:`.mlm_loss`): held-out masked-LM loss per language, fixed seeded masks.
+* ``mlm_loss`` (:mod:`.mlm_loss`): held-out masked-LM loss per language, fixed seeded masks;
+* ``fertility`` (:mod:`.fertility`): pieces per word and UNK rate of the model's tokenizer per language.
 
 The fine-tuning tasks share one loop (:mod:`.finetune`); zero-shot source languages, LangSAMP donors
 included, are planned in :mod:`.donor`; word-level heads are in :mod:`.words`.
@@ -17,6 +18,7 @@ included, are planned in :mod:`.donor`; word-level heads are in :mod:`.words`.
 
 from langadapt.evaluation import (  # noqa: F401  (registers task kinds)
     classification,
+    fertility,
     mlm_loss,
     retrieval,
     sequence_tasks,

@@ -18,6 +18,12 @@ batch order and dropout (``torch.manual_seed(seed)``). Train and dev are balance
 ``train_per_class`` / ``dev_per_class`` pivot verses per genre; test takes at most
 ``test_per_class`` verses per genre per language, walking one fixed random order of all test verse
 ids, so languages covering the same verses are tested on exactly the same verse ids.
+
+``source`` (default: the pivot) is the language fine-tuned on; every verse-aligned corpus has the same
+train/dev/test verses, so any language can be the source. ``source: donor`` is LangSAMP §5.3's donor
+selection (:mod:`langadapt.evaluation.donor`): each target is scored by the model fine-tuned on the donor
+whose LangSAMP language embedding is the most cosine-similar to its own, among ``donors`` that are among the
+job's languages (the others are dropped with a warning).
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ import pandas as pd
 from langadapt.core.checks import check_ints
 from langadapt.core.errors import DataError
 from langadapt.core.runtime import resolve_device
+from langadapt.evaluation.donor import PAPER_DONORS, check_source_params, plan_sources, run_plan
 from langadapt.evaluation.finetune import fine_tune
 from langadapt.evaluation.metrics import accuracy, macro_f1
 from langadapt.evaluation.tasks import TASKS, Task, TaskData, load_pretrained
@@ -94,11 +101,17 @@ class BibleGenre(Task):
         "max_length": 128,  # tokens per verse (truncation)
         "eval_batch_size": 32,  # inference batch size (no effect on results)
         "device": "auto",  # "auto" = cuda if available, else cpu
+        "source": None,  # language fine-tuned on; None = the pivot; "donor" = LangSAMP §5.3 per target
+        "donors": list(PAPER_DONORS),  # source "donor": the candidates (LangSAMP §5.3: its 10 donors)
+        "fallback_source": None,  # source "donor": targets without an embedding; None = the pivot
     }
 
     def validate(self) -> None:
         p = self.params
         check_ints(p, self.kind, "max_steps", "eval_every", "patience", optional=True)
+        placeholder = "eng_Latn"  # None = the pivot, known only at run time
+        check_source_params(self.kind, {**p, "source": p["source"] or placeholder,
+                                        "fallback_source": p["fallback_source"] or placeholder})
         self._positive(
             "lr",
             "batch_size",
@@ -115,23 +128,27 @@ class BibleGenre(Task):
         )
 
     # ---- data -------------------------------------------------------------------------------------
-    def select_data(self, data: TaskData) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, pd.DataFrame]]:
-        """Train and dev frames of the pivot and one test frame per language (columns incl. label)."""
+    def source_frames(self, data: TaskData, lang: str) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
+        """Balanced train and dev frames of a source language and the label names (DataError naming its
+        corpus when unusable)."""
+        if lang not in data.corpus_paths:
+            raise DataError(f"bible_genre: source {lang} is not among the job's languages {data.languages}")
         p = self.params
-        pivot_path = data.corpus_paths[data.pivot]
-        pivot = data.corpus(data.pivot)
-        train = balanced_sample(
-            _labelled(pivot, "train"), p["train_per_class"], np.random.default_rng(p["data_seed"])
-        )
-        dev = balanced_sample(
-            _labelled(pivot, "dev"), p["dev_per_class"], np.random.default_rng(p["data_seed"] + 1)
-        )
+        path, corpus = data.corpus_paths[lang], data.corpus(lang)
+        train = balanced_sample(_labelled(corpus, "train"), p["train_per_class"], np.random.default_rng(p["data_seed"]))
+        dev = balanced_sample(_labelled(corpus, "dev"), p["dev_per_class"], np.random.default_rng(p["data_seed"] + 1))
         if train["label"].nunique() < 2:
-            raise DataError(f"bible_genre: the train split of {pivot_path} has verses of fewer than 2 genres")
+            raise DataError(f"bible_genre: the train split of {path} has verses of fewer than 2 genres")
         if dev.empty:
-            raise DataError(
-                f"bible_genre: the dev split of {pivot_path} has no verse of a known book (1..66)"
-            )
+            raise DataError(f"bible_genre: the dev split of {path} has no verse of a known book (1..66)")
+        log.info("bible_genre (Taxi1500 stand-in): source %s, %d train %s, %d dev verses", lang, len(train),
+                 train["label"].value_counts().sort_index().to_dict(), len(dev))  # fmt: skip
+        return train, dev, [name for name, _, _ in GENRES]
+
+    def test_frames(self, data: TaskData) -> dict[str, pd.DataFrame]:
+        """One test frame per language: at most ``test_per_class`` verses per genre, walking one fixed random
+        order of all test verse ids (the same verses in every language that has them)."""
+        p = self.params
         tests = {lang: _labelled(data.corpus(lang), "test") for lang in data.languages}
         all_ids = np.unique(np.concatenate([t["verse_id"].to_numpy() for t in tests.values()]))
         rank = pd.Series(np.random.default_rng(p["data_seed"] + 2).permutation(len(all_ids)), index=all_ids)
@@ -142,15 +159,16 @@ class BibleGenre(Task):
                 )
             t = t.assign(rank=rank.loc[t["verse_id"]].to_numpy()).sort_values("rank")
             tests[lang] = t.groupby("label", sort=True).head(p["test_per_class"]).sort_values("verse_id")
-        counts = train["label"].value_counts().sort_index().to_dict()
-        log.info(
-            "bible_genre (Taxi1500 stand-in): %d train %s, %d dev, %d test verses per language (max)",
-            len(train),
-            counts,
-            len(dev),
-            max(len(t) for t in tests.values()),
-        )
-        return train, dev, tests
+        log.info("bible_genre (Taxi1500 stand-in): %d test verses per language (max)",
+                 max(len(t) for t in tests.values()))  # fmt: skip
+        return tests
+
+    def select_data(self, data: TaskData) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, pd.DataFrame]]:
+        """Train and dev frames of the fixed source (the pivot unless ``source`` names a language) and one
+        test frame per language (columns incl. label)."""
+        source = self.params["source"]
+        train, dev, _ = self.source_frames(data, data.pivot if source in (None, "donor") else source)
+        return train, dev, self.test_frames(data)
 
     # ---- model ------------------------------------------------------------------------------------
     dev_metric = "macro-F1"  # name (in log lines) of the dev score that selects the checkpoint
@@ -164,39 +182,57 @@ class BibleGenre(Task):
         return len(text)
 
     def run(self, model_dir: Path, data: TaskData, seed: int) -> list[dict[str, Any]]:
+        """Fine-tune one model per source of the plan (``source``, or each target's donor), score its targets."""
+        tests = self.test_frames(data)  # data errors before the model loads
+        sources: dict[str, tuple[pd.DataFrame, pd.DataFrame, list[str]] | None] = {}
+
+        def usable(lang: str) -> bool:
+            if lang not in sources:
+                try:
+                    sources[lang] = self.source_frames(data, lang)
+                except DataError as exc:
+                    log.warning("%s: no usable train + dev data for %s (%s)", self.kind, lang, exc)
+                    sources[lang] = None
+            return sources[lang] is not None
+
+        p = self.params  # a source left out (None) is the pivot
+        params = {**p, "source": p["source"] or data.pivot, "fallback_source": p["fallback_source"] or data.pivot}
+        plan = plan_sources(self.kind, params, model_dir, list(tests), usable)
+        for source in plan.groups:  # every data error before the first model is fine-tuned
+            if sources.get(source) is None:
+                sources[source] = self.source_frames(data, source)
+        return run_plan(plan, lambda source: self._fit(model_dir, *sources[source], seed),  # type: ignore[misc]
+                        lambda fitted, source, lang: self._score(*fitted, tests[lang], source, lang))
+
+    def _fit(
+        self, model_dir: Path, train: pd.DataFrame, dev: pd.DataFrame, label_names: list[str], seed: int
+    ) -> tuple[Any, Any]:
+        """A sequence classification model fine-tuned on (train, dev), best dev checkpoint; its tokenizer."""
         import torch
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-        p = self.params
-        train, dev, tests = self.select_data(data)
-        device = resolve_device(p["device"])
         tokenizer = AutoTokenizer.from_pretrained(model_dir)
         torch.manual_seed(seed)  # head initialization, then batch order and dropout
         model = load_pretrained(
             AutoModelForSequenceClassification,
             model_dir,
             (r"^classifier\.", r"(^|\.)pooler\."),
-            num_labels=NUM_GENRES,
-        ).to(device)
-        best = self._train(model, tokenizer, train, dev, seed)
-        model.load_state_dict(best)
-        rows: list[dict[str, Any]] = []
-        for lang, test in tests.items():
-            pred = self._predict(model, tokenizer, test["text"].tolist())
-            gold = test["label"].to_numpy()
-            f1, acc = macro_f1(gold, pred), accuracy(gold, pred)
-            rows += [
-                {"language": lang, "metric": "macro_f1", "value": f1},
-                {"language": lang, "metric": "accuracy", "value": acc},
-            ]
-            log.info(
-                "bible_genre (Taxi1500 stand-in) %s: %d verses, macro-F1 %.3f, accuracy %.3f",
-                lang,
-                len(test),
-                f1,
-                acc,
-            )
-        return rows
+            num_labels=len(label_names),
+        ).to(resolve_device(self.params["device"]))
+        model.load_state_dict(self._train(model, tokenizer, train, dev, seed))
+        return model, tokenizer
+
+    def _score(self, model: Any, tokenizer: Any, test: pd.DataFrame, source: str, lang: str) -> list[dict[str, Any]]:
+        """``macro_f1`` and ``accuracy`` rows of `lang`."""
+        pred = self._predict(model, tokenizer, test["text"].tolist())
+        gold = test["label"].to_numpy()
+        f1, acc = macro_f1(gold, pred), accuracy(gold, pred)
+        log.info("%s %s -> %s: %d test examples, macro-F1 %.3f, accuracy %.3f", self.kind, source, lang,
+                 len(test), f1, acc)  # fmt: skip
+        return [
+            {"language": lang, "metric": "macro_f1", "value": f1},
+            {"language": lang, "metric": "accuracy", "value": acc},
+        ]
 
     def _batch(self, tokenizer: Any, texts: list[str], device: Any) -> dict[str, Any]:
         enc = tokenizer(

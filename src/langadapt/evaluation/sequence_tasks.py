@@ -55,8 +55,8 @@ from langadapt.core.errors import ConfigError, DataError
 from langadapt.core.runtime import resolve_device
 from langadapt.evaluation.classification import BibleGenre
 from langadapt.evaluation.datasets import EvalDataset, Examples, build_dataset
-from langadapt.evaluation.donor import PAPER_DONORS, check_source_params, plan_sources, run_plan
-from langadapt.evaluation.metrics import accuracy, macro_f1, topk_accuracy
+from langadapt.evaluation.donor import PAPER_DONORS, check_source_params
+from langadapt.evaluation.metrics import accuracy, topk_accuracy
 from langadapt.evaluation.retrieval import (
     check_retrieval_params,
     cosine_matrix,
@@ -64,7 +64,7 @@ from langadapt.evaluation.retrieval import (
     load_encoder,
     select_ids,
 )
-from langadapt.evaluation.tasks import TASKS, Task, TaskData, check_layer, load_pretrained
+from langadapt.evaluation.tasks import TASKS, Task, TaskData, check_layer
 
 log = logging.getLogger(__name__)
 
@@ -145,6 +145,12 @@ class _FineTuneTask(_DatasetMixin, BibleGenre):
         labels = np.array([index[ex.labels[i]] for i in keep], dtype=np.int64)  # type: ignore[index]
         return pd.DataFrame({"text": pd.Series(items, dtype=object), "label": labels})
 
+    def source_frames(self, data: TaskData, lang: str) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
+        return self.source_data(lang)
+
+    def test_frames(self, data: TaskData) -> dict[str, pd.DataFrame]:
+        return self.test_data(data)
+
     def source_data(self, lang: str) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
         """Train and dev frames of a source language and the label names (DataError when missing)."""
         p = self.params
@@ -182,66 +188,6 @@ class _FineTuneTask(_DatasetMixin, BibleGenre):
         tests = self.test_data(data)
         train, dev, names = self.source_data(p["fallback_source"] if p["source"] == "donor" else p["source"])
         return train, dev, tests, names
-
-    # ---- model ------------------------------------------------------------------------------------
-    def run(self, model_dir: Path, data: TaskData, seed: int) -> list[dict[str, Any]]:
-        tests = self.test_data(data)  # data errors before the model loads
-        sources: dict[str, tuple[pd.DataFrame, pd.DataFrame, list[str]] | None] = {}
-
-        def usable(lang: str) -> bool:
-            if lang not in sources:
-                try:
-                    sources[lang] = self.source_data(lang)
-                except DataError as exc:
-                    log.warning("%s: no usable train + dev data for %s (%s)", self.kind, lang, exc)
-                    sources[lang] = None
-            return sources[lang] is not None
-
-        plan = plan_sources(self.kind, self.params, model_dir, list(tests), usable)
-        for source in plan.groups:  # every data error before the first model is loaded
-            if sources.get(source) is None:
-                sources[source] = self.source_data(source)
-
-        def fit(source: str) -> tuple[Any, Any]:
-            train, dev, label_names = sources[source]  # type: ignore[misc]
-            return self._fit(model_dir, train, dev, label_names, seed)
-
-        def score(fitted: tuple[Any, Any], source: str, lang: str) -> list[dict[str, Any]]:
-            return self._score(*fitted, tests[lang], source, lang)
-
-        return run_plan(plan, fit, score)
-
-    def _fit(
-        self, model_dir: Path, train: pd.DataFrame, dev: pd.DataFrame, label_names: list[str], seed: int
-    ) -> tuple[Any, Any]:
-        """A sequence classification model fine-tuned on (train, dev), best dev checkpoint; its tokenizer."""
-        import torch
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-        tokenizer = AutoTokenizer.from_pretrained(model_dir)
-        torch.manual_seed(seed)  # head initialization, then batch order and dropout
-        model = load_pretrained(
-            AutoModelForSequenceClassification,
-            model_dir,
-            (r"^classifier\.", r"(^|\.)pooler\."),
-            num_labels=len(label_names),
-        ).to(resolve_device(self.params["device"]))
-        model.load_state_dict(self._train(model, tokenizer, train, dev, seed))
-        return model, tokenizer
-
-    def _score(
-        self, model: Any, tokenizer: Any, test: pd.DataFrame, source: str, lang: str
-    ) -> list[dict[str, Any]]:
-        """``macro_f1`` and ``accuracy`` rows of `lang`."""
-        pred = self._predict(model, tokenizer, test["text"].tolist())
-        gold = test["label"].to_numpy()
-        f1, acc = macro_f1(gold, pred), accuracy(gold, pred)
-        log.info("%s %s -> %s: %d test examples, macro-F1 %.3f, accuracy %.3f", self.kind, source, lang,
-                 len(test), f1, acc)  # fmt: skip
-        return [
-            {"language": lang, "metric": "macro_f1", "value": f1},
-            {"language": lang, "metric": "accuracy", "value": acc},
-        ]
 
 
 # LangSAMP App. A "Text Classification" (the same for Taxi1500 and SIB200).

@@ -30,6 +30,10 @@ KEY_COLUMNS = ["recipe", "task", "language", "seed", "metric"]
 # The metric plotted for a task: the first of these it has (top-10 accuracy is the SR-B metric and
 # F1 the Taxi1500 metric of LangSAMP Table 2), else its first metric in alphabetical order.
 MAIN_METRICS = ("top10", "macro_f1", "f1", "accuracy", "top1")
+#: metrics where lower is better (held-out MLM loss in nats, tokenizer pieces per word, UNK share)
+LOWER_IS_BETTER = frozenset({"mlm_loss", "fertility", "unk_rate"})
+#: metrics shown as they are (not x100 as the accuracies and F1 scores): nats, pieces per word, cosine
+RAW_METRICS = frozenset({"mlm_loss", "fertility", "donor_similarity"})
 AVG = "avg"
 MISSING = "–"
 
@@ -101,6 +105,12 @@ def seed_stats(df: pd.DataFrame) -> pd.DataFrame:
     return stats.reset_index()
 
 
+def metric_scale(metric: str, scale: float = 100.0, digits: int = 1) -> tuple[float, int]:
+    """Display scale and decimals of a metric: `scale`/`digits` for scores in [0, 1], 1 and 2 for
+    :data:`RAW_METRICS`."""
+    return (1.0, 2) if metric in RAW_METRICS else (scale, digits)
+
+
 def format_cell(mean: float, sd: float, n: int, scale: float, digits: int) -> str:
     if n > 1:
         return f"{mean * scale:.{digits}f} ± {sd * scale:.{digits}f}"
@@ -110,17 +120,19 @@ def format_cell(mean: float, sd: float, n: int, scale: float, digits: int) -> st
 def summary_tables(df: pd.DataFrame, scale: float = 100.0, digits: int = 1) -> dict[str, pd.DataFrame]:
     """One string table per ``{task}_{metric}``: index = languages then ``avg``, columns = recipes.
 
-    Cells are the mean over seeds times `scale` with `digits` decimals, followed by ``± sd`` (sample
-    sd over seeds) when the cell has more than one seed; ``–`` where a recipe lacks the language.
+    Cells are the mean over seeds times `scale` with `digits` decimals (:func:`metric_scale`: raw values with
+    2 decimals for losses, fertility and similarities), followed by ``± sd`` (sample sd over seeds) when the
+    cell has more than one seed; ``–`` where a recipe lacks the language.
     """
     stats = seed_stats(df)
     tables: dict[str, pd.DataFrame] = {}
     for (task, metric), group in stats.groupby(["task", "metric"], sort=True):
+        m_scale, m_digits = metric_scale(str(metric), scale, digits)
         recipes = sorted(group["recipe"].unique())
         langs = sorted(set(group["language"]) - {AVG}) + [AVG]
         table = pd.DataFrame(MISSING, index=pd.Index(langs, name="language"), columns=recipes)
         for row in group.itertuples(index=False):
-            table.loc[row.language, row.recipe] = format_cell(row.mean, row.sd, int(row.n), scale, digits)
+            table.loc[row.language, row.recipe] = format_cell(row.mean, row.sd, int(row.n), m_scale, m_digits)
         table.columns.name = "recipe"
         tables[f"{task}_{metric}"] = table
     return tables
@@ -205,6 +217,7 @@ def plot_results(df: pd.DataFrame, out_png: Path, scale: float = 100.0) -> Path:
     axes = fig.subplots(len(tasks), 1, squeeze=False)[:, 0]
     for ax, task in zip(axes, tasks, strict=True):
         metric = main_metric(df.loc[df["task"] == task, "metric"])
+        m_scale, _ = metric_scale(metric, scale)
         s = stats[(stats["task"] == task) & (stats["metric"] == metric)]
         langs = sorted(set(s["language"]) - {AVG}) + [AVG]
         recipes = sorted(s["recipe"].unique())
@@ -214,14 +227,15 @@ def plot_results(df: pd.DataFrame, out_png: Path, scale: float = 100.0) -> Path:
             r = s[s["recipe"] == recipe].set_index("language").reindex(langs)
             ax.bar(
                 x + (i - (len(recipes) - 1) / 2) * width,
-                r["mean"] * scale,
+                r["mean"] * m_scale,
                 width,
-                yerr=(r["sd"].fillna(0.0) * scale),
+                yerr=(r["sd"].fillna(0.0) * m_scale),
                 label=recipe,
                 capsize=2,
             )
         ax.set_xticks(x, langs, rotation=60, ha="right", fontsize=8)
         ax.set_title(f"{task}: {metric}")
-        ax.set_ylabel(f"{metric} (x{scale:g})" if scale != 1 else metric)
+        lower = " (lower is better)" if metric in LOWER_IS_BETTER else ""
+        ax.set_ylabel((f"{metric} (x{m_scale:g})" if m_scale != 1 else metric) + lower, fontsize=8)
         ax.legend(fontsize=7, ncols=min(len(recipes), 4))
     return save_figure(fig, out_png)

@@ -30,7 +30,7 @@ from langadapt.core.atomic import write_text_atomic
 from langadapt.core.errors import ConfigError, DataError
 from langadapt.core.languages import parse_lang
 from langadapt.realign.pool import load_pool, pool_code, seen_languages
-from langadapt.report.aggregate import AVG, MISSING, format_cell, main_metric, to_latex
+from langadapt.report.aggregate import AVG, MISSING, format_cell, main_metric, metric_scale, to_latex
 
 GROUPINGS = ("seen", "script", "script_name", "family", "joshi", "resource")
 SEEN_MODELS = ("xlmr", "mbert")
@@ -162,11 +162,12 @@ def grouped_tables(
     both = pd.concat([g, every], ignore_index=True)
     tables: dict[str, pd.DataFrame] = {}
     for (task, metric), part in both.groupby(["task", "metric"], sort=True):
+        m_scale, m_digits = metric_scale(str(metric), scale, digits)
         recipes = sorted(part["recipe"].unique())
         index = _group_order(by, set(part["group"]) - {AVG}) + [AVG]
         table = pd.DataFrame(MISSING, index=pd.Index(index, name=by), columns=["languages", *recipes])
         for row in part.itertuples(index=False):
-            table.loc[row.group, row.recipe] = format_cell(row.mean, row.sd, int(row.n_seeds), scale, digits)
+            table.loc[row.group, row.recipe] = format_cell(row.mean, row.sd, int(row.n_seeds), m_scale, m_digits)
         n = part.groupby("group")["n_languages"].max()
         table["languages"] = [str(int(n[i])) for i in index]
         table.columns.name = "recipe"
@@ -279,8 +280,8 @@ def write_report(
             csv_path, tex_path = grouped_dir / f"{name}.csv", grouped_dir / f"{name}.tex"
             write_text_atomic(table.to_csv(), csv_path)
             what = f" ({model})" if by == "seen" else ""
-            caption = (f"{name}{what}: average over the group's languages per seed, mean over seeds "
-                       f"(x{scale:g}), ± sd when more than one seed")
+            caption = (f"{name}{what}: average over the group's languages per seed, mean over seeds (scores "
+                       f"x{scale:g}; losses, fertility, similarities as they are), ± sd when more than one seed")
             write_text_atomic(to_latex(table, caption), tex_path)
             written += [csv_path, tex_path]
     sig = significance_table(rows, report.get("baseline"), unit=unit)
