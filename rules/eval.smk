@@ -21,7 +21,7 @@ rule evaluate:
         "results/benchmarks/eval/{recipe}/{task}/seed{seed}.tsv"
     conda:
         "../envs/eval.yaml"
-    threads: RES["eval_threads"]
+    threads: lambda w: lc.eval_threads(config, w.task)  # 1 for light kinds (mlm_loss, fertility)
     resources:
         mem_mb=8000,
         runtime=lambda wc, attempt: 60 * attempt,

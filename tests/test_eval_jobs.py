@@ -93,3 +93,12 @@ def test_evaluation_errors_before_any_job(mutate, fragment):
     with pytest.raises(ConfigError) as exc:
         lc.prepare_config(raw, source="smoke.yaml")
     assert fragment in str(exc.value)
+
+
+def test_light_tasks_take_one_thread(smoke):
+    """mlm_loss and fertility (Task.light: inference only) run on one thread, so two share a 2-core machine."""
+    cfg = copy.deepcopy(smoke)
+    cfg["resources"]["eval_threads"] = 4
+    cfg["evaluation"]["tasks"]["held_out"] = {"kind": "mlm_loss", "languages": ["nya_Latn"]}
+    cfg["evaluation"]["tasks"]["pieces"] = {"kind": "fertility"}
+    assert [lc.eval_threads(cfg, t) for t in ("held_out", "pieces", "srb_bible", "taxi1500_standin")] == [1, 1, 4, 4]

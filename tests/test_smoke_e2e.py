@@ -178,8 +178,8 @@ def test_one_tasks_learning_rate_reruns_its_evaluations_only(smoke):
     recipes = {r for r, t, _ in results_jobs(smoke) if t == "taxi1500_standin"}
     assert evaluations and all(wc["task"] == "taxi1500_standin" for wc in evaluations)
     assert {wc["recipe"] for wc in evaluations} == recipes
-    # downstream of the results only: the tables and the plots drawn from them
-    assert {rule for rule, _ in jobs} - {"evaluate"} <= {"tables", "per_language_plots"}, jobs
+    # downstream of the results only: the tables, the claims and the plots drawn from them
+    assert {rule for rule, _ in jobs} - {"evaluate"} <= {"tables", "claims", "per_language_plots"}, jobs
 
 
 def results_jobs(smoke: Path) -> set[tuple[str, str, str]]:
@@ -202,7 +202,17 @@ def test_editing_a_table_layout_reruns_only_the_tables(smoke):
     table = cfg["evaluation"]["report"]["tables"]["smoke_table1"]
     table["caption"] = "Smoke: a new caption"
     table["rows"] = table["rows"][::-1]
-    assert [rule for rule, _ in scheduled(smoke, cfg)] == ["tables"]
+    assert sorted(rule for rule, _ in scheduled(smoke, cfg)) == ["claims", "tables"]  # claims read results.csv
+
+
+def test_claims_table_and_editing_a_claim_reruns_only_the_claims(smoke):
+    claims = pd.read_csv(smoke / "results/tables/claims.csv")
+    assert len(claims) == 2 and set(claims["agrees"]) <= {"yes", "no"}
+    assert claims["a_mean"].notna().all() and (claims["languages"] == 4).all()  # the 4 non-pivot languages
+    assert (smoke / "results/tables/claims.md").read_text().startswith("| Paper | Claim |")
+    cfg = smoke_config(smoke)
+    cfg["evaluation"]["report"]["claims"][0]["note"] = "a new note"
+    assert [rule for rule, _ in scheduled(smoke, cfg)] == ["claims"]
 
 
 def sorted_keys(obj):

@@ -13,6 +13,7 @@ from langadapt.config.recipes import (
     base_model_dir,
     eval_jobs,
     eval_recipes,
+    eval_threads,
     final_model_dir,
     hypernet_dir,
     hypernet_dirs,
@@ -39,7 +40,7 @@ from langadapt.core.provenance import canonical, code_version, config_hash
 
 __all__ = [
     "DEFAULT_HYPERNET_DIM", "SCHEMA_PATH", "STAGES", "base_model_dir", "canonical", "check_selector",
-    "check_semantics", "code_version", "config_hash", "eval_jobs", "eval_recipes", "final_model_dir",
+    "check_semantics", "code_version", "config_hash", "eval_jobs", "eval_recipes", "eval_threads", "final_model_dir",
     "hypernet_dir", "hypernet_dirs", "hypernet_train", "job_languages", "load_config", "own_stages",
     "prepare_config", "read_yaml", "recipe_chain", "recipe_hypernet", "recipe_languages", "recipe_spec",
     "recipe_stage_pairs", "root_base", "run_dir_of", "stage_dir", "stage_input_dir", "stage_spec",

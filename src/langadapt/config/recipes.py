@@ -190,6 +190,21 @@ def task_uses_pivot(config: dict, task: str) -> bool:
     return _task_uses_pivot(canonical(config["evaluation"]["tasks"][task]))
 
 
+@lru_cache(maxsize=256)
+def _task_is_light(spec_json: str) -> bool:
+    from langadapt.evaluation.tasks import build_task  # torch-free
+
+    return build_task(json.loads(spec_json)).light
+
+
+def eval_threads(config: dict, task: str) -> int:
+    """Threads of a task's evaluation jobs: 1 for light kinds (``Task.light``: inference over a few hundred
+    sentences), else ``resources.eval_threads``."""
+    if _task_is_light(canonical(config["evaluation"]["tasks"][task])):
+        return 1
+    return int(config["resources"]["eval_threads"])
+
+
 def job_languages(config: dict, recipe: str, task: str) -> list[str]:
     """The languages of one evaluation job, in config order: the task's languages, narrowed to the recipe's
     ``evaluation.recipe_languages`` when a pattern matches it, plus the pivot where the task uses it (an

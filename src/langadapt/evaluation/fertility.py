@@ -23,6 +23,7 @@ class Fertility(Task):
     """Pieces per word and UNK rate of the model's tokenizer per language."""
 
     kind = "fertility"
+    light = True  # one thread: inference over a few hundred sentences
     inputs = frozenset({"corpora"})
     defaults = {
         "split": "test",  # held-out verses, as mlm_loss

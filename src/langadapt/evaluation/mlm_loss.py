@@ -25,6 +25,7 @@ class MaskedLMLoss(Task):
     """Held-out masked-token cross-entropy per language (`langadapt.train.devloss.model_mlm_losses`)."""
 
     kind = "mlm_loss"
+    light = True  # one thread: inference over a few hundred sentences
     inputs = frozenset({"corpora"})
     defaults = {
         "split": "test",  # held-out verses (never trained on); "dev" is the checkpoint-selection split

@@ -108,6 +108,9 @@ class Task:
     # Workflow files the kind reads (subset of INPUT_KINDS). A kind with a `dataset` param that does not
     # set it itself reads nothing from the workflow (see __init_subclass__), whatever its base class reads.
     inputs: ClassVar[frozenset[str]] = frozenset()
+    # Inference only over a few hundred sentences (no fine-tuning): the job takes one thread, so two such
+    # jobs share a 2-core machine and their start-up (imports, model load) overlaps.
+    light: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
