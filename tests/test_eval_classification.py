@@ -185,3 +185,30 @@ def test_donor_source_scores_each_target_with_its_donors_model(tmp_path, monkeyp
     for r in rows:
         if r["language"] == "nya_Latn" and r["metric"] != "donor_similarity":
             assert r["value"] == pytest.approx(want["nya_Latn", r["metric"]], abs=1e-9)
+
+
+def test_probe_protocol_learns_the_genres_and_is_deterministic(tmp_path, caplog):
+    """protocol probe: logistic regression on frozen mean-pooled states, the C with the best source-dev
+    macro-F1 kept. Each genre has its own words here, so even a random encoder's pooled states separate them."""
+    import logging
+
+    caplog.set_level(logging.INFO)
+    paths = make_corpora(tmp_path, per_book=24)
+    model_dir = make_model_dir(tmp_path / "model", n_layers=2)
+    cfg = {**CFG, "protocol": "probe", "train_per_class": 8, "probe_c": [0.1, 1.0]}
+    rows = build_task(cfg).run(model_dir, TaskData(paths, "eng_Latn"), seed=0)
+    f1 = {r["language"]: r["value"] for r in rows if r["metric"] == "macro_f1"}
+    assert set(f1) == {"eng_Latn", "deu_Latn", "nya_Latn"} and min(f1.values()) > 0.8
+    probe_lines = [r.getMessage() for r in caplog.records if "probe (layer 2)" in r.getMessage()]
+    assert len(probe_lines) == 2 and "C 0.1, dev macro-F1" in probe_lines[0]
+    again = build_task(cfg).run(model_dir, TaskData(paths, "eng_Latn"), seed=7)  # the seed changes nothing
+    assert [r["value"] for r in again] == [r["value"] for r in rows]
+    layer1 = build_task({**cfg, "probe_layer": 1}).run(model_dir, TaskData(paths, "eng_Latn"), seed=0)
+    assert len(layer1) == len(rows)
+    with pytest.raises(ConfigError, match="layer 3 requested"):
+        build_task({**cfg, "probe_layer": 3}).run(model_dir, TaskData(paths, "eng_Latn"), seed=0)
+    for bad, match in (({"protocol": "linear"}, "protocol must be finetune or probe"),
+                       ({"probe_c": []}, "probe_c must be a non-empty list"),
+                       ({"probe_layer": 0}, "probe_layer must be a positive integer")):  # fmt: skip
+        with pytest.raises(ConfigError, match=match):
+            build_task({**CFG, **bad})

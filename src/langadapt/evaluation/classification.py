@@ -24,11 +24,19 @@ train/dev/test verses, so any language can be the source. ``source: donor`` is L
 selection (:mod:`langadapt.evaluation.donor`): each target is scored by the model fine-tuned on the donor
 whose LangSAMP language embedding is the most cosine-similar to its own, among ``donors`` that are among the
 job's languages (the others are dropped with a warning).
+
+``protocol: probe`` replaces fine-tuning by a linear probe, for CPU-sized runs where a few dozen fine-tuning
+steps stay at chance: the encoder is frozen, each verse is the mean of its tokens' states at ``probe_layer``
+(the last layer by default; pooling as in SR-B), and a standardised logistic regression is fitted on the
+source's train verses for each of ``probe_c`` (inverse regularisation); the one with the best source-dev
+macro-F1 is kept (the probe's analogue of LangSAMP's best-dev checkpoint) and applied zero-shot. It measures
+how well the frozen representations transfer, not the papers' fine-tuned scores; it is deterministic.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,12 +44,12 @@ import numpy as np
 import pandas as pd
 
 from langadapt.core.checks import check_ints
-from langadapt.core.errors import DataError
+from langadapt.core.errors import ConfigError, DataError
 from langadapt.core.runtime import resolve_device
 from langadapt.evaluation.donor import PAPER_DONORS, check_source_params, plan_sources, run_plan
 from langadapt.evaluation.finetune import fine_tune
 from langadapt.evaluation.metrics import accuracy, macro_f1
-from langadapt.evaluation.tasks import TASKS, Task, TaskData, load_pretrained
+from langadapt.evaluation.tasks import TASKS, Task, TaskData, check_layer, load_pretrained, model_num_layers
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +86,27 @@ def _labelled(df: pd.DataFrame, split: str) -> pd.DataFrame:
     return out[out["label"] >= 0]
 
 
+@dataclass
+class LinearProbe:
+    """A classifier on a frozen encoder's mean-pooled states (``protocol: probe``)."""
+
+    encoder: Any
+    tokenizer: Any
+    layer: int
+    classifier: Any
+    max_length: int
+    batch_size: int
+
+    def features(self, texts: list[str]) -> np.ndarray:
+        from langadapt.evaluation.retrieval import encode_mean
+
+        return encode_mean(self.encoder, self.tokenizer, texts, self.layer, max_length=self.max_length,
+                           batch_size=self.batch_size, desc="probe features")  # fmt: skip
+
+    def predict(self, texts: list[str]) -> np.ndarray:
+        return np.asarray(self.classifier.predict(self.features(texts)), dtype=np.int64)
+
+
 @TASKS.register("bible_genre")
 class BibleGenre(Task):
     """Taxi1500 stand-in: 6-way Bible book-genre classification, English-trained, zero-shot."""
@@ -104,6 +133,10 @@ class BibleGenre(Task):
         "source": None,  # language fine-tuned on; None = the pivot; "donor" = LangSAMP §5.3 per target
         "donors": list(PAPER_DONORS),  # source "donor": the candidates (LangSAMP §5.3: its 10 donors)
         "fallback_source": None,  # source "donor": targets without an embedding; None = the pivot
+        # finetune = LangSAMP App. A; probe = logistic regression on frozen mean-pooled states (CPU-sized runs)
+        "protocol": "finetune",
+        "probe_layer": None,  # probe: the hidden layer pooled; None = the last
+        "probe_c": [0.01, 0.1, 1.0, 10.0],  # probe: inverse regularisation strengths tried; best source dev kept
     }
 
     def validate(self) -> None:
@@ -112,6 +145,12 @@ class BibleGenre(Task):
         placeholder = "eng_Latn"  # None = the pivot, known only at run time
         check_source_params(self.kind, {**p, "source": p["source"] or placeholder,
                                         "fallback_source": p["fallback_source"] or placeholder})
+        if p["protocol"] not in ("finetune", "probe"):
+            raise ConfigError(f"bible_genre.protocol must be finetune or probe, got {p['protocol']!r}")
+        check_ints(p, self.kind, "probe_layer", optional=True)  # positive or null
+        c = p["probe_c"]
+        if not isinstance(c, list) or not c or not all(isinstance(x, int | float) and x > 0 for x in c):
+            raise ConfigError(f"bible_genre.probe_c must be a non-empty list of positive numbers, got {c!r}")
         self._positive(
             "lr",
             "batch_size",
@@ -207,7 +246,10 @@ class BibleGenre(Task):
     def _fit(
         self, model_dir: Path, train: pd.DataFrame, dev: pd.DataFrame, label_names: list[str], seed: int
     ) -> tuple[Any, Any]:
-        """A sequence classification model fine-tuned on (train, dev), best dev checkpoint; its tokenizer."""
+        """A sequence classification model fine-tuned on (train, dev), best dev checkpoint; its tokenizer (or,
+        ``protocol: probe``, a :class:`LinearProbe` and None)."""
+        if self.params.get("protocol", "finetune") == "probe":
+            return self._fit_probe(model_dir, train, dev), None
         import torch
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
@@ -261,8 +303,39 @@ class BibleGenre(Task):
 
         return fine_tune(model, len(texts), group_loss, dev_score, self.params, seed, self.kind, self.dev_metric)
 
+    def _fit_probe(self, model_dir: Path, train: pd.DataFrame, dev: pd.DataFrame) -> LinearProbe:
+        """The logistic-regression probe of the best source-dev macro-F1 over ``probe_c`` (frozen encoder,
+        loaded once per model directory)."""
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        from langadapt.evaluation.retrieval import load_encoder
+
+        p = self.params
+        layer = p["probe_layer"] or model_num_layers(model_dir)
+        check_layer(model_dir, layer)
+        cached = getattr(self, "_encoder", None)
+        if cached is None or cached[0] != (Path(model_dir), layer):
+            self._encoder = ((Path(model_dir), layer), load_encoder(model_dir, layer, resolve_device(p["device"])))
+        tokenizer, encoder = self._encoder[1]
+        probe = LinearProbe(encoder, tokenizer, layer, None, p["max_length"], p["eval_batch_size"])
+        x_train, x_dev = probe.features(train["text"].tolist()), probe.features(dev["text"].tolist())
+        best, best_score = None, -1.0
+        for c in p["probe_c"]:
+            clf = make_pipeline(StandardScaler(), LogisticRegression(C=float(c), max_iter=2000))
+            clf.fit(x_train, train["label"].to_numpy())
+            score = self._dev_score(dev["label"].to_numpy(), clf.predict(x_dev))
+            log.info("bible_genre probe (layer %d): C %g, dev %s %.4f", layer, c, self.dev_metric, score)
+            if score > best_score:  # ties: the first (the strongest regularisation)
+                best, best_score = clf, score
+        probe.classifier = best
+        return probe
+
     def _predict(self, model: Any, tokenizer: Any, texts: list[str]) -> np.ndarray:
         """Predicted class of each text (length-sorted batches, inference mode)."""
+        if isinstance(model, LinearProbe):
+            return model.predict(texts)
         import torch
 
         model.eval()
