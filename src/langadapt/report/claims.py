@@ -170,35 +170,38 @@ def judge(results: pd.DataFrame, claim: Mapping[str, Any], where: str = "claim")
         ref_mean = _stats(_per_seed(ref_rows))[0]
         agrees = abs(a_mean - b_mean) < abs(b_mean - ref_mean)
     a, b = claim["a"], claim["b"]
+    a_name = a.recipe if a.task == b.task else f"{a.recipe} ({a.task})"
+    b_name = b.recipe if a.task == b.task else f"{b.recipe} ({b.task})"
+    measure = f"{a.task}: {metric}" + (f" vs {b.task}" if b.task != a.task else "")
+    wins = int((per_lang > 0).sum())
     seeds = sorted(set(a_rows["seed"]) | set(b_rows["seed"]))
     return {
         "paper": claim["paper"], "claim": claim["claim"], "where": claim["where"],
         "paper_result": claim["paper_result"],
-        "measure": f"{a.task}: {metric}" + (f" vs {b.task}" if b.task != a.task else ""),
-        "a": a.recipe if a.task == b.task else f"{a.recipe} ({a.task})",
-        "b": b.recipe if a.task == b.task else f"{b.recipe} ({b.task})",
+        "measure": measure, "a": a_name, "b": b_name,
         "a_mean": a_mean, "a_sd": a_sd, "b_mean": b_mean, "b_sd": b_sd, "difference": a_mean - b_mean,
-        "reference_mean": ref_mean, "languages": len(langs), "wins": int((per_lang > 0).sum()),
-        "seeds": len(seeds), "agrees": "yes" if agrees else "no",
-        "ours": _ours(claim, metric, a_mean, a_sd, b_mean, b_sd, ref_mean, int((per_lang > 0).sum()), len(langs)),
+        "reference_mean": ref_mean, "languages": len(langs), "wins": wins, "seeds": len(seeds),
+        "agrees": "yes" if agrees else "no",
+        "ours": _ours(claim, measure, (a_name, a_mean, a_sd), (b_name, b_mean, b_sd), ref_mean, wins, len(langs)),
         "note": claim.get("note", ""),
     }  # fmt: skip
 
 
-def _ours(claim: Mapping[str, Any], metric: str, a_mean: float, a_sd: float, b_mean: float, b_sd: float,
+def _ours(claim: Mapping[str, Any], measure: str, a: tuple[str, float, float], b: tuple[str, float, float],
           ref_mean: float, wins: int, n_langs: int) -> str:
-    """``A 47.3 ± 1.2 vs B 45.0 ± 0.8 (macro_f1, 23 languages, A better on 15)``."""
+    """``A 47.3 ± 1.2 vs B 45.0 ± 0.8 (task: macro_f1; 23 languages, A better on 15)``."""
+    metric = measure.split(": ", 1)[1].split(" vs ")[0]
     scale, digits = metric_scale(metric)
 
     def num(mean: float, sd: float) -> str:
         return f"{mean * scale:.{digits}f}" + ("" if np.isnan(sd) else f" ± {sd * scale:.{digits}f}")
 
-    text = f"{claim['a'].recipe} {num(a_mean, a_sd)} vs {claim['b'].recipe} {num(b_mean, b_sd)}"
+    text = f"{a[0]} {num(a[1], a[2])} vs {b[0]} {num(b[1], b[2])}"
     if claim["relation"] == "matches":
         text += f"; {claim['reference'].recipe} {num(ref_mean, float('nan'))}"
     lower = ", lower is better" if metric in LOWER_IS_BETTER else ""
     where = f"{n_langs} language{'s' if n_langs != 1 else ''}"
-    return f"{text} ({metric}{lower}; {where}, {claim['a'].recipe} better on {wins})"
+    return f"{text} ({measure}{lower}; {where}, better on {wins})"
 
 
 def claims_table(results: pd.DataFrame, claims: Sequence[Mapping[str, Any]], where: str = "claims") -> pd.DataFrame:
