@@ -53,18 +53,19 @@ def test_report_of_the_default_targets_has_every_marked_output_and_caption(workd
     (workdir / "results/tables/paper").mkdir(parents=True)
     (workdir / "results/tables/results.csv").write_text("recipe,task,language,seed,metric,value\n")
     (workdir / "results/tables/significance.csv").write_text("task,metric,recipe,baseline,unit,n\n")
+    (workdir / "results/tables/claims.csv").write_text("paper,claim,agrees\nP,C,yes\n")
     for name in ("smoke_table1.csv", "smoke_table1_cells.csv", "smoke_table1.tex"):
         (workdir / "results/tables/paper" / name).write_text("label,all\nSR-B,1.0\n")
 
     html = _report(workdir, "report.html")
-    for caption in ("workflow.rst", "results_table.rst", "results_plot.rst", "loss_curves.rst",
+    for caption in ("workflow.rst", "claims.rst", "results_table.rst", "results_plot.rst", "loss_curves.rst",
                     "langsamp_pca.rst", "per_language.rst", "paper_tables.rst", "significance.rst"):
         assert _first_line(caption) in html, caption
     for name in ("results.png", "loss_curves.png", "ext_ident.png", "srb_bible.png", "jpn_ner.png",
-                 "results.csv", "significance.csv", "smoke_table1.csv"):
+                 "results.csv", "significance.csv", "smoke_table1.csv", "claims.csv"):
         assert name in html, name
     assert "smoke_table1_cells.csv" not in html  # the per-cell file stays beside the layout
-    for category in ("Results", "Training", "LangSAMP embeddings", "Paper tables"):
+    for category in ("Claims", "Results", "Training", "LangSAMP embeddings", "Paper tables"):
         assert category in html
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from langadapt.core.errors import ConfigError, DataError
+from langadapt.core.errors import ConfigError
 from langadapt.evaluation.tasks import TASKS, Task, TaskData
 
 
@@ -44,14 +44,7 @@ class Fertility(Task):
         from langadapt.models.tokenization import tokenizer_stats
 
         p = self.params
-        texts = {}
-        for lang in data.languages:  # every input checked before the tokenizer is loaded
-            df = data.corpus(lang)
-            rows = df.loc[df["split"] == p["split"]].sort_values("verse_id")
-            texts[lang] = [t for t in rows["text"].tolist() if t and t.strip()][: p["max_sentences"]]
-            if not texts[lang]:
-                raise DataError(f"fertility: the corpus of {lang} ({data.corpus_paths[lang]}) has no "
-                                f"{p['split']} sentences")  # fmt: skip
+        texts = data.split_texts(self.kind, p["split"], p["max_sentences"])  # checked before the tokenizer loads
         stats = tokenizer_stats(Path(model_dir), texts)
         return [
             {"language": row.lang, "metric": metric, "value": float(getattr(row, metric))}

@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from langadapt.core.errors import ConfigError, DataError
+from langadapt.core.errors import ConfigError
 from langadapt.core.runtime import resolve_device
 from langadapt.evaluation.tasks import TASKS, Task, TaskData
 
@@ -56,13 +56,7 @@ class MaskedLMLoss(Task):
         from langadapt.train.devloss import model_mlm_losses
 
         p = self.params
-        texts = {}
-        for lang in data.languages:  # every input checked before the model is loaded
-            df = data.corpus(lang)
-            rows = df.loc[df["split"] == p["split"]].sort_values("verse_id")
-            texts[lang] = [t for t in rows["text"].tolist() if t and t.strip()][: p["max_sentences"]]
-            if not texts[lang]:
-                raise DataError(f"mlm_loss: the corpus of {lang} has no {p['split']} sentences")
+        texts = data.split_texts(self.kind, p["split"], p["max_sentences"])  # checked before the model loads
         losses = model_mlm_losses(model_dir, texts, p["max_length"], p["max_sentences"], p["mask_seed"],
                                   resolve_device(p["device"]), probability=p["mlm_probability"])  # fmt: skip
         return [{"language": lang, "metric": "mlm_loss", "value": v} for lang, v in sorted(losses.items())]

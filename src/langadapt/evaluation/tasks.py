@@ -88,6 +88,19 @@ class TaskData:
         """All languages except the pivot, sorted."""
         return [lang for lang in self.languages if lang != self.pivot]
 
+    def split_texts(self, kind: str, split: str, limit: int | None = None) -> dict[str, list[str]]:
+        """Per language, the non-blank texts of a corpus split in verse order (at most `limit`); DataError
+        naming the task kind and the corpus file when a language has none (before any model is loaded)."""
+        texts = {}
+        for lang in self.languages:
+            df = self.corpus(lang)
+            rows = df.loc[df["split"] == split].sort_values("verse_id")
+            texts[lang] = [t for t in rows["text"].tolist() if t and t.strip()][:limit]
+            if not texts[lang]:
+                where = self.corpus_paths[lang] if self.corpus_paths else lang
+                raise DataError(f"{kind}: the corpus of {lang} ({where}) has no {split} sentences")
+        return texts
+
     def corpus(self, lang: str) -> pd.DataFrame:
         """The corpus of `lang` (validated, one row per verse id; read once and cached)."""
         if self.corpus_paths is None or lang not in self.corpus_paths:
