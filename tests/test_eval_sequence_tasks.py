@@ -140,7 +140,8 @@ def test_classification_caps_and_labels(tmp_path: Path) -> None:
     task = build_task(
         {"kind": "classification", "dataset": spec, "max_train": 5, "max_dev": 3, "max_test": 7}
     )
-    train, dev, tests, names = task.select_data(task_data(LANGS, tmp_path))
+    train, dev, names = task.source_data("eng_Latn")
+    tests = task.test_data(task_data(LANGS, tmp_path))
     assert names == SIB200_LABELS and (len(train), len(dev)) == (5, 3)
     assert set(tests) == {"eng_Latn", "deu_Latn"} and all(len(t) == 7 for t in tests.values())
     assert set(train["label"]) <= {0, 1, 2, 3} and isinstance(train["text"].iloc[0], str)
@@ -154,7 +155,7 @@ def test_classification_caps_and_labels(tmp_path: Path) -> None:
 def test_nli_end_to_end(model_dir: Path, tmp_path: Path) -> None:
     spec = xnli_tree(tmp_path / "xnli", ["en", "fr"])
     task = build_task({"kind": "nli", "dataset": spec, **FAST, "max_train": 16})
-    train, _, tests, names = task.select_data(task_data(LANGS, tmp_path))
+    train, _, names = task.source_data("eng_Latn")
     assert names == ["entailment", "neutral", "contradiction"] and isinstance(train["text"].iloc[0], tuple)
     # a (premise, hypothesis) pair is encoded as the tokenizer's sentence pair: <s> A </s> </s> B </s>
     batch = task._batch(make_tokenizer(), [("cat dog", "sun")], "cpu")
@@ -176,7 +177,7 @@ def test_best_dev_checkpoint_is_kept(
 
     spec = sib200_tree(tmp_path / "sib", ["eng_Latn"])
     task = build_task({"kind": "classification", "dataset": spec, **FAST, "max_steps": 6, "eval_every": 2})
-    train, dev, _, names = task.select_data(task_data(["eng_Latn"], tmp_path))
+    train, dev, names = task.source_data("eng_Latn")
     torch.manual_seed(0)
     model = AutoModelForSequenceClassification.from_pretrained(model_dir, num_labels=len(names))
     snapshots: list[dict] = []

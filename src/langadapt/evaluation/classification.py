@@ -62,7 +62,6 @@ GENRES: tuple[tuple[str, int, int], ...] = (
     ("gospels_acts", 40, 44),  # Matthew .. Acts
     ("epistles_revelation", 45, 66),  # Romans .. Revelation
 )
-NUM_GENRES = len(GENRES)
 
 
 def book_genre(book: np.ndarray | pd.Series) -> np.ndarray:
@@ -201,13 +200,6 @@ class BibleGenre(Task):
         log.info("bible_genre (Taxi1500 stand-in): %d test verses per language (max)",
                  max(len(t) for t in tests.values()))  # fmt: skip
         return tests
-
-    def select_data(self, data: TaskData) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, pd.DataFrame]]:
-        """Train and dev frames of the fixed source (the pivot unless ``source`` names a language) and one
-        test frame per language (columns incl. label)."""
-        source = self.params["source"]
-        train, dev, _ = self.source_frames(data, data.pivot if source in (None, "donor") else source)
-        return train, dev, self.test_frames(data)
 
     # ---- model ------------------------------------------------------------------------------------
     dev_metric = "macro-F1"  # name (in log lines) of the dev score that selects the checkpoint

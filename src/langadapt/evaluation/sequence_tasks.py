@@ -179,16 +179,6 @@ class _FineTuneTask(_DatasetMixin, BibleGenre):
         )
         return tests
 
-    def select_data(  # type: ignore[override]
-        self, data: TaskData
-    ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, pd.DataFrame], list[str]]:
-        """Train and dev frames of a fixed ``source`` (``fallback_source`` for ``source: donor``), one test
-        frame per evaluated language, the label names."""
-        p = self.params
-        tests = self.test_data(data)
-        train, dev, names = self.source_data(p["fallback_source"] if p["source"] == "donor" else p["source"])
-        return train, dev, tests, names
-
 
 # LangSAMP App. A "Text Classification" (the same for Taxi1500 and SIB200).
 _LANGSAMP_CLASSIFICATION = {
