@@ -182,15 +182,15 @@ def judge(results: pd.DataFrame, claim: Mapping[str, Any], where: str = "claim")
         "a_mean": a_mean, "a_sd": a_sd, "b_mean": b_mean, "b_sd": b_sd, "difference": a_mean - b_mean,
         "reference_mean": ref_mean, "languages": len(langs), "wins": wins, "seeds": len(seeds),
         "agrees": "yes" if agrees else "no",
-        "ours": _ours(claim, measure, (a_name, a_mean, a_sd), (b_name, b_mean, b_sd), ref_mean, wins, len(langs)),
+        "ours": _ours(claim, metric, measure, (a_name, a_mean, a_sd), (b_name, b_mean, b_sd), ref_mean, wins,
+                      len(langs)),
         "note": claim.get("note", ""),
     }  # fmt: skip
 
 
-def _ours(claim: Mapping[str, Any], measure: str, a: tuple[str, float, float], b: tuple[str, float, float],
-          ref_mean: float, wins: int, n_langs: int) -> str:
-    """``A 47.3 ± 1.2 vs B 45.0 ± 0.8 (task: macro_f1; 23 languages, A better on 15)``."""
-    metric = measure.split(": ", 1)[1].split(" vs ")[0]
+def _ours(claim: Mapping[str, Any], metric: str, measure: str, a: tuple[str, float, float],
+          b: tuple[str, float, float], ref_mean: float, wins: int, n_langs: int) -> str:
+    """``A 47.3 ± 1.2 vs B 45.0 ± 0.8 (task: macro_f1; 23 languages, better on 15)``."""
     scale, digits = metric_scale(metric)
 
     def num(mean: float, sd: float) -> str:
