@@ -234,6 +234,26 @@ def test_reordered_config_keys_rerun_nothing(smoke):
     assert sum(rule == "corpus" for rule, _ in scheduled(smoke, cfg)) == len(cfg["languages"])
 
 
+def test_switching_the_tracker_reruns_nothing(smoke):
+    cfg = smoke_config(smoke)
+    cfg["tracking"] = {"backend": "tensorboard", "dir": "results/tb"}
+    assert scheduled(smoke, cfg) == []
+
+
+def test_training_logs_carry_progress_lines(smoke):
+    logs = list((smoke / "results/logs").rglob("*.log"))
+    pretrain = [p.read_text() for p in logs if p.name == "pretrain.log"]
+    assert pretrain, sorted(str(p.relative_to(smoke)) for p in logs)
+    # one line per log_every steps and the last: step/total, loss, lr, throughput, elapsed, ETA
+    line = re.compile(r"pretrain step (\d+)/(\d+) \(\d+%\) \| loss [\d.]+ \| lr \S+ \| [\d,]+ tok/s \| "
+                      r"elapsed \d+:\d\d:\d\d \| ETA \d+:\d\d:\d\d")
+    for text in pretrain:
+        steps = [(int(a), int(b)) for a, b in line.findall(text)]
+        assert steps and steps[-1][0] == steps[-1][1], text[-2000:]
+    evaluations = "".join(p.read_text() for p in logs if "eval" in p.parts)
+    assert re.search(r"fine-tune step \d+/\d+ \(\d+%\) \| loss [\d.]+ \| [\d,]+ ex/s", evaluations)
+
+
 def test_every_model_directory_records_its_provenance(smoke):
     dirs = [p.parent for p in (smoke / "results").glob("*/**/langadapt.json")]
     assert len(dirs) >= 10  # the base model and every init / pretrain / realign stage of the smoke recipes

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -17,7 +18,9 @@ import torch
 from safetensors.torch import load_file
 from test_train_helpers import LANG_PREFIX, make_model_dir, repetitive, write_corpus
 
+from langadapt.core import tracking
 from langadapt.core.errors import ConfigError
+from langadapt.core.runtime import LOG_FILES_ENV
 from langadapt.train.checkpoint import latest_checkpoint
 from langadapt.train.distributed import launch, world_size_for
 from langadapt.train.mlm import accumulation, pretrain, resolve_config
@@ -54,7 +57,23 @@ def test_two_process_ddp_matches_one_process_on_the_same_global_batch(world, tmp
     kwargs = {"model_dir": str(model), "corpus_paths": {k: str(v) for k, v in corpora.items()},
               "out_dir": str(tmp_path / "ddp"), "run_dir": str(tmp_path / "run2"),
               "cfg": _cfg(batch_size=4, processes=2), "inventory": INVENTORY, "provenance": {"recipe": "ddp"}}
-    launch("pretrain", kwargs, nproc=2, workdir=tmp_path / "launch", extra_env={"LANGADAPT_THREADS": "1"})
+    rule_log = tmp_path / "pretrain.log"  # as langadapt.core.runtime.job leaves it: emptied, then appended to
+    rule_log.write_text("parent line\n")
+    tracker = json.dumps({"backend": "tensorboard", "dir": str(tmp_path / "tb"), "run": "pretrain/ddp"})
+    launch("pretrain", kwargs, nproc=2, workdir=tmp_path / "launch",
+           extra_env={"LANGADAPT_THREADS": "1", LOG_FILES_ENV: str(rule_log), tracking.ENV: tracker})
+    # rank 0's progress lines reach the rule's log; rank 1 logs to stderr only
+    text = rule_log.read_text()
+    assert text.startswith("parent line\n")
+    assert "[rank 0]" in text and "[rank 1]" not in text
+    assert re.findall(r"pretrain step (\d)/6 ", text) == [str(k) for k in range(1, 7)]
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    runs = list((tmp_path / "tb").rglob("events.out.tfevents.*"))
+    assert len(runs) == 1  # rank 0 only
+    acc = EventAccumulator(str(runs[0].parent))
+    acc.Reload()
+    assert [e.step for e in acc.Scalars("loss")] == list(range(1, 7))
     prov = json.loads((tmp_path / "ddp" / "langadapt.json").read_text())
     assert prov["training"]["processes"] == 2 and prov["training"]["effective_batch"] == 16
     assert prov["recipe"] == "ddp"

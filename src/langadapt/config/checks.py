@@ -46,6 +46,9 @@ def check_semantics(config: dict, source: str = "config") -> None:
     _check_recipes(config, source)
     _check_hypernet_recipes(config, source)
     _check_evaluation(config, source, known)
+    from langadapt.core.tracking import check_installed, settings_of
+
+    check_installed(settings_of(config.get("tracking"), f"{source}: tracking"), f"{source}: tracking")
 
 
 def _check_languages(config: dict, source: str) -> set[str]:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from langadapt.core.provenance import code_version, config_hash, package_versions
+from langadapt.core.tracking import configure as configure_tracking
 
 
 def prepend_pythonpath(directory: str | os.PathLike) -> None:
@@ -58,6 +59,9 @@ def setup_logging(log_path: str | os.PathLike | None, name: str = "langadapt", *
     for path, mode in ((log_path, "w"), (history_path, "a")):
         if path:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
+            if mode == "w":  # replaced, then appended to: torchrun's rank 0 appends to the same file
+                Path(path).write_text("", encoding="utf-8")
+                mode = "a"
             handlers.append(logging.FileHandler(path, mode=mode, encoding="utf-8"))
     logging.basicConfig(
         level=logging.INFO, handlers=handlers, force=True,
@@ -147,6 +151,15 @@ def pin_remote_inputs(inputs: list[str], log: logging.Logger) -> None:
     log.info("remote inputs pinned: %s", ", ".join(f"{k} = {v['commit']}" for k, v in sorted(remotes.items())))
 
 
+LOG_FILES_ENV = "LANGADAPT_LOG_FILES"
+
+
+def run_name(snakemake: Any) -> str:
+    """A job's name for trackers: the rule and its wildcard values (``pretrain/lapt``)."""
+    values = [str(v) for v in dict(snakemake.wildcards.items()).values()]
+    return "/".join([str(snakemake.rule), *values])
+
+
 def job(snakemake: Any, run_dir: str | os.PathLike | None = None, resuming: bool = False) -> Job:
     """Set up the script of a rule: logging, threads, parsed params.
 
@@ -159,6 +172,10 @@ def job(snakemake: Any, run_dir: str | os.PathLike | None = None, resuming: bool
     log_file = snakemake.log[0] if len(snakemake.log) else None
     history = f"{os.fspath(run_dir).rstrip('/')}.attempts.log" if run_dir is not None else None
     log = setup_logging(log_file, f"langadapt.{snakemake.rule}", history_path=history)
+    # torchrun workers: rank 0 appends its log to the same files (langadapt.train.launch)
+    os.environ[LOG_FILES_ENV] = os.pathsep.join(os.fspath(p) for p in (log_file, history) if p)
+    # read from the config here, never passed as a param: switching trackers reruns nothing
+    configure_tracking((getattr(snakemake, "config", None) or {}).get("tracking"), run_name(snakemake))
     set_threads(int(snakemake.threads))
     log.info("rule %s, wildcards %s, threads %s%s", snakemake.rule, dict(snakemake.wildcards.items()),
              snakemake.threads, ", continuing an earlier attempt" if resuming else "")

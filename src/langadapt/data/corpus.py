@@ -25,6 +25,7 @@ from langadapt.core.atomic import atomic_files
 from langadapt.core.checks import check_int
 from langadapt.core.errors import ConfigError, DataError
 from langadapt.core.languages import parse_lang
+from langadapt.core.progress import Every
 from langadapt.data.caps import CapSelector, CapSettings
 from langadapt.data.filters import FilterChain
 from langadapt.data.lid import with_lid
@@ -217,13 +218,14 @@ PROGRESS_LINES = 1_000_000
 
 
 class _Progress:
-    """A log line every PROGRESS_LINES source lines: lines read and kept, lines/s, elapsed."""
+    """A log line every PROGRESS_LINES source lines or every 60 s: lines read and kept, lines/s, elapsed."""
 
     def __init__(self, code: str) -> None:
         self.code, self.t0, self.next = code, time.perf_counter(), PROGRESS_LINES
+        self.every = Every(60.0)
 
     def update(self, read: int, kept: int) -> None:
-        if read >= self.next:
+        if read >= self.next or (read and self.every.due()):
             elapsed = time.perf_counter() - self.t0
             log.info("%s: %s lines read, %s kept (%.1f%%), %.0f lines/s, %.0f s", self.code, f"{read:,}",
                      f"{kept:,}", 100 * kept / read, read / elapsed, elapsed)  # fmt: skip

@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from langadapt.core.checks import check_ints
+from langadapt.core.checks import check_int, check_ints
 from langadapt.core.errors import ConfigError, DataError
 from langadapt.core.runtime import resolve_device
 from langadapt.evaluation.donor import PAPER_DONORS, check_source_params, plan_sources, run_plan
@@ -119,6 +119,7 @@ class BibleGenre(Task):
         "epochs": 40,  # LangSAMP App. A: at most 40 epochs
         "max_steps": None,  # optional cap on optimizer steps (CPU-sized runs); None = no cap
         "eval_every": None,  # dev evaluation every N optimizer steps; None = at the end of each epoch
+        "log_every": 10,  # a progress line (loss, examples/s, ETA) + tracker point every N optimizer steps
         "patience": None,  # stop after N dev evaluations without improvement; None = run the whole budget
         "weight_decay": 0.0,  # not given in the paper; XTREME-style fine-tuning default
         "max_grad_norm": 1.0,  # not given in the paper; Hugging Face Trainer default
@@ -140,6 +141,7 @@ class BibleGenre(Task):
 
     def validate(self) -> None:
         p = self.params
+        check_int(p["log_every"], f"{self.kind}.log_every", low=1)
         check_ints(p, self.kind, "max_steps", "eval_every", "patience", optional=True)
         placeholder = "eng_Latn"  # None = the pivot, known only at run time
         check_source_params(self.kind, {**p, "source": p["source"] or placeholder,
@@ -283,12 +285,14 @@ class BibleGenre(Task):
         device = next(model.parameters()).device
         texts, labels = train["text"].tolist(), torch.tensor(train["label"].to_numpy(), dtype=torch.long)
 
-        def group_loss(group: list[list[int]]) -> bool:
-            n_items = sum(len(b) for b in group)
+        def group_loss(group: list[list[int]]) -> float:
+            n_items, total = sum(len(b) for b in group), 0.0
             for idx in group:  # loss weighted by items so that a short last group is not over-weighted
                 out = model(**self._batch(tokenizer, [texts[i] for i in idx], device), labels=labels[idx].to(device))
-                (out.loss * len(idx) / n_items).backward()
-            return True
+                part = out.loss * len(idx) / n_items
+                part.backward()
+                total += float(part.detach())
+            return total
 
         def dev_score() -> float:
             return self._dev_score(dev["label"].to_numpy(), self._predict(model, tokenizer, dev["text"].tolist()))

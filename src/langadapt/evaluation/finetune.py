@@ -14,9 +14,9 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-#: backpropagates the loss of one optimizer step's micro-batches (lists of item indices); returns False
-#: when the group carries no training signal (the step is skipped, no optimizer update)
-GroupLoss = Callable[[list[list[int]]], bool]
+#: backpropagates the loss of one optimizer step's micro-batches (lists of item indices) and returns its
+#: value; None when the group carries no training signal (the step is skipped, no optimizer update)
+GroupLoss = Callable[[list[list[int]]], float | None]
 
 
 def step_budget(n_items: int, params: Mapping[str, Any]) -> int:
@@ -33,10 +33,13 @@ def fine_tune(model: Any, n_items: int, group_loss: GroupLoss, dev_score: Callab
     dev score (ties: the earlier step). The last state is always a candidate.
 
     `params`: ``lr, weight_decay, batch_size, grad_accum, epochs, max_steps, max_grad_norm, eval_every`` and
-    optionally ``patience``. Items are shuffled each epoch by a generator seeded with `seed`."""
+    optionally ``patience`` and ``log_every`` (a progress line + tracker point every N steps: mean training
+    loss, examples/s, ETA; `langadapt.core.progress`). Items are shuffled each epoch by a generator seeded
+    with `seed`."""
     import torch
     from tqdm.auto import tqdm
 
+    from langadapt.core.progress import Progress
     from langadapt.train.loop import adamw
 
     opt = adamw(model.parameters(), lr=params["lr"], weight_decay=params["weight_decay"])  # fused where possible
@@ -46,12 +49,14 @@ def fine_tune(model: Any, n_items: int, group_loss: GroupLoss, dev_score: Callab
     best = {"score": -1.0, "state": None, "step": 0}
     step, evaluated_at, stale = 0, -1, 0
     bar = tqdm(total=total, desc=f"{desc} fine-tune", unit="step", mininterval=5.0, leave=False)
+    progress = Progress(f"{desc} fine-tune", total, params.get("log_every") or 10, unit="ex", logger=log)
 
     def dev_eval() -> None:
         nonlocal evaluated_at, stale
         evaluated_at = step
         score = dev_score()
         log.info("%s step %d/%d: dev %s %.4f", desc, step, total, metric, score)
+        progress.tracker.log({f"dev_{metric}": score}, step)
         if score > best["score"]:
             best.update(score=score, step=step)
             best["state"] = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
@@ -68,7 +73,9 @@ def fine_tune(model: Any, n_items: int, group_loss: GroupLoss, dev_score: Callab
         order = torch.randperm(n_items, generator=gen).tolist()
         micro = [order[i : i + params["batch_size"]] for i in range(0, n_items, params["batch_size"])]
         for start in range(0, len(micro), params["grad_accum"]):
-            if not group_loss(micro[start : start + params["grad_accum"]]):
+            group = micro[start : start + params["grad_accum"]]
+            loss = group_loss(group)
+            if loss is None:
                 continue
             if params["max_grad_norm"] > 0:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), params["max_grad_norm"])
@@ -76,6 +83,7 @@ def fine_tune(model: Any, n_items: int, group_loss: GroupLoss, dev_score: Callab
             opt.zero_grad(set_to_none=True)
             step += 1
             bar.update(1)
+            progress.update(step, sum(len(b) for b in group), loss=loss)
             if eval_every is not None and step % eval_every == 0:
                 dev_eval()
             if stop():
@@ -85,6 +93,7 @@ def fine_tune(model: Any, n_items: int, group_loss: GroupLoss, dev_score: Callab
     bar.close()
     if evaluated_at != step:
         dev_eval()
+    progress.close()
     log.info("%s: best dev %s %.4f at step %d of %d", desc, metric, best["score"], best["step"], step)
     assert best["state"] is not None
     return best["state"]

@@ -130,6 +130,7 @@ class _FineTuneTask(_DatasetMixin, BibleGenre):
     def validate(self) -> None:
         p = self.params
         check_ints(p, self.kind, "max_steps", "eval_every", "patience", "max_train", "max_dev", "max_test", optional=True)
+        check_int(p["log_every"], f"{self.kind}.log_every", low=1)
         self._positive("lr", "batch_size", "grad_accum", "epochs", "max_length", "eval_batch_size")
         check_int(p["data_seed"], f"{self.kind}.data_seed", low=0)
         check_source_params(self.kind, p)
@@ -208,6 +209,7 @@ class SequenceClassification(_FineTuneTask):
         **_LANGSAMP_CLASSIFICATION,
         "max_steps": None,  # optional cap on optimizer steps (CPU-sized runs); None = no cap
         "eval_every": None,  # dev evaluation every N optimizer steps; None = at the end of each epoch
+        "log_every": 10,  # a progress line (loss, examples/s, ETA) + tracker point every N optimizer steps
         "patience": None,  # stop after N dev evaluations without improvement; None = run the whole budget
         "weight_decay": 0.0,  # not given in the paper; XTREME-style fine-tuning default (as bible_genre)
         "max_grad_norm": 1.0,  # not given in the paper; Hugging Face Trainer default (as bible_genre)
@@ -246,6 +248,7 @@ class NaturalLanguageInference(_FineTuneTask):
         # and the zero-shot protocol of LangSAMP §4.2), evaluated at the end of each epoch by default.
         "max_steps": None,  # optional cap on optimizer steps (CPU-sized runs); None = no cap
         "eval_every": None,  # dev evaluation every N optimizer steps; None = at the end of each epoch
+        "log_every": 10,  # a progress line (loss, examples/s, ETA) + tracker point every N optimizer steps
         "patience": None,  # stop after N dev evaluations without improvement; None = run the whole budget
         "weight_decay": 0.0,  # not given in the paper; Hugging Face Trainer default
         "max_grad_norm": 1.0,  # not given in the paper; Hugging Face Trainer default

@@ -53,7 +53,7 @@ from typing import Any
 
 import numpy as np
 
-from langadapt.core.checks import check_ints, is_number
+from langadapt.core.checks import check_int, check_ints, is_number
 from langadapt.core.errors import ConfigError, DataError
 from langadapt.core.runtime import resolve_device
 from langadapt.evaluation.datasets import EvalDataset, Examples, build_dataset
@@ -148,6 +148,7 @@ class TokenClassification(Task):
         "epochs": 10,  # LangSAMP App. A: at most 10 epochs (realignment App. A.6: 5 for POS)
         "max_steps": None,  # optional cap on optimizer steps (CPU-sized runs); None = no cap
         "eval_every": None,  # dev evaluation every N optimizer steps; None = at the end of each epoch
+        "log_every": 10,  # a progress line (loss, examples/s, ETA) + tracker point every N optimizer steps
         "patience": None,  # stop after N dev evaluations without improvement (vocab paper Table 7: 8 POS /
         # 4 NER epochs with eval every 2 epochs); None = no early stopping (LangSAMP: best of all epochs)
         "weight_decay": 0.0,  # not given in the papers; XTREME-style fine-tuning default
@@ -173,6 +174,7 @@ class TokenClassification(Task):
                            ("f1_mode", F1_MODES)):  # fmt: skip
             if p[key] not in known:
                 raise ConfigError(f"token_classification.{key} must be one of {list(known)}, got {p[key]!r}")
+        check_int(p["log_every"], f"{self.kind}.log_every", low=1)
         check_ints(p, self.kind, "max_steps", "eval_every", "patience", "max_train_sentences", "max_dev_sentences",
                    "max_test_sentences", optional=True)
         w = p["o_weight"]
@@ -377,7 +379,7 @@ class TokenClassification(Task):
         bio, select = self._metrics()
         fallback = self._fallback(train)
 
-        def group_loss(micro: list[list[int]]) -> bool:
+        def group_loss(micro: list[list[int]]) -> float | None:
             group = []
             for idx in micro:
                 enc = encode_words(tokenizer, [train.words[i] for i in idx], p["max_length"])
@@ -386,20 +388,22 @@ class TokenClassification(Task):
                 group.append((enc, keep, torch.tensor(gold, dtype=torch.long)[keep]))
             labels_all = torch.cat([g[2] for g in group])
             if labels_all.numel() == 0:
-                return False  # every word truncated away (cannot happen with max_length >= 3)
+                return None  # every word truncated away (cannot happen with max_length >= 3)
             weights_all = word_weights(labels_all, o_id, p["o_weight"])
             total_weight = float(weights_all.sum())
             if total_weight <= 0:
-                return False  # o_weight 0 and an all-O batch: no signal
-            pos = 0
+                return None  # o_weight 0 and an all-O batch: no signal
+            pos, total = 0, 0.0
             for enc, keep, labels in group:
                 w = weights_all[pos : pos + len(labels)]
                 pos += len(labels)
                 if len(labels) == 0:
                     continue
                 logits = word_logits(model, enc, p["word_pooling"])[keep.to(device)]
-                weighted_loss(logits, labels.to(device), w.to(device), total_weight).backward()
-            return True
+                part = weighted_loss(logits, labels.to(device), w.to(device), total_weight)
+                part.backward()
+                total += float(part.detach())
+            return total
 
         def dev_score() -> float:
             pred = self._predict(model, tokenizer, dev.words, fallback)

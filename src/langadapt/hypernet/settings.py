@@ -41,12 +41,14 @@ DEFAULT_CFG: dict[str, Any] = {
     "lambda": 0.1,  # App. A.2: "lambda = 0.1 for all hypernetworks" (weight of L_c, §3.4)
     "temperature": 0.25,  # App. A.2: T = 0.25 for XLM-R (multi), 0.5 for RoBERTa (mono)
     "heldout_fraction": 0.1,
+    "log_every": 100,  # a progress line (loss, pairs/s, ETA) + tracker point every N batches
     "seed": 0,
     "device": "auto",  # auto = cuda if available, else cpu
 }
 
 
-_POSITIVE_INTS = ("dim", "hidden", "layers", "heads", "max_set", "lr_decay_epochs", "batch_size", "epochs")
+_POSITIVE_INTS = ("dim", "hidden", "layers", "heads", "max_set", "lr_decay_epochs", "batch_size", "epochs",
+                  "log_every")
 
 
 def resolve_cfg(cfg: dict | None) -> dict[str, Any]:

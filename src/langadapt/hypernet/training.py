@@ -38,6 +38,7 @@ from torch import nn
 
 from langadapt.core.atomic import atomic_dir
 from langadapt.core.errors import DataError
+from langadapt.core.progress import Progress
 from langadapt.hypernet.nets import HYPERNETS, build_hypernetwork
 from langadapt.hypernet.sets import WordSets, choose_words, collate, hyperofa_loss, piece_word_sets, predict
 from langadapt.hypernet.settings import resolve_cfg
@@ -114,9 +115,12 @@ def fit_hypernetwork(vectors: torch.Tensor, sets: Sequence[np.ndarray], targets:
     rows: list[dict[str, float]] = []
     best: tuple[float, int, dict | None] = (math.inf, 0, None)
     steps, start = 0, time.perf_counter()
+    per_epoch = len(train_idx) // bs + (len(train_idx) % bs >= 2)  # a last batch of 1 pair is skipped
+    progress = Progress("hypernetwork", per_epoch * cfg["epochs"], cfg["log_every"], unit="pairs", logger=log)
     for epoch in range(1, cfg["epochs"] + 1):
         order = train_idx[torch.from_numpy(rng.permutation(len(train_idx)))].tolist()
-        means, n_batches = _train_epoch(net, opt, order, sets, vectors, targets, cfg, rng, device, bs, epoch)
+        means, n_batches = _train_epoch(net, opt, order, sets, vectors, targets, cfg, rng, device, bs, epoch,
+                                        progress, steps)
         steps += n_batches
         row = {"epoch": epoch, "steps": steps, "lr": opt.param_groups[0]["lr"]}
         row |= dict(zip(("loss", "contrastive", "l1"), means, strict=True))
@@ -129,8 +133,10 @@ def fit_hypernetwork(vectors: torch.Tensor, sets: Sequence[np.ndarray], targets:
         row["elapsed_s"] = time.perf_counter() - start
         rows.append(row)
         log.info("hypernetwork epoch %d: %s", epoch, {k: round(v, 4) for k, v in row.items()})
+        progress.tracker.log({k: v for k, v in row.items() if k.startswith("heldout_")}, steps)
         if cfg["patience"] and len(held_sets) and epoch - best[1] >= cfg["patience"]:
             break
+    progress.close()
     seconds = time.perf_counter() - start
     if best[2] is not None:
         net.load_state_dict(best[2])
@@ -158,8 +164,9 @@ def fit_hypernetwork(vectors: torch.Tensor, sets: Sequence[np.ndarray], targets:
 
 def _train_epoch(net: nn.Module, opt: torch.optim.Optimizer, order: list[int], sets: Sequence[np.ndarray],
                  vectors: torch.Tensor, targets: torch.Tensor, cfg: dict[str, Any], rng: np.random.Generator,
-                 device: Any, bs: int, epoch: int) -> tuple[list[float], int]:
-    """One pass over the training pairs in `order`: (mean loss, contrastive and L1 parts; optimizer steps)."""
+                 device: Any, bs: int, epoch: int, progress: Progress, step0: int) -> tuple[list[float], int]:
+    """One pass over the training pairs in `order`: (mean loss, contrastive and L1 parts; optimizer steps).
+    Each batch is counted by `progress` (global step `step0` + batches so far)."""
     net.train()
     sums = np.zeros(3)
     n_batches = 0
@@ -175,6 +182,7 @@ def _train_epoch(net: nn.Module, opt: torch.optim.Optimizer, order: list[int], s
         opt.step()
         sums += [loss.item(), l_c.item(), l_1.item()]
         n_batches += 1
+        progress.update(step0 + n_batches, len(batch), loss=loss.item(), contrastive=l_c.item(), l1=l_1.item())
         if not math.isfinite(loss.item()):
             raise DataError(f"hypernetwork loss is not finite in epoch {epoch}; lower lr (now {cfg['lr']})")
     return (sums / max(n_batches, 1)).tolist(), n_batches

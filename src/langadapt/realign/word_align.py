@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+import time
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -33,6 +34,7 @@ from langadapt.core.atomic import atomic_files
 from langadapt.core.checks import check_int
 from langadapt.core.errors import ConfigError, DataError
 from langadapt.core.languages import parse_lang
+from langadapt.core.progress import log_items
 from langadapt.core.registry import Registry
 from langadapt.data.parallel import load_parallel
 
@@ -274,7 +276,8 @@ def align_job(spec: Mapping[str, Any], parallel_path: Path | None, langs: Sequen
             if table.num_rows == 0:
                 raise DataError(f"parallel file {parallel_path} has no train pairs for {list(langs or []) or 'any language'}")
             present = sorted(set(table.column("lang").to_pylist()))
-            for lang in present:
+            t0 = time.monotonic()
+            for i, lang in enumerate(present, 1):
                 sub = table.filter(pc.equal(table.column("lang"), lang))
                 if params.get("max_pairs"):
                     sub = sub.slice(0, int(params["max_pairs"]))
@@ -284,6 +287,7 @@ def align_job(spec: Mapping[str, Any], parallel_path: Path | None, langs: Sequen
                 links = ALIGNERS.get(spec["kind"])(src, tgt, **params)
                 parts.append(pa.table(_rows(lang, src, tgt, links, sub.column("verse_id").to_pylist()),
                                       schema=ALIGNED_SCHEMA))
+                log_items("aligned languages", i, len(present), t0, log, {"last": lang, "pairs": len(src)})
         for part in parts:
             lang = part.column("lang")[0].as_py() if part.num_rows else "?"
             n_links = sum(len(x) for x in part.column("src_index").to_pylist())

@@ -1,7 +1,9 @@
 """Entry point of each process launched by ``torchrun`` (see `langadapt.train.distributed.launch`).
 
 ``python -m langadapt.train.launch ARGS.json`` where the JSON holds ``{"stage": "pretrain", "kwargs":
-{...}}`` (the keyword arguments of :func:`langadapt.train.mlm.pretrain`).
+{...}}`` (the keyword arguments of :func:`langadapt.train.mlm.pretrain`). Every rank logs to stderr;
+rank 0 also appends to the files named in ``LANGADAPT_LOG_FILES`` (the rule's ``log:`` file and the run's
+attempts log, set by `langadapt.core.runtime.job`), so its progress lines reach the rule's log.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from pathlib import Path
 
 import torch
 
+from langadapt.core.runtime import LOG_FILES_ENV
+
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
@@ -22,7 +26,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     spec = json.loads(Path(argv[0]).read_text())
     rank = os.environ.get("RANK", "0")
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if rank == "0":  # the rule's log (and the run's attempts log): the parent opened them for appending
+        files = [f for f in os.environ.get(LOG_FILES_ENV, "").split(os.pathsep) if f]
+        handlers += [logging.FileHandler(f, mode="a", encoding="utf-8") for f in files]
+    logging.basicConfig(level=logging.INFO, handlers=handlers, force=True,
                         format=f"%(asctime)s [rank {rank}] %(levelname)s %(name)s: %(message)s")
     threads = os.environ.get("LANGADAPT_THREADS")
     if threads:

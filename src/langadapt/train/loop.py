@@ -20,6 +20,7 @@ import torch
 from tqdm.auto import tqdm
 
 from langadapt.core.errors import ConfigError, DataError
+from langadapt.core.progress import Progress
 from langadapt.train.checkpoint import (
     LossLog,
     Preempted,
@@ -210,6 +211,7 @@ class Trainer:
         losslog = LossLog(self.run_dir / "loss.csv", self.resumed_from) if main else None
         bar = tqdm(total=self.steps, initial=self.step, desc=self.desc, unit="step", mininterval=5.0,
                    disable=not main)
+        progress = Progress(self.desc, self.steps, self.log_every, start=self.step, enabled=main, logger=log)
         params = [p for p in self.model.parameters()]
         self.rewrap()
         amp = (torch.autocast(device_type=self.device.type, dtype=torch.bfloat16) if self.bf16
@@ -247,9 +249,11 @@ class Trainer:
                     self.acc_loss += step_loss
                     self.acc_n += 1
                     self.elapsed = base_elapsed + time.monotonic() - t0
-                    if losslog is not None and (self.step % self.log_every == 0 or self.step == self.steps):
-                        losslog.write(self.step, self.acc_loss / self.acc_n, lr, self.tokens, self.elapsed)
+                    progress.advance(step_tokens)
                     if self.step % self.log_every == 0 or self.step == self.steps:
+                        if losslog is not None:  # the same numbers: loss.csv, the log line, the tracker
+                            losslog.write(self.step, self.acc_loss / self.acc_n, lr, self.tokens, self.elapsed)
+                        progress.emit(self.step, loss=self.acc_loss / self.acc_n, lr=lr)
                         self.acc_loss, self.acc_n = 0.0, 0
                     bar.update(1)
                     bar.set_postfix(loss=f"{step_loss:.4f}", refresh=False)
@@ -268,6 +272,7 @@ class Trainer:
         finally:
             if losslog is not None:
                 losslog.close()
+            progress.close()
             bar.close()
         seconds = time.monotonic() - t0
         return {

@@ -30,6 +30,7 @@ from __future__ import annotations
 import gzip
 import logging
 import re
+import time
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -39,6 +40,7 @@ import numpy as np
 
 from langadapt.core.checks import check_number
 from langadapt.core.errors import ConfigError, DataError
+from langadapt.core.progress import Every, clock, log_items
 from langadapt.data.remote import Need, Remote
 from langadapt.vectors.base import WORD_VECTOR_KINDS, WordVectorKind, iso_filter, lang_iso, surface_form
 
@@ -221,7 +223,11 @@ class ColexNet(WordVectorKind):
         path, keep = self.fetch(), iso_filter(self.cfg["languages"])
         marker, default = self.cfg["boundary_marker"], str(self.cfg["unprefixed_lang"])
         words, isos, kept = [], [], []
+        every = Every(30.0)
         for tokens, vectors in read_word2vec(path, self.cfg["format"], self.cfg["max_words"]):
+            if every.due():
+                log.info("%s: %s vectors read, %s kept, elapsed %s", self.where, f"{sum(map(len, kept)):,}",
+                         f"{len(words):,}", clock(every.elapsed))
             mask = np.zeros(len(tokens), dtype=bool)
             for i, tok in enumerate(tokens):
                 m = _PREFIX.fullmatch(tok)
@@ -274,7 +280,9 @@ def verse_incidence(texts: Mapping[str, tuple[Sequence[int], Sequence[str]]], mi
     langs: list[str] = []
     rows: list[int] = []
     cols: list[int] = []
-    for lang, (verse_ids, lines) in texts.items():
+    t0 = time.monotonic()
+    for i, (lang, (verse_ids, lines)) in enumerate(texts.items(), 1):
+        log_items("word types counted", i, len(texts), t0, log, lang)
         no_space = parse_lang(lang).script in NO_SPACE_SCRIPTS
         docs = [(col_of.setdefault(int(v), len(col_of)), verse_words(t, no_space))
                 for v, t in zip(verse_ids, lines, strict=True)]
