@@ -36,11 +36,14 @@ install-test: $(VENV)/.installed-test
 install-bench: $(VENV)/.installed-bench
 install-slurm: $(VENV)/slurm-plugins/.installed
 
+# `langadapt unlock-stale`: an interrupted earlier run's locks are removed when no snakemake runs here
 run: install
+	$(BIN)/langadapt unlock-stale
 	$(BIN)/snakemake --cores $(CORES) $(SNAKEMAKE_ARGS)
 
 # The workflow on a Slurm cluster (profiles/slurm: edit its site values first)
 slurm: install-slurm
+	$(BIN)/langadapt unlock-stale
 	PYTHONPATH=$(VENV)/slurm-plugins$${PYTHONPATH:+:$$PYTHONPATH} $(BIN)/snakemake --profile slurm $(SNAKEMAKE_ARGS)
 
 test: install-test

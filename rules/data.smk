@@ -33,7 +33,7 @@ rule filter_report:
     input:
         expand("results/data/filter_stats/{lang}.csv", lang=LANGS),
     output:
-        csv="results/data/filter_report.csv",
+        csv=report("results/data/filter_report.csv", caption="../workflow/report/filter_report.rst", category="Data"),
         tex="results/data/filter_report.tex",
     log:
         "results/logs/filter_report.log",
@@ -70,7 +70,7 @@ rule sampling:
     input:
         corpora(),
     output:
-        "results/data/sampling.csv",
+        report("results/data/sampling.csv", caption="../workflow/report/sampling.rst", category="Data"),
     params:
         langs=LANGS,
         alpha=config["data"]["sampling"]["alpha"],

@@ -52,7 +52,13 @@ rule init_model:
     input:
         unpack(init_inputs),
     output:
-        directory("results/models/{recipe}/init"),
+        report(
+            directory("results/models/{recipe}/init"),
+            patterns=["{figure,pca}.png"],  # the PCA of old and new embeddings (langadapt.vocab.diagnostics)
+            caption="../workflow/report/vocab_pca.rst",
+            category="Vocabulary initialization",
+            labels={"recipe": "{recipe}"},
+        ),
     params:
         spec=lambda w: as_json(lc.stage_spec(config, w.recipe, "init")),
         texts_langs=lambda w: init_texts_langs(w.recipe),

@@ -86,7 +86,8 @@ rule subsets_table:
     input:
         [f"results/selection/{name}.json" for name in SELECTOR_ENTRIES],
     output:
-        csv="results/tables/realign_subsets.csv",
+        csv=report("results/tables/realign_subsets.csv", caption="../workflow/report/realign_subsets.rst",
+                   category="Realignment"),
         tex="results/tables/realign_subsets.tex",
     log:
         "results/logs/subsets_table.log",
@@ -104,7 +105,8 @@ rule subsets_vs_paper:
     input:
         distances="results/selection/uriel_distances.npz",
     output:
-        csv="results/tables/realign_subsets_vs_paper.csv",
+        csv=report("results/tables/realign_subsets_vs_paper.csv",
+                   caption="../workflow/report/realign_subsets_vs_paper.rst", category="Realignment"),
         md="results/tables/realign_subsets_vs_paper.md",
     log:
         "results/logs/subsets_vs_paper.log",
@@ -123,8 +125,10 @@ rule realign_scaling:
         evals=[f for r in SCALING_DESIGN["recipes"] for f in EVAL_FILES if f.startswith(f"results/eval/{r}/")],
         selections=SCALING_SELECTIONS,
     output:
-        csv="results/tables/realign_scaling.csv",
-        plot="results/plots/realign_scaling.png",
+        csv=report("results/tables/realign_scaling.csv", caption="../workflow/report/realign_scaling.rst",
+                   category="Realignment"),
+        plot=report("results/plots/realign_scaling.png", caption="../workflow/report/realign_scaling.rst",
+                    category="Realignment"),
     params:
         design=as_json(SCALING_DESIGN),
     log:

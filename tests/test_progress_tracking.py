@@ -62,7 +62,7 @@ def test_eta_extrapolates_the_mean_step_time_of_this_process(monkeypatch, caplog
     monkeypatch.setattr("langadapt.core.progress.time.monotonic", lambda: now[0])
     p = Progress("pretrain", total=100, every=10, start=40, tracker=Recorder())  # resumed at step 40
     with caplog.at_level(logging.INFO, "langadapt.core.progress"):
-        for step in range(41, 51):
+        for _ in range(41, 51):
             now[0] += 2.0
             p.advance(500)
         p.emit(50, loss=7.5, lr=1e-4)

@@ -56,16 +56,26 @@ def test_report_of_the_default_targets_has_every_marked_output_and_caption(workd
     (workdir / "results/tables/claims.csv").write_text("paper,claim,agrees\nP,C,yes\n")
     for name in ("smoke_table1.csv", "smoke_table1_cells.csv", "smoke_table1.tex"):
         (workdir / "results/tables/paper" / name).write_text("label,all\nSR-B,1.0\n")
+    (workdir / "results/data").mkdir(parents=True)
+    (workdir / "results/data/filter_report.csv").write_text("lang,source,kept\neng_Latn,10,9\n")
+    (workdir / "results/data/sampling.csv").write_text("lang,lines,p\neng_Latn,10,1.0\n")
+    for recipe in ("ext_ident", "tiny_ofa", "tiny_spm"):  # init directories with the PCA figure ...
+        _png(workdir / f"results/models/{recipe}/init/pca.png")
+    (workdir / "results/models/tiny_hyperofa/init").mkdir(parents=True)  # ... and one without (it is optional)
 
     html = _report(workdir, "report.html")
     for caption in ("workflow.rst", "claims.rst", "results_table.rst", "results_plot.rst", "loss_curves.rst",
-                    "langsamp_pca.rst", "per_language.rst", "paper_tables.rst", "significance.rst"):
+                    "langsamp_pca.rst", "per_language.rst", "paper_tables.rst", "significance.rst",
+                    "filter_report.rst", "vocab_pca.rst", "sampling.rst"):
         assert _first_line(caption) in html, caption
     for name in ("results.png", "loss_curves.png", "ext_ident.png", "srb_bible.png", "jpn_ner.png",
-                 "results.csv", "significance.csv", "smoke_table1.csv", "claims.csv"):
+                 "results.csv", "significance.csv", "smoke_table1.csv", "claims.csv", "filter_report.csv",
+                 "sampling.csv"):
         assert name in html, name
+    assert html.count("pca.png") >= 3 and all(r in html for r in ("ext_ident", "tiny_ofa", "tiny_spm"))
     assert "smoke_table1_cells.csv" not in html  # the per-cell file stays beside the layout
-    for category in ("Claims", "Results", "Training", "LangSAMP embeddings", "Paper tables"):
+    for category in ("Claims", "Results", "Training", "LangSAMP embeddings", "Paper tables", "Data",
+                     "Vocabulary initialization"):
         assert category in html
 
 
@@ -85,3 +95,37 @@ def test_similarity_heatmap_is_in_the_report_of_its_explicit_target(workdir, rec
     html = _report(workdir, "similarity.html", target)
     assert _first_line("similarity.rst") in html
     assert f"{recipe}.png" in html
+
+
+def test_every_plot_and_table_the_rules_write_is_marked_for_the_report():
+    """Each figure (.png) and each table (.csv under results/tables/, and the filter report) named in a
+    rule's `output:` sits inside a report(...) flag, so `snakemake --report` shows everything."""
+    import re
+
+    unmarked = []
+    for smk in sorted((REPO / "rules").glob("*.smk")):
+        text = smk.read_text()
+        for block in re.findall(r"^    output:\n((?:        .*\n|\n)+?)^    \w", text, re.M):
+            # the output items, one per top-level `name=...,` entry of the block
+            items = re.split(r",\n(?=        \S)", block)
+            for item in items:
+                for path in re.findall(r'"(results/[^"]+)"', item):
+                    table = path.endswith(".csv") and path.startswith(("results/tables/", "results/data/sampling"))
+                    if (path.endswith(".png") or table or path.endswith("filter_report.csv")) and "report(" not in item:
+                        unmarked.append(f"{smk.name}: {path}")
+    assert unmarked == [], unmarked
+
+
+def test_realignment_reports_are_in_the_report_of_their_targets(workdir):
+    targets = ["results/tables/realign_subsets.csv", "results/tables/realign_subsets_vs_paper.csv",
+               "results/tables/realign_scaling.csv", "results/plots/realign_scaling.png"]
+    (workdir / "results/tables").mkdir(parents=True)
+    for t in targets[:3]:
+        (workdir / t).write_text("selector,n\nuriel_diversity,5\n")
+    _png(workdir / targets[3])
+    html = _report(workdir, "realign.html", *targets)
+    for caption in ("realign_subsets.rst", "realign_subsets_vs_paper.rst", "realign_scaling.rst"):
+        assert _first_line(caption) in html, caption
+    for name in ("realign_subsets.csv", "realign_subsets_vs_paper.csv", "realign_scaling.csv",
+                 "realign_scaling.png", "Realignment"):
+        assert name in html, name

@@ -18,11 +18,13 @@ from langadapt.core.errors import ConfigError, DataError
 from langadapt.report.aggregate import summary_tables
 from langadapt.report.stats import (
     SIGNIFICANCE_COLUMNS,
+    bh_adjust,
     grouped_means,
     grouped_tables,
     language_groups,
     paired_test,
     significance_table,
+    wilcoxon_min_p,
     write_report,
 )
 
@@ -172,8 +174,35 @@ def test_significance_table_every_recipe_against_the_baseline():
     assert list(sig.columns) == SIGNIFICANCE_COLUMNS
     assert list(sig["recipe"]) == ["new", "third"] and set(sig["metric"]) == {"top10"}  # the main metric
     assert (sig["n"] == 6).all() and (sig["baseline"] == "base").all()
+    # one family (the task): BH over its 2 comparisons; 6 pairs can reach p < 0.05 (2/64), no note
+    assert sig["wilcoxon_p_bh"].tolist() == pytest.approx(list(bh_adjust(sig["wilcoxon_p"])))
+    assert (sig["wilcoxon_p_bh"] >= sig["wilcoxon_p"]).all()
+    assert sig["wilcoxon_min_p"].tolist() == [2 / 64, 2 / 64] and sig["note"].fillna("").eq("").all()
     with pytest.raises(DataError, match="'nope'"):
         significance_table(df, "nope")
+
+
+def test_benjamini_hochberg_by_hand():
+    # sorted p 0.01, 0.03, 0.04 (m = 3): p * m / rank = 0.03, 0.045, 0.04; running min from the top
+    assert bh_adjust([0.01, 0.04, 0.03]).tolist() == pytest.approx([0.03, 0.04, 0.04])
+    # NaN p-values (fewer than 2 pairs) stay NaN and do not enlarge the family: m = 2
+    out = bh_adjust([0.02, float("nan"), 0.04])
+    assert out[0] == pytest.approx(0.04) and math.isnan(out[1]) and out[2] == pytest.approx(0.04)
+    assert bh_adjust([]).size == 0
+
+
+def test_a_test_that_cannot_reach_significance_is_flagged(caplog):
+    # 5 languages, every difference positive: the most extreme result the Wilcoxon test has, p = 2/32
+    langs = ["deu_Latn", "fra_Latn", "hin_Deva", "swh_Latn", "yor_Latn"]
+    df = rows([(r, lang, 1, 0.5 + (0.1 * k if r == "new" else 0)) for r in ("base", "new")
+               for k, lang in enumerate(langs, 1)])
+    with caplog.at_level("WARNING", "langadapt.report.stats"):
+        sig = significance_table(df, "base")
+    row = sig.iloc[0]
+    assert row["n"] == 5 and wilcoxon_min_p(5) == 0.0625
+    assert row["wilcoxon_p"] == pytest.approx(0.0625)  # scipy's exact test reaches that floor and no lower
+    assert "cannot reach p < 0.05: 5 pairs" in row["note"] and "0.0625" in row["note"]
+    assert "cannot reach p < 0.05" in caplog.text
 
 
 # ------------------------------------------------------------------------------------------ workflow

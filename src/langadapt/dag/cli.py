@@ -1,7 +1,8 @@
 """The ``langadapt`` command: ``langadapt preflight`` checks a configuration's remote and local inputs on the
 submit host (the hub, or recorded listings with ``--listings``), prints the coverage table and writes the lock
 file the download jobs read. ``--update`` re-resolves every revision (the lock's diff is logged, and the
-downloads whose commit changed are redone by the next ``snakemake`` run)."""
+downloads whose commit changed are redone by the next ``snakemake`` run). ``langadapt unlock-stale`` removes
+the locks of a killed run when no Snakemake process works in the directory (``make run`` does it first)."""
 
 from __future__ import annotations
 
@@ -39,6 +40,13 @@ def preflight(args: argparse.Namespace) -> int:
     return 0
 
 
+def unlock(args: argparse.Namespace) -> int:
+    from langadapt.dag.locks import unlock_stale
+
+    unlock_stale(args.directory)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="langadapt", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -50,6 +58,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--update", action="store_true", help="re-resolve every revision, not only new ones")
     p.add_argument("--no-local-check", action="store_true", help="name local files without looking for them")
     p.set_defaults(func=preflight)
+    u = sub.add_parser("unlock-stale", help="remove the Snakemake locks an interrupted run left (none if one runs)")
+    u.add_argument("directory", nargs="?", default=".", help="the workflow's working directory (default: .)")
+    u.set_defaults(func=unlock)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     return int(args.func(args))

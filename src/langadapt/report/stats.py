@@ -17,6 +17,7 @@ Everything works on the long-format evaluation rows of :mod:`langadapt.report.ag
 
 from __future__ import annotations
 
+import logging
 import math
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
@@ -32,6 +33,8 @@ from langadapt.core.languages import parse_lang
 from langadapt.realign.pool import load_pool, pool_code, seen_languages
 from langadapt.report.aggregate import AVG, MISSING, format_cell, main_metric, metric_scale, to_latex
 
+log = logging.getLogger(__name__)
+
 GROUPINGS = ("seen", "script", "script_name", "family", "joshi", "resource")
 SEEN_MODELS = ("xlmr", "mbert")
 UNITS = ("language", "seed")
@@ -45,8 +48,9 @@ _ORDER = {
 }
 SIGNIFICANCE_COLUMNS = [
     "task", "metric", "recipe", "baseline", "unit", "n", "recipe_mean", "baseline_mean", "mean_diff",
-    "wilcoxon_p", "ttest_p",
+    "wilcoxon_p", "ttest_p", "wilcoxon_p_bh", "ttest_p_bh", "wilcoxon_min_p", "note",
 ]
+ALPHA = 0.05  # the level the `note` column of significance.csv checks reachability against
 
 
 def _check_by(by: str) -> None:
@@ -233,9 +237,42 @@ def paired_test(
     return res
 
 
+def wilcoxon_min_p(n: int) -> float:
+    """The smallest two-sided p-value the exact Wilcoxon signed-rank test can give on `n` pairs: every
+    difference of one sign, ``2 / 2**n`` (5 pairs: 0.0625, never below 0.05)."""
+    return min(1.0, 2.0 / 2.0**n) if n > 0 else math.nan
+
+
+def bh_adjust(p: Sequence[float]) -> np.ndarray:
+    """Benjamini-Hochberg adjusted p-values (``scipy.stats.false_discovery_control``) of one family;
+    NaN p-values stay NaN and do not count in the family's size."""
+    from scipy import stats as sps
+
+    p = np.asarray(p, dtype=float)
+    out = np.full(len(p), math.nan)
+    ok = ~np.isnan(p)
+    if ok.any():
+        out[ok] = sps.false_discovery_control(p[ok], method="bh")
+    return out
+
+
+def _reach_note(n: int) -> str:
+    if n < 2:
+        return "fewer than 2 pairs: no test"
+    low = wilcoxon_min_p(n)
+    if low >= ALPHA:
+        return (f"cannot reach p < {ALPHA:g}: {n} pairs, the Wilcoxon test's smallest two-sided p is {low:.4g}; "
+                f"more languages or seeds are needed")
+    return ""
+
+
 def significance_table(rows: pd.DataFrame, baseline: str | None, unit: str = "language") -> pd.DataFrame:
     """Every recipe against `baseline` per task on the task's main metric (``aggregate.main_metric``):
     one :func:`paired_test` row each (columns ``SIGNIFICANCE_COLUMNS``). No baseline: no rows.
+
+    A family of comparisons is one task (all its recipes against the baseline): ``*_p_bh`` are its
+    Benjamini-Hochberg adjusted p-values. ``wilcoxon_min_p`` is the smallest p the Wilcoxon test can give on
+    ``n`` pairs, and ``note`` says when a test cannot reach p < :data:`ALPHA` at all (a warning is logged).
     A baseline that no row has: DataError naming the recipes there are."""
     if baseline is None:
         return pd.DataFrame(columns=SIGNIFICANCE_COLUMNS)
@@ -250,8 +287,16 @@ def significance_table(rows: pd.DataFrame, baseline: str | None, unit: str = "la
         have = set(t.loc[t["metric"] == metric, "recipe"])
         if baseline not in have:
             continue
-        for recipe in sorted(have - {baseline}):
-            out.append(paired_test(rows, recipe, baseline, task, metric, unit=unit))
+        family = [paired_test(rows, recipe, baseline, task, metric, unit=unit)
+                  for recipe in sorted(have - {baseline})]
+        for key in ("wilcoxon_p", "ttest_p"):
+            for row, adj in zip(family, bh_adjust([r[key] for r in family]), strict=True):
+                row[f"{key}_bh"] = float(adj)
+        for row in family:
+            row["wilcoxon_min_p"], row["note"] = wilcoxon_min_p(row["n"]), _reach_note(row["n"])
+            if row["note"]:
+                log.warning("significance %s, %s vs %s (%s): %s", task, row["recipe"], baseline, unit, row["note"])
+        out += family
     return pd.DataFrame(out, columns=SIGNIFICANCE_COLUMNS)
 
 
