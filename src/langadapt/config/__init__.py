@@ -10,7 +10,9 @@ from langadapt.config.checks import check_selector, check_semantics, load_config
 from langadapt.config.recipes import (
     DEFAULT_HYPERNET_DIM,
     STAGES,
+    adapted_languages,
     base_model_dir,
+    card_recipes,
     eval_jobs,
     eval_recipes,
     eval_threads,
@@ -20,6 +22,7 @@ from langadapt.config.recipes import (
     hypernet_train,
     job_languages,
     own_stages,
+    push_repo,
     recipe_chain,
     recipe_hypernet,
     recipe_languages,
@@ -39,7 +42,8 @@ from langadapt.config.schema import SCHEMA_PATH, read_yaml, validate_schema
 from langadapt.core.provenance import canonical, code_version, config_hash
 
 __all__ = [
-    "DEFAULT_HYPERNET_DIM", "SCHEMA_PATH", "STAGES", "base_model_dir", "canonical", "check_selector",
+    "DEFAULT_HYPERNET_DIM", "SCHEMA_PATH", "STAGES", "adapted_languages", "base_model_dir", "canonical",
+    "card_recipes", "check_selector", "push_repo",
     "check_semantics", "code_version", "config_hash", "eval_jobs", "eval_recipes", "eval_threads", "final_model_dir",
     "hypernet_dir", "hypernet_dirs", "hypernet_train", "job_languages", "load_config", "own_stages",
     "prepare_config", "read_yaml", "recipe_chain", "recipe_hypernet", "recipe_languages", "recipe_spec",

@@ -46,9 +46,19 @@ def check_semantics(config: dict, source: str = "config") -> None:
     _check_recipes(config, source)
     _check_hypernet_recipes(config, source)
     _check_evaluation(config, source, known)
+    _check_push(config, source)
     from langadapt.core.tracking import check_installed, settings_of
 
     check_installed(settings_of(config.get("tracking"), f"{source}: tracking"), f"{source}: tracking")
+
+
+def _check_push(config: dict, source: str) -> None:
+    push = config.get("push") or {}
+    if unknown := [r for r in push.get("recipes") or [] if r not in config["recipes"]]:
+        raise ConfigError(f"{source}: push.recipes: unknown recipe(s) {unknown}; known: {sorted(config['recipes'])}")
+    if push.get("recipes") and not push.get("namespace"):
+        raise ConfigError(f"{source}: push.namespace (your Hub user or organisation) is needed to push "
+                          f"{push['recipes']}")
 
 
 def _check_languages(config: dict, source: str) -> set[str]:

@@ -156,6 +156,34 @@ def recipe_spec(config: dict, recipe: str) -> dict:
     }
 
 
+def adapted_languages(config: dict, recipe: str) -> list[str]:
+    """The languages a recipe's stages trained on, in config order: the union of the stages' own language
+    lists; every language of the config when a stage takes them all (or a selector's subset) or when the
+    recipe is a base model (its MLM head trains on every corpus)."""
+    langs: set[str] = set()
+    for r, stage in recipe_chain(config, recipe):
+        spec = stage_spec(config, r, stage)
+        own = spec.get("languages") if stage != "init" else spec["tokenizer_spec"].get("languages")
+        if not isinstance(own, list):
+            return list(config["languages"])
+        langs |= set(own)
+    return [c for c in config["languages"] if c in langs] if langs else list(config["languages"])
+
+
+def push_repo(config: dict, recipe: str) -> str | None:
+    """The Hub repository ``{namespace}/{prefix}{recipe}`` a recipe is pushed to (``push:``), else None."""
+    push = config.get("push") or {}
+    if recipe not in (push.get("recipes") or []):
+        return None
+    return f"{push['namespace']}/{push.get('prefix', '')}{recipe}"
+
+
+def card_recipes(config: dict) -> list[str]:
+    """The recipes that get a full model card: those with at least one evaluation job."""
+    have = {r for r, _, _ in eval_jobs(config)}
+    return [r for r in config["recipes"] if r in have]
+
+
 def eval_recipes(config: dict) -> list[str]:
     wanted = config["evaluation"].get("recipes")
     return list(wanted) if wanted else list(config["recipes"])

@@ -106,7 +106,8 @@ def set_threads(n: int) -> None:
 LOCK_ENV = "LANGADAPT_REMOTE_LOCK"
 CACHE_ENV = "LANGADAPT_REMOTE_CACHE"
 OFFLINE_VARS = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
-NETWORK_RULES = ("preflight", "download")  # the local rules that may reach the network (rules/remote.smk)
+# the local rules that may reach the network (rules/remote.smk; push_model: rules/report.smk)
+NETWORK_RULES = ("preflight", "download", "push_model")
 DOWNLOAD_MARKERS = "remote/downloads"  # results/{this}/{consumer}.json: a download job's marker
 
 

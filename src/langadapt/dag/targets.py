@@ -51,6 +51,7 @@ def targets(config: dict) -> Targets:
         "results/data/sampling.csv",
         *[f"results/tokenizers/{tok}" for tok in config["tokenizers"]],
     ]
+    out += [f"results/model_cards/{r}/README.md" for r in rc.card_recipes(config)]
     if eval_files and config["evaluation"].get("report", {}).get("claims"):
         out += ["results/tables/claims.csv", "results/tables/claims.md", "results/tables/claims.tex"]
     if train_runs:

@@ -23,8 +23,7 @@ from transformers import logging as hf_logging
 
 from langadapt.core.atomic import atomic_dir
 from langadapt.core.errors import DataError
-
-PROVENANCE_FILE = "langadapt.json"
+from langadapt.models.card import PROVENANCE_FILE, write_provenance
 
 
 def check_model_dir(model_dir: str | Path) -> Path:
@@ -95,18 +94,18 @@ def model_info(model: PreTrainedModel) -> dict[str, Any]:
 
 
 def write_model_files(
-    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, directory: Path, provenance: dict[str, Any]
+    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, directory: Path, provenance: dict[str, Any],
+    final: str | Path | None = None,
 ) -> None:
-    """Write model (safetensors), tokenizer and ``langadapt.json`` into an existing directory."""
+    """Write model (safetensors), tokenizer, ``langadapt.json`` and its ``README.md`` model card into an
+    existing directory (`final`: where it is renamed to, named in the card; default `directory`)."""
     if getattr(model.config, "tie_word_embeddings", False):
         model.tie_weights()
     model.save_pretrained(directory)  # safetensors (the only format in transformers 5)
     tokenizer.save_pretrained(directory)
     record = dict(provenance)
     record.setdefault("model", model_info(model))
-    (directory / PROVENANCE_FILE).write_text(
-        json.dumps(record, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8"
-    )
+    write_provenance(directory, record, final=final)
 
 
 def save_model(
@@ -122,5 +121,5 @@ def save_model(
     """
     out = Path(out_dir)
     with atomic_dir(out) as tmp:
-        write_model_files(model, tokenizer, tmp, provenance)
+        write_model_files(model, tokenizer, tmp, provenance, final=out)
     return out

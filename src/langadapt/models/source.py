@@ -245,5 +245,5 @@ def build_source_model(
     info = model_info(model)
     record["model"] = info
     with atomic_dir(out_dir) as tmp:
-        write_model_files(model, tok, tmp, record)
+        write_model_files(model, tok, tmp, record, final=out_dir)
     return info

@@ -21,6 +21,7 @@ from typing import Any
 
 from langadapt.core.atomic import atomic_dir, save_figure, write_text_atomic
 from langadapt.core.errors import DataError
+from langadapt.models.card import write_provenance
 from langadapt.report.aggregate import collect, main_metric
 from langadapt.train.stepselect import step_dir
 
@@ -85,7 +86,7 @@ def select_step_job(steps_root: Path, eval_csvs: Mapping[int, Sequence[Path]] | 
         meta: dict[str, Any] = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
         meta.setdefault("training", {}).update({"select": "downstream", "selected_step": chosen,
                                                 "select_tasks": list(tasks), "step_average": avg})
-        meta_path.write_text(json.dumps(meta, indent=1, sort_keys=True, default=str))
+        write_provenance(tmp, meta, indent=1, final=out_dir)  # langadapt.json + its model card
         write_text_atomic("\n".join(lines) + "\n", tmp / "step_scores.csv")
         _plot(scores, avg, chosen, tasks, tmp / "step_scores.png")
     log.info("selected step %d (average %.4f over %s; steps %s)", chosen, avg[chosen], ", ".join(tasks),

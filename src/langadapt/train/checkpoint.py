@@ -41,6 +41,7 @@ import torch
 
 from langadapt.core.atomic import atomic_dir, atomic_file, write_text_atomic
 from langadapt.core.runtime import Job, job
+from langadapt.models.card import write_provenance
 
 log = logging.getLogger(__name__)
 
@@ -266,7 +267,7 @@ def save_model_dir(model: Any, tokenizer: Any, out_dir: Path, provenance: Mappin
     with atomic_dir(out_dir) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-        (tmp / "langadapt.json").write_text(json.dumps(dict(provenance), indent=1, sort_keys=True, default=str))
+        write_provenance(tmp, provenance, indent=1, final=out_dir)  # langadapt.json + README.md (model card)
         if loss_csv is not None and Path(loss_csv).exists():
             shutil.copyfile(loss_csv, tmp / "loss.csv")
         if extra is not None:

@@ -17,6 +17,7 @@ import torch
 import langadapt.vocab.methods  # noqa: F401  (registers every init method)
 from langadapt.core.atomic import atomic_dir
 from langadapt.core.errors import ConfigError, DataError
+from langadapt.models.card import write_provenance
 from langadapt.models.tokenization import extend_tokenizer
 from langadapt.vocab.base import (
     INIT_METHODS,
@@ -222,7 +223,7 @@ def initialize_embeddings(
             save_factorization(tmp, factorization.coordinates, factorization.primitives, factorization.meta)
         if diagnostics:
             stats["pca"] = _pca_diagnostics(ctx, emb, copied, tmp / "pca.png", f"init {methods} ({vocab})", seed)
-        (tmp / "langadapt.json").write_text(json.dumps(prov, indent=2, default=str) + "\n")
+        write_provenance(tmp, prov, final=out_dir)  # langadapt.json + README.md
         (tmp / "init_stats.json").write_text(json.dumps(stats, indent=2) + "\n")
     log.info("initialized %s: %s", out_dir, stats)
     return stats
