@@ -132,3 +132,14 @@ def test_push_settings_are_checked_before_any_job():
         lc.prepare_config({**cfg, "push": {"recipes": [recipe]}}, source="c.yaml")
     full = lc.prepare_config({**cfg, "push": {"namespace": "me", "recipes": [recipe]}}, source="c.yaml")
     assert lc.push_repo(full, recipe) == f"me/langadapt-{recipe}" and full["push"]["private"] is True
+
+
+def test_the_model_size_comes_from_the_saved_files_when_the_record_has_none(tmp_path):
+    import torch
+    from transformers import AutoModelForMaskedLM
+
+    model_dir = make_model_dir(tmp_path / "m")
+    n = sum(p.numel() for p in AutoModelForMaskedLM.from_pretrained(model_dir, dtype=torch.float32).state_dict().values())
+    write_provenance(model_dir, {k: v for k, v in PROV.items() if k != "model"})
+    text = (model_dir / "README.md").read_text()
+    assert f"XLMRobertaForMaskedLM: {n / 1e6:.1f}M parameters, 2 layers, hidden size 32" in text

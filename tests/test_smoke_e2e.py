@@ -178,8 +178,8 @@ def test_one_tasks_learning_rate_reruns_its_evaluations_only(smoke):
     recipes = {r for r, t, _ in results_jobs(smoke) if t == "taxi1500_standin"}
     assert evaluations and all(wc["task"] == "taxi1500_standin" for wc in evaluations)
     assert {wc["recipe"] for wc in evaluations} == recipes
-    # downstream of the results only: the tables, the claims and the plots drawn from them
-    assert {rule for rule, _ in jobs} - {"evaluate"} <= {"tables", "claims", "per_language_plots"}, jobs
+    # downstream of the results only: the tables, the claims, the plots and model cards drawn from them
+    assert {rule for rule, _ in jobs} - {"evaluate"} <= {"tables", "claims", "per_language_plots", "model_cards"}, jobs
 
 
 def results_jobs(smoke: Path) -> set[tuple[str, str, str]]:
@@ -202,7 +202,8 @@ def test_editing_a_table_layout_reruns_only_the_tables(smoke):
     table = cfg["evaluation"]["report"]["tables"]["smoke_table1"]
     table["caption"] = "Smoke: a new caption"
     table["rows"] = table["rows"][::-1]
-    assert sorted(rule for rule, _ in scheduled(smoke, cfg)) == ["claims", "tables"]  # claims read results.csv
+    # claims and model cards read results.csv
+    assert sorted(rule for rule, _ in scheduled(smoke, cfg)) == ["claims", "model_cards", "tables"]
 
 
 def test_claims_table_and_editing_a_claim_reruns_only_the_claims(smoke):
@@ -273,8 +274,8 @@ def test_model_cards_hold_the_results_and_push_is_scheduled_on_request(smoke):
     cfg["push"] = {"namespace": "me", "recipes": recipes[:2]}
     jobs = scheduled(smoke, cfg, "push")
     # the cards again (their load snippet names the Hub repository now), then one upload per recipe
-    assert sorted(jobs, key=repr) == sorted([("model_cards", {}), *[("push_model", {"recipe": r})
-                                                                    for r in recipes[:2]]], key=repr)
+    assert sorted(jobs, key=repr) == sorted([("model_cards", {}), ("push", {}),
+                                             *[("push_model", {"recipe": r}) for r in recipes[:2]]], key=repr)
 
 
 def test_every_model_directory_records_its_provenance(smoke):

@@ -179,9 +179,9 @@ def push_repo(config: dict, recipe: str) -> str | None:
 
 
 def card_recipes(config: dict) -> list[str]:
-    """The recipes that get a full model card: those with at least one evaluation job."""
-    have = {r for r, _, _ in eval_jobs(config)}
-    return [r for r in config["recipes"] if r in have]
+    """The recipes that get a full model card: those with at least one evaluation job (sorted: the order of
+    the model_cards job's params, which must not change when the config's recipes are reordered)."""
+    return sorted({r for r, _, _ in eval_jobs(config)})
 
 
 def eval_recipes(config: dict) -> list[str]:

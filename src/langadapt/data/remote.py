@@ -18,12 +18,14 @@ from __future__ import annotations
 import fnmatch
 import json
 import logging
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from langadapt.core.atomic import write_text_atomic
 from langadapt.core.errors import DataError
+from langadapt.core.progress import log_items
 from langadapt.data.hub import fetched_patterns, hub_errors, is_hub_id, remote_key
 
 log = logging.getLogger(__name__)
@@ -273,7 +275,8 @@ def download(needs: list[Need], lock: Lock, cache_dir: str | Path) -> list[dict[
     from huggingface_hub import snapshot_download
 
     out = []
-    for need in needs:
+    t0 = time.monotonic()
+    for i, need in enumerate(needs, 1):
         commit = lock.commit(need.remote)
         if commit is None:
             raise DataError(f"{need.remote.key} is not in the lock file: rerun the preflight")
@@ -291,7 +294,7 @@ def download(needs: list[Need], lock: Lock, cache_dir: str | Path) -> list[dict[
         if missing := [p for p in need.required() if not matches(got, p)]:
             raise DataError(f"{need.remote.key} ({commit}): nothing downloaded for {missing}")
         size = sum((root / f).stat().st_size for f in got)
-        log.info("%s: %d file(s), %.1f MB", need.remote.key, len(got), size / 1e6)
+        log_items("downloaded", i, len(needs), t0, log, f"{need.remote.key}: {len(got)} file(s), {size / 1e6:.1f} MB")
         out.append({"remote": need.remote.key, "commit": commit, "files": got, "bytes": size})
     return out
 

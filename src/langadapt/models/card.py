@@ -125,23 +125,49 @@ def _provenance_section(prov: Mapping[str, Any]) -> str:
     return "\n".join([*lines, ""])
 
 
-def _model_line(prov: Mapping[str, Any]) -> str:
-    m = prov.get("model") or {}
+def model_summary(directory: str | Path) -> dict[str, Any]:
+    """Architecture, parameter count (from the safetensors headers: no weights are loaded), layers, hidden
+    size and vocabulary of a saved model directory; {} when it has no ``config.json``."""
+    from safetensors import safe_open
+
+    directory = Path(directory)
+    try:
+        cfg = json.loads((directory / "config.json").read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return {}
+    n = 0
+    for shard in sorted(directory.glob("*.safetensors")):
+        if shard.name != "model.safetensors" and not shard.name.startswith("model-"):
+            continue  # LangSAMP tables, factorized embeddings: not the model's own weights
+        with safe_open(str(shard), framework="pt") as f:
+            for key in f.keys():
+                size = 1
+                for d in f.get_slice(key).get_shape():
+                    size *= d
+                n += size
+    return {"architecture": (cfg.get("architectures") or ["?"])[0], "n_params": n,
+            "num_layers": cfg.get("num_hidden_layers"), "hidden_size": cfg.get("hidden_size"),
+            "vocab_size": cfg.get("vocab_size")}
+
+
+def _model_line(prov: Mapping[str, Any], directory: str | Path | None = None) -> str:
+    m = prov.get("model") or (model_summary(directory) if directory is not None else {})
     if not m:
         return ""
     return (f"{m.get('architecture', '?')}: {m.get('n_params', 0) / 1e6:.1f}M parameters, {m.get('num_layers')} "
             f"layers, hidden size {m.get('hidden_size')}, vocabulary {m.get('vocab_size')}.\n\n")
 
 
-def stage_card(prov: Mapping[str, Any], where: str = ".") -> Any:
-    """The card of one model directory from its ``langadapt.json`` record."""
+def stage_card(prov: Mapping[str, Any], where: str = ".", written: str | Path | None = None) -> Any:
+    """The card of one model directory from its ``langadapt.json`` record (`where`: its path, for the load
+    snippet; `written`: the directory holding its files now, for the model's size)."""
     from huggingface_hub import ModelCard
 
     wildcards = prov.get("wildcards") or {}
     name = wildcards.get("recipe") or wildcards.get("base") or Path(where).name
     stage = prov.get("stage") or str(prov.get("rule", "model"))
     spec = prov.get("spec") or {}
-    body = [f"# {name} ({stage})", "", _model_line(prov)]
+    body = [f"# {name} ({stage})", "", _model_line(prov, written)]
     if prov.get("base_model"):
         body += [f"Base model: {_settings(prov['base_model'], ('head_training',))}.", ""]
     if spec:
@@ -161,7 +187,7 @@ def write_provenance(directory: str | Path, provenance: Mapping[str, Any], inden
     directory = Path(directory)
     (directory / PROVENANCE_FILE).write_text(
         json.dumps(dict(provenance), indent=indent, sort_keys=True, default=str) + "\n", encoding="utf-8")
-    card = stage_card(provenance, str(final if final is not None else directory))
+    card = stage_card(provenance, str(final if final is not None else directory), written=directory)
     (directory / CARD_FILE).write_text(str(card), encoding="utf-8")
 
 
@@ -187,7 +213,7 @@ def recipe_card(recipe: str, spec: Mapping[str, Any], model_dir: str | Path, row
     body = [f"# {recipe}", "",
             f"A masked language model adapted to low-resource languages by the `{recipe}` recipe of langadapt "
             f"({len(stages)} stage{'s' * (len(stages) != 1)} on the base model `{base.get('name')}`).", "",
-            _model_line(prov), "## Recipe", "", "| # | stage | what | settings |", "|---|---|---|---|",
+            _model_line(prov, model_dir), "## Recipe", "", "| # | stage | what | settings |", "|---|---|---|---|",
             f"| 0 | base | `{base.get('name')}` ({base.get('kind')}) | {_settings(base, ('name', 'kind'))} |"]
     for i, st in enumerate(stages, 1):
         what, settings = describe_stage(st)
