@@ -65,8 +65,15 @@ def test_requirements_txt_pins_exactly_the_declared_runtime_and_embedded_package
 
 
 def test_the_built_wheel_declares_the_dependencies(tmp_path):
+    import shutil
+
+    src = tmp_path / "src-tree"  # a copy: building in place would leave build/ in the checkout
+    src.mkdir()
+    shutil.copy2(REPO / "pyproject.toml", src)
+    shutil.copy2(REPO / "README.md", src)
+    shutil.copytree(REPO / "src", src / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-                           "-w", str(tmp_path), str(REPO)], capture_output=True, text=True, timeout=300)
+                           "-w", str(tmp_path), str(src)], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     (wheel,) = tmp_path.glob("langadapt-*.whl")
     with zipfile.ZipFile(wheel) as z:
