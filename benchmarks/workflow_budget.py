@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-PARTS = ("workflow", "rules", "scripts", "envs", "configs", "config.yaml")
+PARTS = ("workflow", "rules", "scripts", "envs", "configs", "config.yaml", "profiles")
 BUDGET_S = {"smoke": 180, "default": 900}
 CONFIG = {"smoke": "configs/smoke.yaml", "default": "config.yaml"}
 
