@@ -157,6 +157,20 @@ class StepRecorder:
             return orig(input, target, *a, **kw)
 
         torch.nn.functional.cross_entropy = counting_ce
+        # the fused vocabulary projection + loss of our objective calls neither F.cross_entropy nor the
+        # decoder Linear's forward: count its targets and head rows where it is applied
+        from langadapt.train import objective
+
+        orig_apply = objective.DecoderCrossEntropy.apply
+        self._orig_apply = orig_apply
+
+        def counting_apply(x: torch.Tensor, weight: torch.Tensor, bias: Any, targets: torch.Tensor) -> torch.Tensor:
+            self.cur["n_masked"] += int(targets.numel())
+            self.cur["head_rows"] += int(x.shape[0])
+            self.cur["ce_calls"] += 1
+            return orig_apply(x, weight, bias, targets)
+
+        objective.DecoderCrossEntropy.apply = counting_apply
 
     def remove(self) -> None:
         for h in self._handles:
@@ -165,6 +179,11 @@ class StepRecorder:
         if self._orig_ce is not None:
             torch.nn.functional.cross_entropy = self._orig_ce
             self._orig_ce = None
+        if getattr(self, "_orig_apply", None) is not None:
+            from langadapt.train import objective
+
+            objective.DecoderCrossEntropy.apply = self._orig_apply
+            self._orig_apply = None
 
     # step boundaries
     def end_step(self, step: int) -> None:
