@@ -157,8 +157,7 @@ rule model_cards:
     params:
         recipes=CARD_RECIPES,  # the order of input.models and output (paths come from those: module prefixes)
         # functions: JSON braces are no wildcards
-        cards=lambda w: as_json({r: {"spec": lc.recipe_spec(config, r), "languages": lc.adapted_languages(config, r),
-                                     "repo_id": lc.push_repo(config, r)} for r in CARD_RECIPES}),
+        cards=lambda w: as_json(lc.card_specs(config)),
         sources=lambda w: as_json(config["data"]["sources"]),
         task_kinds=lambda w: as_json({t: s["kind"] for t, s in config["evaluation"]["tasks"].items()}),
         lock=config["remote"]["lock"],

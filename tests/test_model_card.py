@@ -13,7 +13,14 @@ from test_train_helpers import make_model_dir
 from langadapt import config as lc
 from langadapt.core.errors import ConfigError, DataError
 from langadapt.data.remote import LOCK_VERSION, Remote
-from langadapt.models.card import data_sources, push_model, recipe_card, results_summary, write_provenance
+from langadapt.models.card import (
+    data_sources,
+    push_job,
+    push_model,
+    recipe_card,
+    results_summary,
+    write_provenance,
+)
 
 PROV = {"rule": "pretrain", "wildcards": {"recipe": "lapt"}, "stage": "pretrain", "code_version": "0.1.0+g1234567",
         "config_hash": "abcdef123456", "packages": {"python": "3.11.7", "torch": "2.13.0", "transformers": "5.23.0"},
@@ -119,6 +126,13 @@ def test_push_uploads_the_model_directory_with_the_recipe_card_as_readme(tmp_pat
     assert info == {"repo_id": "me/langadapt-lapt", "files": paths, "commit": "c0ffee"}
     with pytest.raises(DataError, match="model card to push not found"):
         push_model(model, tmp_path / "missing.md", "me/x", api=FakeApi())
+    # the rule's job: the record of the upload, and no upload at all for a recipe without a repository
+    out = tmp_path / "pushed" / "lapt.json"
+    push_job("lapt", model, card, "me/langadapt-lapt", False, out, api=(api2 := FakeApi()))
+    assert json.loads(out.read_text())["commit"] == "c0ffee" and api2.calls[0][2]["private"] is False
+    with pytest.raises(ConfigError, match="'tiny' is not in push.recipes"):
+        push_job("tiny", model, card, None, True, tmp_path / "x.json", api=(api3 := FakeApi()))
+    assert api3.calls == [] and not (tmp_path / "x.json").exists()
 
 
 def test_push_settings_are_checked_before_any_job():

@@ -13,6 +13,7 @@ from langadapt.config.recipes import (
     adapted_languages,
     base_model_dir,
     card_recipes,
+    card_specs,
     eval_jobs,
     eval_recipes,
     eval_threads,
@@ -43,7 +44,7 @@ from langadapt.core.provenance import canonical, code_version, config_hash
 
 __all__ = [
     "DEFAULT_HYPERNET_DIM", "SCHEMA_PATH", "STAGES", "adapted_languages", "base_model_dir", "canonical",
-    "card_recipes", "check_selector", "push_repo",
+    "card_recipes", "card_specs", "check_selector", "push_repo",
     "check_semantics", "code_version", "config_hash", "eval_jobs", "eval_recipes", "eval_threads", "final_model_dir",
     "hypernet_dir", "hypernet_dirs", "hypernet_train", "job_languages", "load_config", "own_stages",
     "prepare_config", "read_yaml", "recipe_chain", "recipe_hypernet", "recipe_languages", "recipe_spec",

@@ -8,6 +8,7 @@ import fnmatch
 import json
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from langadapt.core.errors import ConfigError
 from langadapt.core.provenance import canonical
@@ -182,6 +183,13 @@ def card_recipes(config: dict) -> list[str]:
     """The recipes that get a full model card: those with at least one evaluation job (sorted: the order of
     the model_cards job's params, which must not change when the config's recipes are reordered)."""
     return sorted({r for r, _, _ in eval_jobs(config)})
+
+
+def card_specs(config: dict) -> dict[str, dict[str, Any]]:
+    """Per recipe of :func:`card_recipes`: its full spec, the languages it was adapted to and its Hub
+    repository (None unless pushed): the params of the model_cards job."""
+    return {r: {"spec": recipe_spec(config, r), "languages": adapted_languages(config, r),
+                "repo_id": push_repo(config, r)} for r in card_recipes(config)}
 
 
 def eval_recipes(config: dict) -> list[str]:

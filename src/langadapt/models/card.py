@@ -15,11 +15,14 @@ Two cards, one renderer:
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from langadapt.core.errors import DataError
+
+log = logging.getLogger(__name__)
 
 PROVENANCE_FILE = "langadapt.json"
 CARD_FILE = "README.md"
@@ -311,3 +314,18 @@ def model_cards_job(cards: Mapping[str, Mapping[str, Any]], models: Mapping[str,
         card = recipe_card(recipe, c["spec"], models[recipe], rows, sources, c["languages"], c.get("repo_id"),
                            task_kinds)
         write_text_atomic(str(card), outputs[recipe])
+
+
+def push_job(recipe: str, model_dir: Path, card: Path, repo_id: str | None, private: bool, out: Path,
+             api: Any = None) -> dict[str, Any]:
+    """The ``push_model`` rule: :func:`push_model`, then ``out`` records what was uploaded (repo, files,
+    commit). A recipe without a repository (not in ``push.recipes``) is a ConfigError before any upload."""
+    from langadapt.core.atomic import write_text_atomic
+    from langadapt.core.errors import ConfigError
+
+    if not repo_id:
+        raise ConfigError(f"recipe {recipe!r} is not in push.recipes (or push.namespace is unset)")
+    info = push_model(model_dir, card, repo_id, private=private, api=api)
+    log.info("pushed %d files to https://huggingface.co/%s (commit %s)", len(info["files"]), repo_id, info["commit"])
+    write_text_atomic(json.dumps(info, indent=1) + "\n", out)
+    return info

@@ -224,6 +224,11 @@ class MLMObjective(nn.Module):
         else None. With ``fused_loss = False`` always None (autograd's path, for comparisons)."""
         if not self.fused_loss:
             return None
+        if getattr(self, "_decoder", None) is None:  # looked up once (the head does not change)
+            self._decoder = (self._find_decoder(),)
+        return self._decoder[0]
+
+    def _find_decoder(self) -> tuple[nn.Module, str, nn.Linear] | None:
         out = self.model.get_output_embeddings()
         if type(out) is not nn.Linear:
             return None
