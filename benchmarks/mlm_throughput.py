@@ -164,11 +164,12 @@ class StepRecorder:
         orig_apply = objective.DecoderCrossEntropy.apply
         self._orig_apply = orig_apply
 
-        def counting_apply(x: torch.Tensor, weight: torch.Tensor, bias: Any, targets: torch.Tensor) -> torch.Tensor:
+        def counting_apply(x: torch.Tensor, weight: torch.Tensor, bias: Any, targets: torch.Tensor,
+                           *rest: Any) -> torch.Tensor:
             self.cur["n_masked"] += int(targets.numel())
             self.cur["head_rows"] += int(x.shape[0])
             self.cur["ce_calls"] += 1
-            return orig_apply(x, weight, bias, targets)
+            return orig_apply(x, weight, bias, targets, *rest)
 
         objective.DecoderCrossEntropy.apply = counting_apply
 

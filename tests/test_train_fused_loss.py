@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from test_train_helpers import LANG_PREFIX, make_model_dir
 
-from langadapt.train.objective import DecoderCrossEntropy, IdMaps, MLMObjective
+from langadapt.train.objective import LOGIT_BLOCK, DecoderBuffers, DecoderCrossEntropy, IdMaps, MLMObjective
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -28,6 +28,78 @@ def test_the_function_matches_linear_plus_cross_entropy():
     for a, c in zip(grads, mine, strict=True):
         assert torch.allclose(a, c, rtol=1e-10, atol=1e-12)
     assert mine[1].is_contiguous()  # [V, d] as the weight: a tied embedding's sparse rows add in place
+
+
+def test_the_blocked_log_sum_exp_spans_several_blocks(monkeypatch):
+    import langadapt.train.objective as objective
+
+    monkeypatch.setattr(objective, "LOGIT_BLOCK", 7)  # 50 rows: 8 blocks, the last one short
+    torch.manual_seed(2)
+    x = torch.randn(4, 6, dtype=torch.float64, requires_grad=True)
+    w = (torch.randn(50, 6, dtype=torch.float64) * 3).requires_grad_()  # large logits: the running max matters
+    y = torch.tensor([0, 49, 7, 13])
+    ref = F.cross_entropy(x @ w.t(), y, reduction="sum")
+    out = DecoderCrossEntropy.apply(x, w, None, y)
+    assert float(out.detach()) == pytest.approx(float(ref.detach()), rel=1e-12)
+    for a, c in zip(torch.autograd.grad(ref, (x, w)), torch.autograd.grad(out, (x, w)), strict=True):
+        assert torch.allclose(a, c, rtol=1e-10, atol=1e-12)
+    assert LOGIT_BLOCK == 4096
+
+
+def _tied_problem(seed: int):
+    torch.manual_seed(seed)
+    emb = torch.nn.Embedding(30, 8, sparse=True)
+    ids = torch.randint(0, 30, (5,))
+    targets = torch.randint(0, 30, (5,))
+    return emb, ids, targets
+
+
+def _loss(emb, ids, targets, buffers):
+    x = torch.tanh(emb(ids))  # the "encoder" reads the tied matrix through the lookup
+    return DecoderCrossEntropy.apply(x, emb.weight, None, targets, buffers)
+
+
+def test_kept_buffers_give_the_same_gradient_step_after_step_and_accumulate():
+    emb, ids, targets = _tied_problem(0)
+    ref = torch.nn.Embedding.from_pretrained(emb.weight.detach().clone(), freeze=False)
+    buffers = DecoderBuffers()
+    expected = []
+    for _ in range(2):  # two micro-batches: gradients add up
+        F.cross_entropy(torch.tanh(ref(ids)) @ ref.weight.t(), targets, reduction="sum").backward()
+        expected.append(ref.weight.grad.clone())
+    pointers = set()
+    for step in range(3):  # each step: zero_grad(set_to_none=True), then two micro-batches
+        emb.weight.grad = None
+        _loss(emb, ids, targets, buffers).backward()  # decoder into the kept buffer, then the sparse rows
+        assert not buffers.lent and emb.weight.grad.layout == torch.strided
+        assert torch.allclose(emb.weight.grad, expected[0], atol=1e-6), step
+        pointers.add(emb.weight.grad.data_ptr())
+        _loss(emb, ids, targets, buffers).backward()
+        assert torch.allclose(emb.weight.grad, expected[1], atol=1e-6), step
+    assert pointers == {buffers.grad.data_ptr()}  # the same memory every step
+
+
+def test_a_second_forward_before_backward_gets_its_own_logits():
+    emb, ids, targets = _tied_problem(1)
+    buffers = DecoderBuffers()
+    first = _loss(emb, ids, targets, buffers)
+    second = _loss(emb, ids.flip(0), targets, buffers)  # the kept buffer is lent to the first graph
+    (first + second).backward()
+    got = emb.weight.grad.clone()
+    ref = torch.nn.Embedding.from_pretrained(emb.weight.detach().clone(), freeze=False)
+    loss = sum(F.cross_entropy(torch.tanh(ref(i)) @ ref.weight.t(), targets, reduction="sum")
+               for i in (ids, ids.flip(0)))
+    loss.backward()
+    assert float((first + second).detach()) == pytest.approx(float(loss.detach()), rel=1e-6)
+    assert torch.allclose(got, ref.weight.grad, atol=1e-6) and not buffers.lent
+
+
+def test_an_empty_selection_gives_zero_loss_and_gradients():
+    x = torch.randn(0, 4, requires_grad=True)
+    w = torch.randn(9, 4, requires_grad=True)
+    out = DecoderCrossEntropy.apply(x, w, None, torch.zeros(0, dtype=torch.long))
+    out.backward()
+    assert float(out.detach()) == 0.0 and float(w.grad.abs().sum()) == 0.0
 
 
 def test_a_second_backward_through_the_same_graph_raises():
@@ -54,8 +126,9 @@ def test_the_objective_gives_autograds_loss_and_gradients(tmp_path, arch, varian
         model = AutoModelForMaskedLM.from_pretrained(model_dir, dtype=torch.float32)
         obj = MLMObjective(model, variant, maps if variant != "none" else None, seed=3)
         obj.fused_loss = fused
-        # the tied case: sparse lookup rows with autograd's path, dense (added in place) with the fused one
-        assert obj.sparse_embedding_gradients() == (not fused)
+        # tied: sparse lookup rows either way; with the fused loss the decoder's gradient goes into kept buffers
+        assert obj.sparse_embedding_gradients()
+        assert (obj._decoder_buffers is not None) == fused
         scripts = torch.tensor([maps.script_id(c) for c in (maps.languages[0], maps.languages[1], maps.languages[0])])
         loss = obj(ids, torch.ones_like(ids), labels, lang_ids=lang, script_ids=scripts, denominator=7.0)
         loss.backward()

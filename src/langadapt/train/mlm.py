@@ -47,6 +47,7 @@ from langadapt.train.checkpoint import (
     seed_everything,
 )
 from langadapt.train.distributed import Dist, init_distributed, rank_device, shard, wrap_ddp
+from langadapt.train.dropout import cpu_dropout
 from langadapt.train.loop import (
     GeneratorState,
     Trainer,
@@ -161,8 +162,9 @@ def pretrain(model_dir: Path, corpus_paths: Mapping[str, Path], out_dir: Path, r
     export = step_export(cfg, model, tokenizer, objective, provenance, fp, run_dir, factorization, model_dir)
     on_step, select, move_exports = _selection(cfg, trainer, objective, tokenizer, corpus_paths, masking, maps,
                                                callback, export)
-    stats = trainer.run(micro_step, before_step=_body_freezer(model, frozen_until), callback=on_step,
-                        final_checkpoint=cfg["keep_final_checkpoint"])
+    with cpu_dropout(objective, device):  # cheaper dropout masks on CPU (issue 21)
+        stats = trainer.run(micro_step, before_step=_body_freezer(model, frozen_until), callback=on_step,
+                            final_checkpoint=cfg["keep_final_checkpoint"])
     selection = select()  # the kept step's weights (select: dev_mlm), before the model is unwrapped
     trained_factors = _unwrap(model, factorization)
 

@@ -79,6 +79,75 @@ class IdMaps:
                 "scripts": {s: i for i, s in enumerate(self.scripts)}}
 
 
+class DecoderBuffers:
+    """Buffers the fused loss keeps across steps in a single-process run (issue 21): the logits and the
+    decoder weight's gradient.
+
+    A fresh ``[V, d]`` gradient and ``[V, n]`` logits every step cost, besides the writes, the kernel's first
+    touch of ~0.5 GB of new pages on CPU (``free`` returns allocations this large to the system: ~260k minor
+    page faults per step at XLM-R's 250k vocabulary). Here the decoder's gradient is written straight into
+    ``weight.grad`` (the buffer when the gradient is unset, i.e. the first micro-batch after ``zero_grad``;
+    added in place otherwise) and the sparse rows of a tied input lookup are then added to it in place by
+    autograd. The logits buffer is lent to one graph at a time: a forward while the previous graph's
+    logits still wait for their backward gets fresh memory.
+    """
+
+    def __init__(self) -> None:
+        self.grad: torch.Tensor | None = None
+        self._logits: torch.Tensor | None = None
+        self.lent = False
+
+    def logits(self, vocab: int, n: int, like: torch.Tensor) -> torch.Tensor:
+        """A contiguous ``[vocab, n]`` tensor to write logits into: the kept buffer's memory when it is free."""
+        if self.lent:
+            return like.new_empty(vocab, n)
+        buf = self._logits
+        if buf is None or buf.numel() < vocab * n or buf.dtype != like.dtype or buf.device != like.device:
+            buf = self._logits = like.new_empty(vocab * max(n, 256))
+        self.lent = True
+        return buf[:vocab * n].view(vocab, n)
+
+    def release(self) -> None:
+        self.lent = False
+
+    def accumulate(self, weight: torch.Tensor, g_t: torch.Tensor, x: torch.Tensor) -> None:
+        """``weight.grad += g_t x`` (g_t: ``[V, n]``), into the kept buffer when ``weight.grad`` is unset."""
+        if weight.grad is None:
+            if self.grad is None or self.grad.shape != weight.shape or self.grad.dtype != weight.dtype \
+                    or self.grad.device != weight.device:
+                self.grad = torch.empty_like(weight, memory_format=torch.contiguous_format)
+            torch.mm(g_t, x, out=self.grad)
+            weight.grad = self.grad
+        else:
+            weight.grad.addmm_(g_t, x)
+
+
+#: vocabulary rows per block of the fused loss's forward (4096 x n logits stay in cache for their
+#: log-sum-exp; measured on 2 cores at V = 250k, n = 148: 247 ms vs 2,048 rows 264, 8,192 261, 32,768 289)
+LOGIT_BLOCK = 4096
+
+
+def _logits_and_lse(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                    out: torch.Tensor) -> torch.Tensor:
+    """Fill `out` (``[V, n]``) with ``W x^T + b`` block by block and return ``logsumexp`` over V, ``[1, n]``
+    (online: running maximum and rescaled sum, each block reduced while it is in cache)."""
+    n = x.shape[0]
+    top = x.new_full((1, n), float("-inf"))
+    total = x.new_zeros(1, n)
+    xt = x.t()
+    for start in range(0, weight.shape[0], LOGIT_BLOCK):
+        block = out[start:start + LOGIT_BLOCK]
+        w = weight[start:start + LOGIT_BLOCK]
+        if bias is not None:
+            torch.addmm(bias[start:start + LOGIT_BLOCK, None], w, xt, out=block)
+        else:
+            torch.mm(w, xt, out=block)
+        new_top = torch.maximum(top, block.amax(dim=0, keepdim=True))
+        total = total.mul_((top - new_top).exp_()).add_((block - new_top).exp_().sum(dim=0, keepdim=True))
+        top = new_top
+    return total.log_().add_(top)
+
+
 class DecoderCrossEntropy(torch.autograd.Function):
     """``sum_i CE(x_i W^T + b, y_i)`` of the vocabulary projection and the loss in one autograd node.
 
@@ -86,21 +155,26 @@ class DecoderCrossEntropy(torch.autograd.Function):
     two more ``[n, V]`` gradient buffers (copy + zero fill), and hands the decoder weight its gradient as a
     transposed view, which the sparse gradient of a tied input embedding cannot be added to in place: one
     copy of the whole ``[V, d]`` matrix per step (112 ms of a 2.4 s step at XLM-R's 250k vocabulary on CPU,
-    issue 21). Here the logits are the only ``[n, V]`` buffer (plus one temporary for the log-sum-exp);
-    backward turns them into the softmax gradient in place and returns the weight gradient as a contiguous
-    ``[V, d]`` matrix (``g^T x``). The same values as autograd's path to float rounding. Backward runs once
+    issue 21). Here the logits are the only ``[V, n]`` buffer, laid out vocabulary-major (``W x^T``: the
+    projection runs at 133 GFLOP/s where ``x W^T`` ran at 98 on 2 cores) and reduced to the log-sum-exp
+    block by block while in cache; backward turns them into the softmax gradient in place and gives the
+    weight gradient as a contiguous ``[V, d]`` matrix. With `buffers` (:class:`DecoderBuffers`, single
+    process) the logits reuse a kept buffer and the weight gradient goes straight into ``weight.grad``
+    (autograd gets None for it). The same values as autograd's path to float rounding. Backward runs once
     (it consumes the saved logits): a second backward through the same graph raises.
     """
 
     @staticmethod
     def forward(ctx: Any, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
-                targets: torch.Tensor) -> torch.Tensor:
-        logits = torch.addmm(bias, x, weight.t()) if bias is not None else x.mm(weight.t())
-        top = logits.amax(dim=1, keepdim=True)
-        lse = (logits - top).exp_().sum(dim=1, keepdim=True).log_().add_(top)
-        total = (lse.squeeze(1) - logits.gather(1, targets[:, None]).squeeze(1)).sum()
-        ctx.save_for_backward(x, weight, logits, lse, targets)
-        ctx.has_bias, ctx.consumed = bias is not None, False
+                targets: torch.Tensor, buffers: DecoderBuffers | None = None) -> torch.Tensor:
+        vocab, n = weight.shape[0], x.shape[0]
+        out = buffers.logits(vocab, n, x) if buffers is not None else x.new_empty(vocab, n)
+        lse = _logits_and_lse(x, weight, bias, out)
+        cols = torch.arange(n, device=x.device)
+        total = (lse.squeeze(0) - out[targets, cols]).sum()
+        ctx.save_for_backward(x, weight, out, lse, targets)
+        ctx.has_bias, ctx.consumed, ctx.buffers = bias is not None, False, buffers
+        ctx.weight = weight if buffers is not None else None  # the Parameter whose .grad is written
         return total
 
     @staticmethod
@@ -109,13 +183,20 @@ class DecoderCrossEntropy(torch.autograd.Function):
             raise RuntimeError("DecoderCrossEntropy: backward ran twice through the same graph")
         ctx.consumed = True
         x, weight, logits, lse, targets = ctx.saved_tensors
-        g = logits.sub_(lse).exp_()  # softmax, in the logits' buffer
-        g[torch.arange(len(targets), device=g.device), targets] -= 1.0
+        g = logits.sub_(lse).exp_()  # softmax [V, n], in the logits' buffer
+        g[targets, torch.arange(len(targets), device=g.device)] -= 1.0
         g.mul_(grad)
-        gx = g.mm(weight) if ctx.needs_input_grad[0] else None
-        gw = g.t().mm(x) if ctx.needs_input_grad[1] else None  # contiguous [V, d]
-        gb = g.sum(dim=0) if ctx.has_bias and ctx.needs_input_grad[2] else None
-        return gx, gw, gb, None
+        gx = g.t().mm(weight) if ctx.needs_input_grad[0] else None
+        gw = None
+        if ctx.needs_input_grad[1]:
+            if ctx.buffers is not None:
+                ctx.buffers.accumulate(ctx.weight, g, x)
+            else:
+                gw = g.mm(x)  # contiguous [V, d]
+        gb = g.sum(dim=1) if ctx.has_bias and ctx.needs_input_grad[2] else None
+        if ctx.buffers is not None:
+            ctx.buffers.release()
+        return gx, gw, gb, None, None
 
 
 def mlm_head(model: nn.Module) -> nn.Module | None:
@@ -145,6 +226,7 @@ class MLMObjective(nn.Module):
             raise ConfigError(f"LangSAMP variant {variant!r} needs a language inventory")
         self.model = model
         self.fused_loss = True  # DecoderCrossEntropy for the vocabulary projection (fp32); False: autograd's path
+        self._decoder_buffers: DecoderBuffers | None = None  # set by sparse_embedding_gradients (single process)
         self.variant = variant
         self.maps = maps
         self.head = mlm_head(model)
@@ -160,17 +242,18 @@ class MLMObjective(nn.Module):
                                   if use_script and maps else None)
 
     def sparse_embedding_gradients(self) -> bool:
-        """Let the input embedding lookup return a sparse gradient when the input matrix is tied to the MLM
-        decoder (single process only; not under DDP).
+        """Single process only (not under DDP, whose hooks expect every gradient from autograd): the input
+        embedding lookup returns sparse rows when its matrix is tied to the MLM decoder, and the fused loss
+        (:class:`DecoderCrossEntropy`, fp32) writes the decoder's gradient straight into ``weight.grad`` through
+        buffers kept across steps (:class:`DecoderBuffers`); autograd then adds the sparse rows to it in place.
 
-        Not with the fused loss (:class:`DecoderCrossEntropy`, the fp32 default): autograd adds a sparse
-        gradient to the decoder's dense one out of place, a copy of the whole ``[V, d]`` matrix (112 ms of a
-        2.4 s step at 250k pieces on CPU), while the fused loss's contiguous decoder gradient takes the dense
-        lookup gradient in place (issue 21). With autograd's own loss path the sparse rows saved ~8% of a
-        step. Same values either way. Returns whether it was enabled.
+        Issue 21, at XLM-R's 250k vocabulary on CPU: a dense lookup gradient is a zero fill and an add of the
+        whole ``[V, d]`` matrix per step, autograd adds a sparse one to a dense decoder gradient it got back
+        out of place (a copy: 112 ms of a 2.4 s step), and fresh ``[V, d]`` / ``[n, V]`` buffers cost ~260k
+        page faults per step. Same values either way. Returns whether the sparse lookup was enabled.
         """
         if self.fused_loss:
-            return False
+            self._decoder_buffers = DecoderBuffers()
         emb, out = self.model.get_input_embeddings(), self.model.get_output_embeddings()
         if isinstance(emb, nn.Embedding) and out is not None and out.weight is emb.weight:
             emb.sparse = True
@@ -212,7 +295,8 @@ class MLMObjective(nn.Module):
                 transformed = self.head(inputs)
             finally:
                 setattr(parent, name, linear)
-            total = DecoderCrossEntropy.apply(transformed, linear.weight, linear.bias, labels[selected])
+            buffers = self._decoder_buffers if torch.is_grad_enabled() else None
+            total = DecoderCrossEntropy.apply(transformed, linear.weight, linear.bias, labels[selected], buffers)
         else:  # bf16 autocast, or a head without a plain Linear decoder: autograd's path
             total = F.cross_entropy(self.head(inputs).float(), labels[selected], reduction="sum")
         n = float(denominator) if denominator is not None else float(max(int(selected.sum()), 1))
