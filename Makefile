@@ -52,7 +52,7 @@ test: install-test
 # MLM throughput / MFU against the Hugging Face Trainer baselines (~5 min on 2 cores), FOCUS against deepfocus,
 # the corpus stage against the in-memory one and datatrove at 0.2M and 1M lines (~5 min)
 bench: install-bench
-	$(BIN)/python benchmarks/mlm_throughput.py --profile
+	$(BIN)/python benchmarks/mlm_throughput.py --profile --repeat 3
 	$(BIN)/python benchmarks/focus_vs_deepfocus.py
 	$(BIN)/python benchmarks/corpus_stream.py --sizes 200000 1000000
 

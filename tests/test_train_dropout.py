@@ -11,7 +11,15 @@ import torch
 import torch.nn.functional as F
 from test_train_helpers import make_model_dir
 
-from langadapt.train.dropout import ATTENTION, CpuDropout, attention, cpu_dropout, drop_threshold, dropout, keep_mask
+from langadapt.train.dropout import (
+    ATTENTION,
+    CpuDropout,
+    attention,
+    cpu_dropout,
+    drop_threshold,
+    dropout,
+    keep_mask,
+)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
