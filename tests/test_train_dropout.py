@@ -155,3 +155,26 @@ def test_a_model_switches_to_cpu_dropout_while_training_and_back(tmp_path):
     assert all(m.training for m in model.modules())  # the restored modules follow the model's mode
     model.eval()
     assert torch.equal(model(input_ids=ids, attention_mask=mask).logits, before)
+
+
+def test_pretraining_draws_every_dropout_mask_here(tmp_path, monkeypatch):
+    """Continued pretraining on CPU: every dropout site of the model (embeddings, and per layer the attention
+    probabilities, the attention output and the feed-forward output) draws its mask with keep_mask, once per
+    forward; the saved model is a stock one."""
+    import langadapt.train.dropout as mod
+    from test_train_helpers import LANG_PREFIX, repetitive, write_corpus
+
+    from langadapt.train.mlm import pretrain
+
+    model = make_model_dir(tmp_path / "m", dropout=0.1)  # 2 layers
+    corpora = {lang: write_corpus(tmp_path / f"{lang}.parquet", repetitive(lang, 30)) for lang in LANG_PREFIX}
+    shapes = []
+    real = mod.keep_mask
+    monkeypatch.setattr(mod, "keep_mask", lambda shape, *a, **k: shapes.append(tuple(shape)) or real(shape, *a, **k))
+    cfg = dict(steps=3, batch_size=4, grad_accum=2, seq_len=24, lr=1e-3, warmup_steps=0, checkpoint_every=100,
+               log_every=1, seed=1, device="cpu")
+    pretrain(model, corpora, tmp_path / "out", tmp_path / "run", cfg)
+    assert len(shapes) == 3 * 2 * (1 + 2 * 3)  # steps x micro-batches x dropout sites
+    assert sum(len(s) == 4 for s in shapes) == 3 * 2 * 2  # attention probabilities [batch, heads, q, k]
+    config = json.loads((tmp_path / "out" / "config.json").read_text())
+    assert ATTENTION not in json.dumps(config)
