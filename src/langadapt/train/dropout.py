@@ -94,7 +94,7 @@ def attention(module: nn.Module, query: torch.Tensor, key: torch.Tensor, value: 
 
     causal = is_causal if is_causal is not None else getattr(module, "is_causal", False)
     if query.device.type != "cpu" or dropout == 0.0 or not module.training or causal \
-            or key.shape[1] != query.shape[1]:
+            or key.shape[1] != query.shape[1]:  # (grouped-query heads: SDPA's path)
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout,
                                       scaling=scaling, is_causal=is_causal, **kwargs)
     scale = scaling if scaling is not None else query.shape[-1] ** -0.5
