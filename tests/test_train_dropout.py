@@ -161,9 +161,9 @@ def test_pretraining_draws_every_dropout_mask_here(tmp_path, monkeypatch):
     """Continued pretraining on CPU: every dropout site of the model (embeddings, and per layer the attention
     probabilities, the attention output and the feed-forward output) draws its mask with keep_mask, once per
     forward; the saved model is a stock one."""
-    import langadapt.train.dropout as mod
     from test_train_helpers import LANG_PREFIX, repetitive, write_corpus
 
+    import langadapt.train.dropout as mod
     from langadapt.train.mlm import pretrain
 
     model = make_model_dir(tmp_path / "m", dropout=0.1)  # 2 layers

@@ -127,7 +127,7 @@ def test_the_objective_gives_autograds_loss_and_gradients(tmp_path, arch, varian
         obj = MLMObjective(model, variant, maps if variant != "none" else None, seed=3)
         obj.fused_loss = fused
         # tied: sparse lookup rows either way; with the fused loss the decoder's gradient goes into kept buffers
-        assert obj.sparse_embedding_gradients()
+        assert obj.single_process_gradients()
         assert (obj._decoder_buffers is not None) == fused
         scripts = torch.tensor([maps.script_id(c) for c in (maps.languages[0], maps.languages[1], maps.languages[0])])
         loss = obj(ids, torch.ones_like(ids), labels, lang_ids=lang, script_ids=scripts, denominator=7.0)

@@ -185,7 +185,7 @@ def test_sparse_embedding_gradient_equals_the_dense_one(world):
         obj = _objective(models["xlmr"], "both")
         obj.fused_loss = False  # the sparse rows are used with autograd's loss path only
         if sparse:
-            assert obj.sparse_embedding_gradients()
+            assert obj.single_process_gradients()
         obj(ids, torch.ones_like(ids), labels, torch.tensor([0, 1, 3, 4]), torch.tensor([2, 2, 0, 1])).backward()
         g = obj.model.get_input_embeddings().weight.grad
         assert not g.is_sparse  # the decoder's dense gradient came first; the lookup rows were added into it

@@ -143,7 +143,7 @@ def pretrain(model_dir: Path, corpus_paths: Mapping[str, Path], out_dir: Path, r
     copied = objective.load_tables_from(model_dir)
     objective.to(device)
     if not dist.enabled:
-        objective.sparse_embedding_gradients()
+        objective.single_process_gradients()
     masking = _Masking.of(tokenizer, model, cfg)
     sampler = language_sampler(packed, float(cfg["alpha"]), cfg["seed"])
     gen = torch.Generator().manual_seed(cfg["seed"])

@@ -226,7 +226,7 @@ class MLMObjective(nn.Module):
             raise ConfigError(f"LangSAMP variant {variant!r} needs a language inventory")
         self.model = model
         self.fused_loss = True  # DecoderCrossEntropy for the vocabulary projection (fp32); False: autograd's path
-        self._decoder_buffers: DecoderBuffers | None = None  # set by sparse_embedding_gradients (single process)
+        self._decoder_buffers: DecoderBuffers | None = None  # set by single_process_gradients (single process)
         self.variant = variant
         self.maps = maps
         self.head = mlm_head(model)
@@ -241,9 +241,9 @@ class MLMObjective(nn.Module):
         self.script_embeddings = (nn.Parameter(torch.randn(len(maps.scripts), d, generator=gen) * std)
                                   if use_script and maps else None)
 
-    def sparse_embedding_gradients(self) -> bool:
-        """Single process only (not under DDP, whose hooks expect every gradient from autograd): the input
-        embedding lookup returns sparse rows when its matrix is tied to the MLM decoder, and the fused loss
+    def single_process_gradients(self) -> bool:
+        """Gradient paths for a single process (not under DDP, whose hooks expect every gradient from
+        autograd): the input embedding lookup returns sparse rows when its matrix is tied to the MLM decoder, and the fused loss
         (:class:`DecoderCrossEntropy`, fp32) writes the decoder's gradient straight into ``weight.grad`` through
         buffers kept across steps (:class:`DecoderBuffers`); autograd then adds the sparse rows to it in place.
 
